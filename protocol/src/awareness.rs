@@ -173,7 +173,11 @@ impl AwarenessTable {
 
     /// Removes live clients (a connection closed), bumping their clocks so that every
     /// peer accepts the removal. Returns the removals to broadcast.
-    pub fn remove(&mut self, client_ids: impl IntoIterator<Item = u64>, now_ms: u64) -> Vec<Change> {
+    pub fn remove(
+        &mut self,
+        client_ids: impl IntoIterator<Item = u64>,
+        now_ms: u64,
+    ) -> Vec<Change> {
         let mut changes = Vec::new();
         for id in client_ids {
             if let Some(meta) = self.clients.get_mut(&id) {
@@ -245,8 +249,14 @@ mod tests {
     fn codec_roundtrips_and_matches_y_protocols_bytes() {
         // y-protocols: encodeAwarenessUpdate(awareness, [5]) with clock 1, state {"a":1}
         let bytes = encode_update([entry(5, 1, r#"{"a":1}"#)]);
-        assert_eq!(bytes, [1, 5, 1, 7, b'{', b'"', b'a', b'"', b':', b'1', b'}']);
-        assert_eq!(decode_update(&bytes).unwrap(), vec![entry(5, 1, r#"{"a":1}"#)]);
+        assert_eq!(
+            bytes,
+            [1, 5, 1, 7, b'{', b'"', b'a', b'"', b':', b'1', b'}']
+        );
+        assert_eq!(
+            decode_update(&bytes).unwrap(),
+            vec![entry(5, 1, r#"{"a":1}"#)]
+        );
     }
 
     #[test]
@@ -256,7 +266,10 @@ mod tests {
         w.write_var_u64(1 << 40);
         let err = decode_update(&w.into_inner()).unwrap_err();
         assert!(matches!(err, DecodeError::LengthTooLarge { .. }));
-        assert_eq!(decode_update(&[1, 1, 0x80, 0x80]), Err(DecodeError::Truncated));
+        assert_eq!(
+            decode_update(&[1, 1, 0x80, 0x80]),
+            Err(DecodeError::Truncated)
+        );
         assert_eq!(decode_update(&[0, 0]), Err(DecodeError::TrailingBytes(1)));
         assert_eq!(
             decode_update(&[1, 1, 1, 1, 0xff]),

@@ -159,10 +159,7 @@ mod tests {
             (127, &[127]),
             (128, &[128, 1]),
             (300, &[172, 2]),
-            (
-                (1u64 << 53) - 1,
-                &[255, 255, 255, 255, 255, 255, 255, 15],
-            ),
+            ((1u64 << 53) - 1, &[255, 255, 255, 255, 255, 255, 255, 15]),
         ];
         for (value, bytes) in cases {
             let mut w = Writer::default();
@@ -195,10 +192,7 @@ mod tests {
         );
         let mut max = Writer::default();
         max.write_var_u64(u64::MAX);
-        assert_eq!(
-            Reader::new(&max.into_inner()).read_var_u64(),
-            Ok(u64::MAX)
-        );
+        assert_eq!(Reader::new(&max.into_inner()).read_var_u64(), Ok(u64::MAX));
     }
 
     #[test]

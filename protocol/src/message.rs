@@ -111,7 +111,10 @@ mod tests {
     fn frames_from_the_stock_client_decode() {
         // Sync step 1 with an empty state vector, exactly as y-websocket sends it first.
         assert_eq!(Message::decode(&[0, 0, 1, 0]), Ok(Message::SyncStep1(&[0])));
-        assert_eq!(Message::decode(&[0, 2, 2, 7, 9]), Ok(Message::Update(&[7, 9])));
+        assert_eq!(
+            Message::decode(&[0, 2, 2, 7, 9]),
+            Ok(Message::Update(&[7, 9]))
+        );
         assert_eq!(Message::decode(&[3]), Ok(Message::QueryAwareness));
         assert_eq!(
             Message::decode(&[2, 0, 2, b'n', b'o']),
@@ -138,10 +141,7 @@ mod tests {
                 remaining: 1
             })
         );
-        assert_eq!(
-            Message::decode(&[3, 0]),
-            Err(DecodeError::TrailingBytes(1))
-        );
+        assert_eq!(Message::decode(&[3, 0]), Err(DecodeError::TrailingBytes(1)));
         assert_eq!(
             Message::decode(&[0, 2, 0xff, 0xff, 0xff, 0xff, 0x0f]),
             Err(DecodeError::LengthTooLarge {

@@ -1,0 +1,278 @@
+//! Configuration: flags, then `TANDEM_*` environment variables, then an optional TOML
+//! file (`--config`), then defaults. One struct, [`ServeOptions`], is both the command
+//! line (clap) and the file format (serde), so the two cannot drift; [`Config`] is the
+//! validated result the server runs with.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::Args;
+use serde::Deserialize;
+
+use crate::rooms::RoomsConfig;
+
+/// A duration written like `30s`, `500ms` or `2m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl FromStr for HumanDuration {
+    type Err = humantime::DurationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        humantime::parse_duration(s).map(HumanDuration)
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Options of `tandem serve`. Every field is optional here so that a flag or variable
+/// that is not given falls through to the file, then to the default shown in `--help`.
+#[derive(Debug, Default, Clone, Args, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServeOptions {
+    /// TOML file with any of these options (kebab-case keys, e.g. `listen = "0.0.0.0:8080"`).
+    #[arg(long, env = "TANDEM_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "TANDEM_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+
+    /// Directory for the embedded SQLite database, created if missing [default: ./tandem-data]
+    #[arg(long, env = "TANDEM_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Let anyone connect to any room without a token (development only; logged as a
+    /// warning) [default: false]
+    #[arg(long, env = "TANDEM_ALLOW_ANONYMOUS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_anonymous: Option<bool>,
+
+    /// Largest WebSocket message accepted, in bytes; a larger one closes the connection
+    /// with 4413 [default: 4194304]
+    #[arg(long, env = "TANDEM_MAX_MESSAGE_BYTES", value_name = "BYTES")]
+    pub max_message_bytes: Option<usize>,
+
+    /// Frames queued for one connection before it counts as too slow and is closed
+    /// with 1013 (it resyncs on reconnect) [default: 512]
+    #[arg(long, env = "TANDEM_OUTBOUND_QUEUE", value_name = "FRAMES")]
+    pub outbound_queue: Option<usize>,
+
+    /// A send to a client that does not complete within this closes it [default: 10s]
+    #[arg(long, env = "TANDEM_SEND_TIMEOUT", value_name = "DURATION")]
+    pub send_timeout: Option<HumanDuration>,
+
+    /// Unload a room from memory after it has had no connections for this long [default: 30s]
+    #[arg(long, env = "TANDEM_ROOM_IDLE_TIMEOUT", value_name = "DURATION")]
+    pub room_idle_timeout: Option<HumanDuration>,
+
+    /// Remove a presence (awareness) state not renewed for this long [default: 30s]
+    #[arg(long, env = "TANDEM_AWARENESS_TIMEOUT", value_name = "DURATION")]
+    pub awareness_timeout: Option<HumanDuration>,
+
+    /// How long relaying waits for storage before closing clients with 1013 [default: 10s]
+    #[arg(long, env = "TANDEM_PERSIST_TIMEOUT", value_name = "DURATION")]
+    pub persist_timeout: Option<HumanDuration>,
+
+    /// Compact a room's update log into its snapshot past this many updates [default: 500]
+    #[arg(long, env = "TANDEM_COMPACT_AFTER_UPDATES", value_name = "COUNT")]
+    pub compact_after_updates: Option<usize>,
+
+    /// …or past this many bytes of log [default: 1048576]
+    #[arg(long, env = "TANDEM_COMPACT_AFTER_BYTES", value_name = "BYTES")]
+    pub compact_after_bytes: Option<usize>,
+
+    /// How long shutdown waits for rooms to flush and clients to be closed [default: 10s]
+    #[arg(long, env = "TANDEM_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
+    pub shutdown_timeout: Option<HumanDuration>,
+}
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML for these options.
+    #[error("parsing {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: Box<toml::de::Error>,
+    },
+    /// A value is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The validated configuration of a server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Where the embedded database lives.
+    pub data_dir: PathBuf,
+    /// Whether token-less connections are let in.
+    pub allow_anonymous: bool,
+    /// Rooms engine tuning.
+    pub rooms: RoomsConfig,
+    /// Graceful shutdown budget.
+    pub shutdown_timeout: Duration,
+}
+
+impl Config {
+    /// Resolves options given on the command line / environment against the file they
+    /// name (if any) and the defaults.
+    pub fn resolve(cli: ServeOptions) -> Result<Self, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                toml::from_str::<ServeOptions>(&text).map_err(|source| ConfigError::Parse {
+                    path: path.clone(),
+                    source: Box::new(source),
+                })?
+            }
+            None => ServeOptions::default(),
+        };
+        Self::merge(cli, file)
+    }
+
+    fn merge(cli: ServeOptions, file: ServeOptions) -> Result<Self, ConfigError> {
+        let d = RoomsConfig::default();
+        let dur = |a: Option<HumanDuration>, b: Option<HumanDuration>, default: Duration| {
+            a.or(b).map_or(default, |h| h.0)
+        };
+        let rooms = RoomsConfig {
+            max_message_bytes: cli
+                .max_message_bytes
+                .or(file.max_message_bytes)
+                .unwrap_or(d.max_message_bytes),
+            outbound_queue: cli
+                .outbound_queue
+                .or(file.outbound_queue)
+                .unwrap_or(d.outbound_queue),
+            send_timeout: dur(cli.send_timeout, file.send_timeout, d.send_timeout),
+            room_idle_timeout: dur(
+                cli.room_idle_timeout,
+                file.room_idle_timeout,
+                d.room_idle_timeout,
+            ),
+            awareness_timeout: dur(
+                cli.awareness_timeout,
+                file.awareness_timeout,
+                d.awareness_timeout,
+            ),
+            persist_timeout: dur(cli.persist_timeout, file.persist_timeout, d.persist_timeout),
+            compact_after_updates: cli
+                .compact_after_updates
+                .or(file.compact_after_updates)
+                .unwrap_or(d.compact_after_updates),
+            compact_after_bytes: cli
+                .compact_after_bytes
+                .or(file.compact_after_bytes)
+                .unwrap_or(d.compact_after_bytes),
+            ..d
+        };
+        if rooms.max_message_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "max-message-bytes must be at least 1024".into(),
+            ));
+        }
+        if rooms.outbound_queue < 4 {
+            return Err(ConfigError::Invalid(
+                "outbound-queue must be at least 4".into(),
+            ));
+        }
+        if rooms.compact_after_updates == 0 {
+            return Err(ConfigError::Invalid(
+                "compact-after-updates must be at least 1".into(),
+            ));
+        }
+        for (name, value) in [
+            ("send-timeout", rooms.send_timeout),
+            ("awareness-timeout", rooms.awareness_timeout),
+            ("persist-timeout", rooms.persist_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be more than zero"
+                )));
+            }
+        }
+        Ok(Self {
+            listen: cli
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            data_dir: cli
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("tandem-data")),
+            allow_anonymous: cli
+                .allow_anonymous
+                .or(file.allow_anonymous)
+                .unwrap_or(false),
+            rooms,
+            shutdown_timeout: dur(
+                cli.shutdown_timeout,
+                file.shutdown_timeout,
+                Duration::from_secs(10),
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documented_embedded_setup() {
+        let c = Config::merge(ServeOptions::default(), ServeOptions::default()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from("tandem-data"));
+        assert!(!c.allow_anonymous);
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let file: ServeOptions = toml::from_str(
+            "listen = \"127.0.0.1:9000\"\nallow-anonymous = true\nroom-idle-timeout = \"2m\"\nmax-message-bytes = 2048\n",
+        )
+        .unwrap();
+        let cli = ServeOptions {
+            listen: Some("127.0.0.1:9100".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = Config::merge(cli, file).unwrap();
+        assert_eq!(c.listen.port(), 9100);
+        assert!(c.allow_anonymous);
+        assert_eq!(c.rooms.room_idle_timeout, Duration::from_secs(120));
+        assert_eq!(c.rooms.max_message_bytes, 2048);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        assert!(toml::from_str::<ServeOptions>("lisen = \"x\"").is_err());
+        let bad = ServeOptions {
+            max_message_bytes: Some(10),
+            ..Default::default()
+        };
+        assert!(Config::merge(bad, ServeOptions::default()).is_err());
+    }
+}

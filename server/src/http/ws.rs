@@ -1,0 +1,139 @@
+//! `GET /v1/connect/{room}`: the y-websocket endpoint. Upgrades, authorizes through the
+//! [`Authorizer`](crate::rooms::auth::Authorizer) seam (refusals become close codes the
+//! client can act on), then hands the socket to [`session::run`].
+//!
+//! The room is the rest of the path, so names with `/` work as the stock client sends
+//! them (it appends the room to the URL unescaped).
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures_util::{future, SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio_tungstenite::tungstenite;
+
+use super::AppState;
+use crate::rooms::session::{self, Inbound, Outbound};
+use crate::rooms::RoomKey;
+
+/// Longest room name accepted, in bytes.
+pub const MAX_ROOM_NAME: usize = 256;
+
+/// Per-connection socket buffers. tungstenite's defaults (128 KiB each) are sized for
+/// bulk transfer; an idle collaborative connection needs far less, and at thousands of
+/// connections this is most of the memory.
+const READ_BUFFER: usize = 4 * 1024;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route("/v1/connect/{*room}", get(connect))
+}
+
+#[derive(Debug, Deserialize)]
+struct ConnectQuery {
+    token: Option<String>,
+}
+
+fn valid_room_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_ROOM_NAME && !name.chars().any(char::is_control)
+}
+
+async fn connect(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    Query(query): Query<ConnectQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !valid_room_name(&room) {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("room names are 1 to {MAX_ROOM_NAME} bytes without control characters"),
+        )
+            .into_response();
+    }
+    let max = state.rooms.config().max_message_bytes;
+    let rooms = state.rooms.clone();
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| {
+            rooms.clone().track(async move {
+                let mut transport = adapt(socket);
+                match state.authorizer.authorize(&room, query.token.as_deref()).await {
+                    Ok(grant) => {
+                        let key = RoomKey {
+                            project_id: grant.project_id.as_str().into(),
+                            name: room.into(),
+                        };
+                        session::run(rooms, key, grant, transport).await;
+                    }
+                    Err(denied) => {
+                        tracing::debug!(code = denied.code, reason = %denied.reason, "connection refused");
+                        let _ = transport
+                            .send(Outbound::Close {
+                                code: denied.code,
+                                reason: denied.reason,
+                            })
+                            .await;
+                    }
+                }
+            })
+        })
+}
+
+/// Adapts axum's socket to the session's frame types.
+fn adapt(
+    socket: WebSocket,
+) -> impl futures_util::Stream<Item = Result<Inbound, axum::Error>>
+       + futures_util::Sink<Outbound, Error = axum::Error>
+       + Unpin
+       + Send {
+    socket
+        .map(|item| match item {
+            Ok(WsMessage::Binary(bytes)) => Ok(Inbound::Binary(bytes)),
+            Ok(WsMessage::Text(_)) => Ok(Inbound::Text),
+            Ok(WsMessage::Close(_)) => Ok(Inbound::Close),
+            Ok(WsMessage::Ping(_) | WsMessage::Pong(_)) => Ok(Inbound::Control),
+            Err(error) if is_capacity(&error) => Ok(Inbound::TooLarge),
+            Err(error) => Err(error),
+        })
+        .with(|frame: Outbound| {
+            future::ready(Ok::<_, axum::Error>(match frame {
+                Outbound::Binary(bytes) => WsMessage::Binary(bytes),
+                Outbound::Close { code, reason } => WsMessage::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                })),
+            }))
+        })
+}
+
+/// Whether tungstenite refused a message over the size limit (before buffering it).
+fn is_capacity(error: &axum::Error) -> bool {
+    let source: &(dyn std::error::Error + 'static) = error;
+    let mut cause = Some(source);
+    while let Some(e) = cause {
+        if let Some(tungstenite::Error::Capacity(_)) = e.downcast_ref::<tungstenite::Error>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_names() {
+        assert!(valid_room_name("a"));
+        assert!(valid_room_name("team/doc-1"));
+        assert!(!valid_room_name(""));
+        assert!(!valid_room_name("a\nb"));
+        assert!(!valid_room_name(&"x".repeat(MAX_ROOM_NAME + 1)));
+    }
+}

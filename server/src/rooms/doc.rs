@@ -1,0 +1,153 @@
+//! The yrs side of a room: decoding peer input with panics contained, applying updates,
+//! and rebuilding or merging a document from what the store holds.
+//!
+//! Frames reach this module already bounded by the envelope codec, so yrs only ever sees
+//! payloads no larger than one message. A panic inside yrs on hostile input is caught
+//! here and turned into an error for that one update.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use yrs::updates::decoder::Decode;
+use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
+
+use crate::store::StoredDoc;
+
+/// Why a peer's update was not applied.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ApplyError {
+    /// yrs refused it; the document is unchanged.
+    #[error("invalid update: {0}")]
+    Invalid(String),
+    /// yrs panicked while integrating it; the in-memory document may be damaged and is
+    /// rebuilt from the store.
+    #[error("update could not be applied")]
+    Panicked,
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_owned())
+}
+
+/// Decodes a v1 update from a peer.
+pub(crate) fn decode_update(bytes: &[u8]) -> Result<Update, String> {
+    match catch_unwind(|| Update::decode_v1(bytes)) {
+        Ok(Ok(update)) => Ok(update),
+        Ok(Err(e)) => Err(format!("invalid update: {e}")),
+        Err(panic) => Err(format!("invalid update: {}", panic_message(&*panic))),
+    }
+}
+
+/// Decodes a state vector from a peer's sync step 1.
+pub(crate) fn decode_state_vector(bytes: &[u8]) -> Result<StateVector, String> {
+    match catch_unwind(|| StateVector::decode_v1(bytes)) {
+        Ok(Ok(sv)) => Ok(sv),
+        Ok(Err(e)) => Err(format!("invalid state vector: {e}")),
+        Err(panic) => Err(format!("invalid state vector: {}", panic_message(&*panic))),
+    }
+}
+
+/// Applies an update to the room's document.
+pub(crate) fn apply(doc: &Doc, update: Update) -> Result<(), ApplyError> {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let mut txn = doc.transact_mut();
+        txn.apply_update(update)
+    }));
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(ApplyError::Invalid(e.to_string())),
+        Err(panic) => {
+            tracing::error!(panic = %panic_message(&*panic), "yrs panicked applying an update");
+            Err(ApplyError::Panicked)
+        }
+    }
+}
+
+/// What the peer with state vector `sv` lacks.
+pub(crate) fn diff(doc: &Doc, sv: &StateVector) -> Vec<u8> {
+    doc.transact().encode_diff_v1(sv)
+}
+
+/// The document's state vector, encoded.
+pub(crate) fn state_vector(doc: &Doc) -> Vec<u8> {
+    use yrs::updates::encoder::Encode;
+    doc.transact().state_vector().encode_v1()
+}
+
+/// Rebuilds a document from a snapshot and log. Stored updates were validated before
+/// they were written; one that still fails is logged and skipped rather than making the
+/// whole room unloadable.
+pub(crate) fn build(stored: &StoredDoc) -> Doc {
+    let doc = Doc::new();
+    let snapshot = stored.snapshot.iter().map(|(seq, data)| (*seq, data));
+    for (seq, data) in snapshot.chain(stored.updates.iter().map(|(seq, data)| (*seq, data))) {
+        let result = decode_update(data)
+            .map_err(ApplyError::Invalid)
+            .and_then(|u| apply(&doc, u));
+        if let Err(error) = result {
+            tracing::error!(room_id = stored.room_id, seq, %error, "skipping a stored update that does not apply");
+        }
+    }
+    doc
+}
+
+/// Merges a snapshot and log into one update (the new snapshot).
+pub(crate) fn merge(stored: &StoredDoc) -> Vec<u8> {
+    build(stored)
+        .transact()
+        .encode_state_as_update_v1(&StateVector::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use yrs::{GetString, Text};
+
+    fn update_inserting(doc: &Doc, at: u32, s: &str) -> Vec<u8> {
+        let text = doc.get_or_insert_text("t");
+        let mut txn = doc.transact_mut();
+        text.insert(&mut txn, at, s);
+        txn.encode_update_v1()
+    }
+
+    #[test]
+    fn merge_equals_replaying_the_log() {
+        let source = Doc::new();
+        let updates: Vec<_> = (0..20)
+            .map(|i| {
+                (
+                    i as i64 + 1,
+                    Bytes::from(update_inserting(&source, 0, &i.to_string())),
+                )
+            })
+            .collect();
+        let stored = StoredDoc {
+            room_id: 1,
+            snapshot: None,
+            updates,
+        };
+        let merged = merge(&stored);
+        let rebuilt = build(&StoredDoc {
+            room_id: 1,
+            snapshot: Some((20, Bytes::from(merged))),
+            updates: vec![],
+        });
+        let expected = source
+            .get_or_insert_text("t")
+            .get_string(&source.transact());
+        let got = rebuilt
+            .get_or_insert_text("t")
+            .get_string(&rebuilt.transact());
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(decode_update(&[0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
+        assert!(decode_state_vector(&[5, 1]).is_err());
+    }
+}

@@ -1,0 +1,204 @@
+//! The rooms engine: room actors owning yrs documents and presence ([`actor`]), the
+//! registry that finds or starts them ([`registry`]), group commit to the store
+//! ([`persist`]), the per-connection session loop ([`session`]) and the authorizer seam
+//! ([`auth`]). Nothing here knows about HTTP; `http` adapts sockets to [`session`].
+
+pub mod auth;
+pub mod session;
+
+mod actor;
+mod doc;
+mod persist;
+mod registry;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::store::SharedDocStore;
+use persist::Persister;
+use registry::Registry;
+
+/// A room's identity: rooms are namespaced by project.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RoomKey {
+    /// The owning project.
+    pub project_id: Arc<str>,
+    /// The room name from the URL.
+    pub name: Arc<str>,
+}
+
+/// Identifies one connection inside the engine.
+pub type ConnId = u64;
+
+/// Why the server closes a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseReason {
+    /// A close code from [`tandem_protocol::close`].
+    pub code: u16,
+    /// Shown to the client (kept under the 123-byte close-frame limit by the session).
+    pub reason: String,
+    /// Whether frames already queued for the client are sent before the close.
+    pub flush: bool,
+}
+
+impl CloseReason {
+    /// A close that first delivers what is queued.
+    pub fn new(code: u16, reason: impl Into<String>) -> Self {
+        Self {
+            code,
+            reason: reason.into(),
+            flush: true,
+        }
+    }
+}
+
+/// Tuning of the rooms engine (see `tandem serve --help` for each).
+#[derive(Debug, Clone)]
+pub struct RoomsConfig {
+    /// Largest WebSocket message accepted; larger closes with 4413.
+    pub max_message_bytes: usize,
+    /// Frames queued per connection before it counts as too slow and is closed.
+    pub outbound_queue: usize,
+    /// Messages queued per room before connections wait (backpressure).
+    pub room_inbox: usize,
+    /// A send to a client that takes longer than this closes it.
+    pub send_timeout: Duration,
+    /// A room with no connections for this long is unloaded.
+    pub room_idle_timeout: Duration,
+    /// Awareness states not renewed for this long are removed.
+    pub awareness_timeout: Duration,
+    /// How long relaying waits for the store before closing clients with 1013.
+    pub persist_timeout: Duration,
+    /// Compact the log into the snapshot past this many updates…
+    pub compact_after_updates: usize,
+    /// …or this many bytes.
+    pub compact_after_bytes: usize,
+    /// Most updates in one group commit.
+    pub group_commit_max: usize,
+}
+
+impl Default for RoomsConfig {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 4 * 1024 * 1024,
+            outbound_queue: 512,
+            room_inbox: 1024,
+            send_timeout: Duration::from_secs(10),
+            room_idle_timeout: Duration::from_secs(30),
+            awareness_timeout: Duration::from_secs(30),
+            persist_timeout: Duration::from_secs(10),
+            compact_after_updates: 500,
+            compact_after_bytes: 1024 * 1024,
+            group_commit_max: 1024,
+        }
+    }
+}
+
+/// Shared by the engine handle, every actor and every session.
+pub(crate) struct Engine {
+    pub(crate) config: RoomsConfig,
+    pub(crate) store: SharedDocStore,
+    pub(crate) registry: Registry,
+    pub(crate) persister: Persister,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+    next_conn: AtomicU64,
+}
+
+/// The rooms engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Rooms {
+    engine: Arc<Engine>,
+}
+
+impl std::fmt::Debug for Rooms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rooms")
+            .field("loaded", &self.loaded_rooms())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Rooms {
+    /// Starts the engine (and its group-commit writer) on `store`.
+    pub fn new(store: SharedDocStore, config: RoomsConfig) -> Self {
+        let persister = Persister::spawn(
+            store.clone(),
+            config.group_commit_max,
+            config.persist_timeout,
+        );
+        Self {
+            engine: Arc::new(Engine {
+                config,
+                store,
+                registry: Registry::default(),
+                persister,
+                shutdown: CancellationToken::new(),
+                tracker: TaskTracker::new(),
+                next_conn: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// The engine's configuration.
+    pub fn config(&self) -> &RoomsConfig {
+        &self.engine.config
+    }
+
+    /// How many rooms are loaded in memory.
+    pub fn loaded_rooms(&self) -> usize {
+        self.engine.registry.len()
+    }
+
+    /// Whether shutdown has begun (new connections are refused with 1012).
+    pub fn is_shutting_down(&self) -> bool {
+        self.engine.shutdown.is_cancelled()
+    }
+
+    /// Whether the store answers.
+    pub async fn store_ready(&self) -> bool {
+        self.engine.store.ping().await.is_ok()
+    }
+
+    /// Tracks a connection task so shutdown waits for it to send its close frame.
+    pub fn track<F>(
+        &self,
+        future: F,
+    ) -> impl std::future::Future<Output = F::Output> + Send + 'static
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.engine.tracker.track_future(future)
+    }
+
+    pub(crate) fn next_conn_id(&self) -> ConnId {
+        self.engine.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Graceful shutdown: every room lets its in-flight writes land, sends what is
+    /// durable, and closes its connections with 1012; waits up to `timeout` for rooms and
+    /// connections to finish, then closes the store.
+    pub async fn shutdown(&self, timeout: Duration) {
+        self.engine.shutdown.cancel();
+        self.engine.tracker.close();
+        if tokio::time::timeout(timeout, self.engine.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                ?timeout,
+                "shutdown timed out waiting for rooms and connections"
+            );
+        }
+        self.engine.store.close().await;
+    }
+}

@@ -1,0 +1,113 @@
+//! Group commit: one writer task takes appends from every room, writes whatever has
+//! queued up in one transaction (one sync to disk), then acknowledges each append.
+//! While a commit is in flight the next batch gathers, so under load many updates share
+//! one fsync and when idle a lone update is written at once.
+//!
+//! If the store fails, the batch is retried with backoff until `persist_timeout`; then
+//! every append in it is acknowledged with an error and the rooms close their clients
+//! with 1013 (the clients keep their edits and resend them on reconnect).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::store::{Append, RoomId, Seq, SharedDocStore};
+
+/// The acknowledgement of one append: its seq once durable, or an error.
+pub(crate) type Ack = oneshot::Receiver<Result<Seq, ()>>;
+
+struct Request {
+    append: Append,
+    ack: oneshot::Sender<Result<Seq, ()>>,
+}
+
+/// A handle to the writer task.
+#[derive(Clone)]
+pub(crate) struct Persister {
+    tx: mpsc::Sender<Request>,
+}
+
+impl Persister {
+    /// Starts the writer. It stops when every handle is dropped.
+    pub(crate) fn spawn(
+        store: SharedDocStore,
+        max_batch: usize,
+        persist_timeout: Duration,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(max_batch.max(1) * 4);
+        tokio::spawn(run(store, rx, max_batch.max(1), persist_timeout));
+        Self { tx }
+    }
+
+    /// Queues an update; waits while the queue is full (backpressure to the room).
+    pub(crate) async fn append(&self, room_id: RoomId, data: Bytes) -> Ack {
+        let (ack, rx) = oneshot::channel();
+        let request = Request {
+            append: Append { room_id, data },
+            ack,
+        };
+        // If the writer is gone the request (and its ack sender) is dropped, which the
+        // room sees as a failed append.
+        let _ = self.tx.send(request).await;
+        rx
+    }
+}
+
+async fn run(
+    store: SharedDocStore,
+    mut rx: mpsc::Receiver<Request>,
+    max_batch: usize,
+    persist_timeout: Duration,
+) {
+    let mut batch: Vec<Request> = Vec::with_capacity(max_batch);
+    while rx.recv_many(&mut batch, max_batch).await > 0 {
+        let appends: Vec<Append> = batch.iter().map(|r| r.append.clone()).collect();
+        let result = write_with_retry(&store, &appends, persist_timeout).await;
+        tracing::trace!(batch = appends.len(), ok = result.is_ok(), "group commit");
+        match result {
+            Ok(seqs) => {
+                for (request, seq) in batch.drain(..).zip(seqs) {
+                    let _ = request.ack.send(Ok(seq));
+                }
+            }
+            Err(()) => {
+                for request in batch.drain(..) {
+                    let _ = request.ack.send(Err(()));
+                }
+            }
+        }
+    }
+}
+
+async fn write_with_retry(
+    store: &SharedDocStore,
+    appends: &[Append],
+    persist_timeout: Duration,
+) -> Result<Vec<Seq>, ()> {
+    let deadline = Instant::now() + persist_timeout;
+    let mut backoff = Duration::from_millis(20);
+    loop {
+        match store.append(appends).await {
+            Ok(seqs) if seqs.len() == appends.len() => return Ok(seqs),
+            Ok(seqs) => {
+                tracing::error!(
+                    expected = appends.len(),
+                    got = seqs.len(),
+                    "store returned the wrong number of seqs"
+                );
+                return Err(());
+            }
+            Err(error) => {
+                if Instant::now() + backoff >= deadline {
+                    tracing::error!(%error, batch = appends.len(), "giving up on persisting updates");
+                    return Err(());
+                }
+                tracing::warn!(%error, retry_in = ?backoff, "persisting updates failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Durable storage. One trait per concern ([`DocStore`] for room documents so far), a
+//! SQLite backend ([`sqlite`]) and the migrations that shape it ([`migrate`]). All SQL
+//! lives under this folder; the rest of the server sees bytes and ids.
+
+pub mod migrate;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+/// A room's row id in the store.
+pub type RoomId = i64;
+
+/// Position of an update in the store's log; increases with every append.
+pub type Seq = i64;
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or refused the operation; retrying may help.
+    #[error("storage unavailable: {0}")]
+    Unavailable(#[from] sqlx::Error),
+    /// A migration already applied differs from the one in this binary.
+    #[error("migration {version} ({name}) was changed after it was applied")]
+    MigrationChanged {
+        /// The migration's number.
+        version: i64,
+        /// Its file name.
+        name: &'static str,
+    },
+    /// The database was migrated by a newer Tandem.
+    #[error("database schema version {found} is newer than this binary knows ({known})")]
+    SchemaTooNew {
+        /// The newest version applied in the database.
+        found: i64,
+        /// The newest version this binary has.
+        known: i64,
+    },
+    /// Opening the data directory failed.
+    #[error("data directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Result alias for store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything needed to rebuild a room's document, read in one consistent transaction.
+#[derive(Debug, Clone, Default)]
+pub struct StoredDoc {
+    /// The room's id (created on first load).
+    pub room_id: RoomId,
+    /// The compacted snapshot and the last log seq it covers.
+    pub snapshot: Option<(Seq, Bytes)>,
+    /// Log rows after the snapshot, in order.
+    pub updates: Vec<(Seq, Bytes)>,
+}
+
+impl StoredDoc {
+    /// Bytes in the log tail (what compaction would fold away).
+    pub fn log_bytes(&self) -> usize {
+        self.updates.iter().map(|(_, b)| b.len()).sum()
+    }
+}
+
+/// One update to append to a room's log.
+#[derive(Debug, Clone)]
+pub struct Append {
+    /// The room.
+    pub room_id: RoomId,
+    /// A v1 Yjs update, already validated and applied in memory.
+    pub data: Bytes,
+}
+
+/// Room documents: a snapshot plus an append-only update log per room.
+#[async_trait]
+pub trait DocStore: Send + Sync + 'static {
+    /// Loads a room (creating its row if new): snapshot and log tail in one read.
+    async fn load(&self, project_id: &str, room: &str) -> StoreResult<StoredDoc>;
+
+    /// Appends updates, possibly for many rooms, in one transaction with one sync to
+    /// disk (group commit). Returns each update's seq, in order. All or nothing.
+    async fn append(&self, batch: &[Append]) -> StoreResult<Vec<Seq>>;
+
+    /// Reads what a compaction up to `upto` folds: the snapshot and log rows `<= upto`.
+    async fn read_upto(&self, room_id: RoomId, upto: Seq) -> StoreResult<StoredDoc>;
+
+    /// Replaces the snapshot with `data` (covering every row `<= upto`) and deletes
+    /// those rows, in one transaction. `expected_prev` is the snapshot's `upto_seq`
+    /// when it was read (`None` = no snapshot); if another compaction replaced it
+    /// meanwhile nothing is written and `false` is returned.
+    async fn replace_snapshot(
+        &self,
+        room_id: RoomId,
+        expected_prev: Option<Seq>,
+        upto: Seq,
+        data: &[u8],
+    ) -> StoreResult<bool>;
+
+    /// Whether the store answers (for `/readyz`).
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Closes connections after everything written is durable.
+    async fn close(&self);
+}
+
+/// A shared handle to the configured store.
+pub type SharedDocStore = Arc<dyn DocStore>;
+
+/// Milliseconds since the Unix epoch, for `created_at`-style columns.
+pub(crate) fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
