@@ -1,1 +1,11 @@
-fn main(){}
+//! End-to-end tests: the real `tandem` binary, driven by our own minimal y-websocket
+//! client (harness.rs) and by the stock npm clients (`yjs` + `y-websocket`, tests/js).
+
+// Test code: a panic is a failed test with a message, which is what we want here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod bad_input;
+mod durability;
+mod harness;
+mod interop;
+mod lifecycle;

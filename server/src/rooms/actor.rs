@@ -68,6 +68,9 @@ struct Conn {
     awareness_ids: HashSet<u64>,
 }
 
+/// What a compaction folded (updates, bytes), `None` if nothing or it lost a race.
+type CompactionResult = Result<Option<(usize, usize)>, StoreError>;
+
 struct Inflight {
     ack: Ack,
     bytes: usize,
@@ -105,7 +108,7 @@ pub(crate) struct RoomActor {
     last_seq: Seq,
     log_updates: usize,
     log_bytes: usize,
-    compaction: Option<tokio::task::JoinHandle<Result<Option<(usize, usize)>, StoreError>>>,
+    compaction: Option<tokio::task::JoinHandle<CompactionResult>>,
     idle_since: Instant,
     started: Instant,
 }
@@ -117,7 +120,9 @@ impl RoomActor {
         generation: u64,
         inbox: mpsc::Receiver<RoomMsg>,
     ) {
-        let span = tracing::info_span!("room", project = %key.project_id, room = %key.name);
+        // A root span: the room outlives the connection that happened to load it.
+        let span =
+            tracing::info_span!(parent: None, "room", project = %key.project_id, room = %key.name);
         let tracker = engine.tracker.clone();
         tracker.spawn(
             async move {
@@ -202,7 +207,11 @@ impl RoomActor {
                 ack = front_ack(&mut self.inflight), if !self.inflight.is_empty() => self.on_ack(ack),
                 done = join_compaction(&mut self.compaction), if self.compaction.is_some() => {
                     self.compaction = None;
-                    self.on_compacted(done);
+                    // Updates that landed while it ran may already be past the threshold
+                    // (after a failure, the next update tries again instead).
+                    if self.on_compacted(done) {
+                        self.maybe_compact();
+                    }
                     Flow::Continue
                 }
                 msg = self.inbox.recv() => match msg {
@@ -515,15 +524,20 @@ impl RoomActor {
         );
     }
 
-    fn on_compacted(&mut self, done: Result<Option<(usize, usize)>, StoreError>) {
+    /// Accounts for a finished compaction; `false` if it failed.
+    fn on_compacted(&mut self, done: CompactionResult) -> bool {
         match done {
             Ok(Some((updates, bytes))) => {
                 self.log_updates = self.log_updates.saturating_sub(updates);
                 self.log_bytes = self.log_bytes.saturating_sub(bytes);
                 tracing::debug!(updates, bytes, "log compacted into the snapshot");
+                true
             }
-            Ok(None) => {}
-            Err(error) => tracing::warn!(%error, "compaction failed; will retry later"),
+            Ok(None) => true,
+            Err(error) => {
+                tracing::warn!(%error, "compaction failed; will retry after the next update");
+                false
+            }
         }
     }
 
@@ -631,8 +645,6 @@ async fn front_ack(inflight: &mut VecDeque<Inflight>) -> Result<Seq, ()> {
         None => std::future::pending().await,
     }
 }
-
-type CompactionResult = Result<Option<(usize, usize)>, StoreError>;
 
 async fn join_compaction(
     task: &mut Option<tokio::task::JoinHandle<CompactionResult>>,

@@ -1,0 +1,474 @@
+//! Test harness: the real `tandem` binary on 127.0.0.1 port 0 in a temporary data
+//! directory, a minimal y-websocket client built on yrs, and runners for the npm
+//! clients in `tests/js`. Every wait has a deadline; every process is killed by PID on
+//! drop. Server logs go to stderr only when `TEST_LOG` is set.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tandem_protocol::awareness;
+use tandem_protocol::Message;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, GetString, Map, ReadTxn, StateVector, Text, Transact, Update};
+
+/// A running `tandem serve`.
+pub struct Server {
+    child: Option<Child>,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    args: Vec<String>,
+}
+
+impl Server {
+    /// Starts a server with a fresh data directory (kept in `dir`).
+    pub fn start(dir: &tempfile::TempDir, extra: &[&str]) -> Server {
+        Self::start_in(dir.path(), extra)
+    }
+
+    /// Starts a server on an existing data directory (a restart).
+    pub fn start_in(data_dir: &Path, extra: &[&str]) -> Server {
+        let mut args = vec![
+            "serve".to_owned(),
+            "--listen".to_owned(),
+            "127.0.0.1:0".to_owned(),
+            "--data-dir".to_owned(),
+            data_dir.display().to_string(),
+            "--allow-anonymous".to_owned(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .args(&args)
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(if std::env::var_os("TEST_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()
+            .expect("start tandem");
+        let stdout = child.stdout.take().expect("stdout");
+        // The first stdout line names the bound address; read it on a thread so a
+        // server that never prints cannot hang the test past its deadline.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            for _ in lines {}
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("tandem did not report its address within 30 s")
+            });
+        let addr = line
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+            .to_owned();
+        Server {
+            child: Some(child),
+            addr,
+            data_dir: data_dir.to_owned(),
+            args: extra.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).expect("running")
+    }
+
+    pub fn ws_base(&self) -> String {
+        format!("ws://{}/v1/connect", self.addr)
+    }
+
+    pub fn ws_url(&self, room: &str) -> String {
+        format!("{}/{room}", self.ws_base())
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe_kill(child.id() as i32, libc::SIGKILL);
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits (bounded) for a clean exit; returns whether it exited 0.
+    pub fn sigterm(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        unsafe_kill(child.id() as i32, libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the same server again on the same data directory.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the server first");
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        *self = Server::start_in(&self.data_dir.clone(), &args);
+    }
+
+    /// The server's resident memory in bytes (Linux).
+    pub fn rss_bytes(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+
+    /// GET a path; returns (status, body).
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = TcpStream::connect(&self.addr).await.expect("connect");
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut response = String::new();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            stream.read_to_string(&mut response),
+        )
+        .await
+        .expect("response in time")
+        .expect("read");
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = response
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned();
+        (status, body)
+    }
+
+    /// Loaded rooms as reported by `/readyz`.
+    pub async fn loaded_rooms(&self) -> u64 {
+        let (_, body) = self.get("/readyz").await;
+        serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["loaded_rooms"].as_u64())
+            .unwrap_or(u64::MAX)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[allow(unsafe_code)]
+fn unsafe_kill(pid: i32, signal: i32) {
+    // SAFETY: kill(2) on a child PID we own and have not reaped yet.
+    unsafe {
+        libc::kill(pid, signal);
+    }
+}
+
+/// Waits for `cond` with a deadline, polling (no fixed sleeps as synchronisation).
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !cond().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How a connection ended, as the client saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Closed {
+    /// A close frame with this code and reason.
+    Code(u16, String),
+    /// The connection ended without a close frame.
+    Dropped,
+}
+
+/// A minimal y-websocket client on yrs: enough to edit, observe and misbehave.
+pub struct Client {
+    ws: Ws,
+    pub doc: Doc,
+    pub synced: bool,
+    /// Number of update/step-2 messages applied from the server.
+    pub updates_received: usize,
+    /// Other clients' awareness states by client id.
+    pub others: std::collections::HashMap<u64, String>,
+    pub closed: Option<Closed>,
+    pub auth_denied: Option<String>,
+    /// Replies produced while handling a frame (sync step 2 answers), sent after it.
+    pending: Vec<Vec<u8>>,
+}
+
+impl Client {
+    /// Connects without doing anything else.
+    pub async fn connect_raw(url: &str) -> Client {
+        let (ws, _) = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio_tungstenite::connect_async(url),
+        )
+        .await
+        .expect("connect in time")
+        .expect("connect");
+        Client {
+            ws,
+            doc: Doc::new(),
+            synced: false,
+            updates_received: 0,
+            others: Default::default(),
+            closed: None,
+            auth_denied: None,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Connects and completes the sync handshake.
+    pub async fn connect(url: &str) -> Client {
+        let mut c = Self::connect_raw(url).await;
+        let sv = c.doc.transact().state_vector().encode_v1();
+        c.send(Message::SyncStep1(&sv).encode()).await;
+        c.pump_until("synced", Duration::from_secs(10), |c| c.synced)
+            .await;
+        c
+    }
+
+    pub async fn send(&mut self, frame: Vec<u8>) {
+        self.ws
+            .send(WsMessage::Binary(frame.into()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws
+            .send(WsMessage::Text(text.into()))
+            .await
+            .expect("send");
+    }
+
+    /// Sends the update a local transaction produced.
+    async fn send_update(&mut self, update: Vec<u8>) {
+        self.send(Message::Update(&update).encode()).await;
+    }
+
+    // Roots are resolved before a transaction opens: with yrs's `sync` feature,
+    // `get_or_insert_*` takes its own write lock and would deadlock inside one.
+    pub async fn map_set(&mut self, key: &str, value: &str) {
+        let map = self.doc.get_or_insert_map("map");
+        let update = {
+            let mut txn = self.doc.transact_mut();
+            map.insert(&mut txn, key.to_owned(), value.to_owned());
+            txn.encode_update_v1()
+        };
+        self.send_update(update).await;
+    }
+
+    pub async fn text_push(&mut self, s: &str) {
+        let text = self.doc.get_or_insert_text("text");
+        let update = {
+            let mut txn = self.doc.transact_mut();
+            let len = text.len(&txn);
+            text.insert(&mut txn, len, s);
+            txn.encode_update_v1()
+        };
+        self.send_update(update).await;
+    }
+
+    pub fn map_len(&self) -> u32 {
+        let map = self.doc.get_or_insert_map("map");
+        map.len(&self.doc.transact())
+    }
+
+    pub fn text(&self) -> String {
+        let text = self.doc.get_or_insert_text("text");
+        text.get_string(&self.doc.transact())
+    }
+
+    fn handle(&mut self, frame: &[u8]) {
+        match Message::decode(frame).expect("server sends valid frames") {
+            Message::SyncStep1(sv) => {
+                let sv = StateVector::decode_v1(sv).expect("sv");
+                let diff = self.doc.transact().encode_diff_v1(&sv);
+                self.pending.push(Message::SyncStep2(&diff).encode());
+            }
+            Message::SyncStep2(update) => {
+                self.synced = true;
+                let update = Update::decode_v1(update).expect("update");
+                self.doc.transact_mut().apply_update(update).expect("apply");
+            }
+            Message::Update(update) => {
+                let update = Update::decode_v1(update).expect("update");
+                self.doc.transact_mut().apply_update(update).expect("apply");
+                self.updates_received += 1;
+            }
+            Message::Awareness(bytes) => {
+                for e in awareness::decode_update(bytes).expect("awareness") {
+                    if e.is_removal() {
+                        self.others.remove(&e.client_id);
+                    } else {
+                        self.others.insert(e.client_id, e.state.to_owned());
+                    }
+                }
+            }
+            Message::AuthDenied(reason) => self.auth_denied = Some(reason.to_owned()),
+            Message::QueryAwareness => {}
+        }
+    }
+
+    /// Reads and handles frames until `done` holds; panics at the deadline.
+    pub async fn pump_until(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&Client) -> bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !done(self) {
+            assert!(
+                self.closed.is_none(),
+                "connection closed ({:?}) while waiting for: {what}",
+                self.closed
+            );
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => panic!("timed out waiting for: {what}"),
+                Ok(next) => self.on_next(next).await,
+            }
+        }
+    }
+
+    async fn on_next(
+        &mut self,
+        next: Option<Result<WsMessage, tokio_tungstenite::tungstenite::Error>>,
+    ) {
+        match next {
+            Some(Ok(WsMessage::Binary(frame))) => {
+                self.handle(&frame);
+                for reply in std::mem::take(&mut self.pending) {
+                    self.send(reply).await;
+                }
+            }
+            Some(Ok(WsMessage::Close(frame))) => {
+                self.closed = Some(match frame {
+                    Some(f) => Closed::Code(u16::from(f.code), f.reason.to_string()),
+                    None => Closed::Code(u16::from(CloseCode::Status), String::new()),
+                });
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => self.closed = Some(Closed::Dropped),
+        }
+    }
+
+    /// Reads until the server closes; returns how. Panics at the deadline.
+    pub async fn closed_within(&mut self, timeout: Duration) -> Closed {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.closed.is_none() {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => panic!("server did not close the connection in time"),
+                Ok(next) => {
+                    if let Some(Ok(WsMessage::Binary(frame))) = &next {
+                        // Keep state current but do not answer: the peer may be hostile.
+                        if let Ok(Message::Update(u) | Message::SyncStep2(u)) =
+                            Message::decode(frame)
+                        {
+                            if let Ok(update) = Update::decode_v1(u) {
+                                let _ = self.doc.transact_mut().apply_update(update);
+                                self.updates_received += 1;
+                            }
+                        }
+                        continue;
+                    }
+                    self.on_next(next).await;
+                }
+            }
+        }
+        self.closed.clone().unwrap_or(Closed::Dropped)
+    }
+
+    /// Closes politely.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+/// Path of the npm client scripts, with `npm ci` run once per test process when
+/// `node_modules` is missing (the test script normally does it first).
+pub fn js_dir() -> &'static Path {
+    static READY: OnceLock<PathBuf> = OnceLock::new();
+    READY.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/js");
+        if !dir.join("node_modules/y-websocket").exists() {
+            let status = Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&dir)
+                .status()
+                .expect("npm is needed for the interop tests (Node 20)");
+            assert!(status.success(), "npm ci in tests/js failed");
+        }
+        dir
+    })
+}
+
+/// Runs `node <script> args…` from tests/js with a deadline; returns (success, stdout, stderr).
+pub async fn node(script: &str, args: &[&str], timeout: Duration) -> (bool, String, String) {
+    let dir = js_dir();
+    let child = tokio::process::Command::new("node")
+        .arg(script)
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node");
+    let output = tokio::time::timeout(timeout, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("node {script} did not finish within {timeout:?}"))
+        .expect("node output");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
