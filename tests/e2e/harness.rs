@@ -236,6 +236,8 @@ pub struct Client {
     pub updates_received: usize,
     /// Other clients' awareness states by client id.
     pub others: std::collections::HashMap<u64, String>,
+    /// Every awareness entry received, in order (`None` = removal).
+    pub awareness_log: Vec<(u64, Option<String>)>,
     pub closed: Option<Closed>,
     pub auth_denied: Option<String>,
     /// Replies produced while handling a frame (sync step 2 answers), sent after it.
@@ -258,6 +260,7 @@ impl Client {
             synced: false,
             updates_received: 0,
             others: Default::default(),
+            awareness_log: Vec::new(),
             closed: None,
             auth_denied: None,
             pending: Vec::new(),
@@ -316,6 +319,15 @@ impl Client {
         self.send_update(update).await;
     }
 
+    pub async fn set_awareness(&mut self, client_id: u64, clock: u64, state: &str) {
+        let update = awareness::encode_update([awareness::AwarenessEntry {
+            client_id,
+            clock,
+            state,
+        }]);
+        self.send(Message::Awareness(&update).encode()).await;
+    }
+
     pub fn map_len(&self) -> u32 {
         let map = self.doc.get_or_insert_map("map");
         map.len(&self.doc.transact())
@@ -345,6 +357,8 @@ impl Client {
             }
             Message::Awareness(bytes) => {
                 for e in awareness::decode_update(bytes).expect("awareness") {
+                    let state = (!e.is_removal()).then(|| e.state.to_owned());
+                    self.awareness_log.push((e.client_id, state));
                     if e.is_removal() {
                         self.others.remove(&e.client_id);
                     } else {

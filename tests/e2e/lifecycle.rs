@@ -169,3 +169,49 @@ async fn sigterm_closes_clients_with_1012_and_loses_nothing() {
     let fresh = Client::connect(&server.ws_url("shutdown")).await;
     assert_eq!(fresh.map_len(), 100);
 }
+
+/// Presence that is not renewed times out on the server and the removal reaches the
+/// others; a connection that closes has its presence removed at once; and a connection
+/// cannot overwrite another connection's awareness client id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_times_out_and_cannot_be_forged() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir, &["--awareness-timeout", "1s"]);
+    let url = server.ws_url("presence");
+    let mut a = Client::connect(&url).await;
+    let mut b = Client::connect(&url).await;
+    let mut c = Client::connect(&url).await;
+    a.set_awareness(101, 1, r#"{"user":"a"}"#).await;
+    c.set_awareness(303, 1, r#"{"user":"c"}"#).await;
+    b.pump_until("b sees a and c", Duration::from_secs(10), |b| {
+        b.others.contains_key(&101) && b.others.contains_key(&303)
+    })
+    .await;
+    // b tries to take over a's client id with a newer clock: ignored.
+    b.set_awareness(101, 9, r#"{"user":"mallory"}"#).await;
+    // c keeps renewing; a never does.
+    for clock in 2..6 {
+        c.set_awareness(303, clock, r#"{"user":"c"}"#).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    b.pump_until("a's stale state removed", Duration::from_secs(10), |b| {
+        !b.others.contains_key(&101)
+    })
+    .await;
+    assert!(b.others.contains_key(&303), "renewed state is kept");
+    // Closing c removes its state promptly (well under the timeout's renewals).
+    c.close().await;
+    b.pump_until("c's state removed on close", Duration::from_secs(10), |b| {
+        !b.others.contains_key(&303)
+    })
+    .await;
+    let forged = b
+        .awareness_log
+        .iter()
+        .any(|(id, s)| *id == 101 && s.as_deref().is_some_and(|s| s.contains("mallory")));
+    assert!(
+        !forged,
+        "a connection overwrote another connection's presence"
+    );
+    drop(a);
+}
