@@ -150,4 +150,84 @@ mod tests {
         assert!(decode_update(&[0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
         assert!(decode_state_vector(&[5, 1]).is_err());
     }
+
+    use proptest::prelude::*;
+
+    /// Valid updates made by random edits, to mutate.
+    fn valid_updates(ops: &[(u8, u16, u8)]) -> Vec<Vec<u8>> {
+        let doc = Doc::new();
+        let text = doc.get_or_insert_text("t");
+        let map = doc.get_or_insert_map("m");
+        let mut out = Vec::new();
+        for &(kind, at, byte) in ops {
+            use yrs::Map;
+            let mut txn = doc.transact_mut();
+            let len = text.len(&txn);
+            match kind % 3 {
+                0 => text.insert(
+                    &mut txn,
+                    u32::from(at) % (len + 1),
+                    &char::from(b'a' + byte % 26).to_string(),
+                ),
+                1 if len > 0 => text.remove_range(&mut txn, u32::from(at) % len, 1),
+                _ => {
+                    map.insert(&mut txn, format!("k{}", byte % 8), i64::from(at));
+                }
+            }
+            out.push(txn.encode_update_v1());
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// The apply path's fuzz target: valid updates with random bytes flipped,
+        /// inserted or cut, fed to a document that already holds some state. Decoding
+        /// and applying either succeed or return an error; nothing escapes as a panic,
+        /// and the document stays readable.
+        #[test]
+        fn mutated_updates_never_escape_the_apply_path(
+            ops in proptest::collection::vec((any::<u8>(), any::<u16>(), any::<u8>()), 1..20),
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
+            cut in any::<usize>(),
+            garbage in proptest::collection::vec(any::<u8>(), 0..8),
+        ) {
+            let updates = valid_updates(&ops);
+            let target = Doc::new();
+            let mut panicked = false;
+            for u in &updates[..updates.len() / 2] {
+                let _ = decode_update(u).map(|u| apply(&target, u));
+            }
+            for u in &updates {
+                let mut bytes = u.clone();
+                for (at, value) in &flips {
+                    if !bytes.is_empty() {
+                        let i = at % bytes.len();
+                        bytes[i] ^= value;
+                    }
+                }
+                bytes.truncate(cut % (bytes.len() + 1) + bytes.len() / 2);
+                bytes.extend_from_slice(&garbage);
+                if let Ok(update) = decode_update(&bytes) {
+                    panicked |= matches!(apply(&target, update), Err(ApplyError::Panicked));
+                }
+            }
+            // Unless yrs panicked (then the room rebuilds the doc from the store), the
+            // document is still consistent enough to encode.
+            if !panicked {
+                let _ = state_vector(&target);
+                let _ = diff(&target, &StateVector::default());
+            }
+        }
+
+        /// Random bytes as a state vector, then a diff against it.
+        #[test]
+        fn random_state_vectors_never_escape(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            if let Ok(sv) = decode_state_vector(&bytes) {
+                let doc = Doc::new();
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| diff(&doc, &sv)));
+            }
+        }
+    }
 }
