@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{Client, Server};
+use crate::harness::{Client, Closed, Server};
 
 async fn sigkill_after_receipt(rooms: usize, writers: usize, per_writer: usize) {
     let dir = tempfile::tempdir().unwrap();
@@ -73,4 +73,56 @@ async fn sigkill_right_after_receipt_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_with_concurrent_writers_and_rooms_loses_nothing() {
     sigkill_after_receipt(3, 4, 100).await;
+}
+
+/// Storage unavailable: relaying waits (nothing undurable is sent), then clients are
+/// closed with 1013; they keep their edits, and after reconnecting nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_outage_pauses_relaying_then_closes_with_1013_and_loses_nothing() {
+    use sqlx::Connection;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir, &["--persist-timeout", "1s"]);
+    let url = server.ws_url("outage");
+    let mut a = Client::connect(&url).await;
+    let mut b = Client::connect(&url).await;
+    a.map_set("before", "1").await;
+    b.pump_until("first update", Duration::from_secs(10), |c| {
+        c.map_len() == 1
+    })
+    .await;
+
+    // Another process takes SQLite's write lock and holds it: the server's group commit
+    // gets SQLITE_BUSY until its persist timeout runs out.
+    let db = format!("sqlite://{}", server.data_dir.join("tandem.db").display());
+    let mut blocker = sqlx::SqliteConnection::connect(&db).await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+
+    a.map_set("during", "2").await;
+    // The update was applied in memory but is not durable: b must not receive it.
+    match b.closed_within(Duration::from_secs(30)).await {
+        Closed::Code(code, _) => assert_eq!(code, 1013, "storage unavailable → try again later"),
+        other => panic!("expected 1013, got {other:?}"),
+    }
+    assert_eq!(b.map_len(), 1, "an update that was not on disk was relayed");
+    match a.closed_within(Duration::from_secs(10)).await {
+        Closed::Code(code, _) => assert_eq!(code, 1013),
+        other => panic!("expected 1013, got {other:?}"),
+    }
+
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    drop(blocker);
+
+    // a reconnects with its document and re-uploads what the server lacks.
+    let a = a.reconnect(&url).await;
+    assert_eq!(a.map_len(), 2);
+    let mut fresh = Client::connect(&url).await;
+    fresh
+        .pump_until("a's offline edit arrives", Duration::from_secs(10), |c| {
+            c.map_len() == 2
+        })
+        .await;
 }

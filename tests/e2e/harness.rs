@@ -269,12 +269,24 @@ impl Client {
 
     /// Connects and completes the sync handshake.
     pub async fn connect(url: &str) -> Client {
+        Self::connect_raw(url).await.handshake().await
+    }
+
+    /// Reconnects keeping the document, as a client that lost its connection does:
+    /// the handshake uploads whatever the server lacks.
+    pub async fn reconnect(self, url: &str) -> Client {
         let mut c = Self::connect_raw(url).await;
+        c.doc = self.doc;
+        c.handshake().await
+    }
+
+    async fn handshake(mut self) -> Client {
+        let c = &mut self;
         let sv = c.doc.transact().state_vector().encode_v1();
         c.send(Message::SyncStep1(&sv).encode()).await;
         c.pump_until("synced", Duration::from_secs(10), |c| c.synced)
             .await;
-        c
+        self
     }
 
     pub async fn send(&mut self, frame: Vec<u8>) {
