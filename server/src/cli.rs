@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tokio::net::TcpListener;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpSocket};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, ServeOptions};
@@ -61,7 +63,7 @@ fn serve(options: ServeOptions) -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        let listener = TcpListener::bind(config.listen).await?;
+        let listener = bind(config.listen)?;
         // Machine-readable: scripts and tests that pass port 0 read the port from here.
         println!("listening on http://{}", listener.local_addr()?);
         crate::serve(config, listener, shutdown_signal()).await
@@ -74,6 +76,24 @@ fn serve(options: ServeOptions) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Accept-queue length. `TcpListener::bind` uses 128, which a burst of connections
+/// overflows (every client reconnecting after a restart, a load test); the kernel then
+/// drops the SYN and the client retries only after a second. The kernel caps this at
+/// `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does: a restarted server can rebind at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 async fn shutdown_signal() {

@@ -14,6 +14,7 @@ pub mod store;
 use std::future::Future;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -48,6 +49,14 @@ pub async fn serve(
     tokio::spawn(async move {
         shutdown.await;
         trigger.cancel();
+    });
+    // TCP_NODELAY: relayed updates are small writes, and with Nagle on, one written
+    // while an earlier one is unacknowledged waits for the peer's delayed ACK (up to
+    // 40 ms on Linux). The session already coalesces bursts into one write.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "setting TCP_NODELAY failed");
+        }
     });
     let http = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
     let engine = async {

@@ -1,4 +1,4 @@
-//! `GET /v1/connect/{room}`: the y-websocket endpoint. Upgrades, authorizes through the
+//! `GET /v1/connect/{room}`: the y-websocket endpoint. Authorizes through the
 //! [`Authorizer`](crate::rooms::auth::Authorizer) seam (refusals become close codes the
 //! client can act on), then hands the socket to [`session::run`].
 //!
@@ -25,7 +25,15 @@ pub const MAX_ROOM_NAME: usize = 256;
 /// Per-connection socket buffers. tungstenite's defaults (128 KiB each) are sized for
 /// bulk transfer; an idle collaborative connection needs far less, and at thousands of
 /// connections this is most of the memory.
-const READ_BUFFER: usize = 4 * 1024;
+///
+/// The read buffer is allocated up front and kept for the connection's life, so it is
+/// small: y-websocket messages are mostly small updates, and a larger message does not
+/// need it (tungstenite reserves a frame's full length once its header is read).
+const READ_BUFFER: usize = 512;
+/// Frames are written out once this much is buffered, or on flush. The session feeds a
+/// burst of frames and flushes once, so they share one write; the buffer only grows
+/// while a burst is queued.
+const WRITE_BUFFER: usize = 16 * 1024;
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/v1/connect/{*room}", get(connect))
@@ -53,34 +61,41 @@ async fn connect(
         )
             .into_response();
     }
+    // Authorize before upgrading: the upgrade callback then only has to start the
+    // session, and does so without an await of its own, which keeps the connection's
+    // task small (an async block that awaits before handing the socket on reserves
+    // room for it twice). A refusal is still a close frame the client can act on.
+    let granted = state
+        .authorizer
+        .authorize(&room, query.token.as_deref())
+        .await;
     let max = state.rooms.config().max_message_bytes;
-    let rooms = state.rooms.clone();
+    let rooms = state.rooms;
     ws.max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| {
-            rooms.clone().track(async move {
-                let mut transport = adapt(socket);
-                match state.authorizer.authorize(&room, query.token.as_deref()).await {
-                    Ok(grant) => {
-                        let key = RoomKey {
-                            project_id: grant.project_id.as_str().into(),
-                            name: room.into(),
-                        };
-                        session::run(rooms, key, grant, transport).await;
-                    }
-                    Err(denied) => {
-                        tracing::debug!(code = denied.code, reason = %denied.reason, "connection refused");
-                        let _ = transport
-                            .send(Outbound::Close {
-                                code: denied.code,
-                                reason: denied.reason,
-                            })
-                            .await;
-                    }
+            let mut transport = adapt(socket);
+            let session = match granted {
+                Ok(grant) => {
+                    let key = RoomKey {
+                        project_id: grant.project_id.as_str().into(),
+                        name: room.into(),
+                    };
+                    future::Either::Left(session::run(rooms.clone(), key, grant, transport))
                 }
-            })
+                Err(denied) => future::Either::Right(async move {
+                    tracing::debug!(code = denied.code, reason = %denied.reason, "connection refused");
+                    let _ = transport
+                        .send(Outbound::Close {
+                            code: denied.code,
+                            reason: denied.reason,
+                        })
+                        .await;
+                }),
+            };
+            rooms.track(session)
         })
 }
 

@@ -19,6 +19,7 @@ use tracing::Instrument;
 use yrs::{Doc, StateVector, Update};
 
 use super::doc::{self, ApplyError};
+use super::outbox::OutboxTx;
 use super::persist::Ack;
 use super::{CloseReason, ConnId, Engine, RoomKey};
 use crate::store::{RoomId, Seq, StoreError, StoredDoc};
@@ -28,8 +29,7 @@ pub(crate) enum RoomMsg {
     /// A new connection; the reply says whether it is in.
     Join {
         conn: ConnId,
-        outbound: mpsc::Sender<Bytes>,
-        close: oneshot::Sender<CloseReason>,
+        outbox: OutboxTx,
         reply: oneshot::Sender<Result<(), CloseReason>>,
     },
     /// The connection ended.
@@ -62,8 +62,7 @@ pub(crate) struct OwnedEntry {
 }
 
 struct Conn {
-    outbound: mpsc::Sender<Bytes>,
-    close: Option<oneshot::Sender<CloseReason>>,
+    outbox: OutboxTx,
     /// Awareness client ids this connection introduced; removed when it leaves.
     awareness_ids: HashSet<u64>,
 }
@@ -232,8 +231,7 @@ impl RoomActor {
         match msg {
             RoomMsg::Join {
                 conn,
-                outbound,
-                close,
+                outbox,
                 reply,
             } => {
                 let state_vector = doc::state_vector(&self.doc);
@@ -243,12 +241,11 @@ impl RoomActor {
                 }
                 // The queue is new and larger than two frames; a failure means the
                 // connection is already gone.
-                if initial.into_iter().all(|f| outbound.try_send(f).is_ok()) {
+                if initial.into_iter().all(|f| outbox.push(f)) {
                     self.conns.insert(
                         conn,
                         Conn {
-                            outbound,
-                            close: Some(close),
+                            outbox,
                             awareness_ids: HashSet::new(),
                         },
                     );
@@ -421,7 +418,7 @@ impl RoomActor {
 
     fn send_to(&mut self, conn: ConnId, frame: Bytes) {
         let full = match self.conns.get(&conn) {
-            Some(c) => c.outbound.try_send(frame).is_err(),
+            Some(c) => !c.outbox.push(frame),
             None => false,
         };
         if full {
@@ -432,7 +429,7 @@ impl RoomActor {
     fn broadcast(&mut self, except: Option<ConnId>, frame: &Bytes) {
         let mut slow = Vec::new();
         for (id, c) in &self.conns {
-            if Some(*id) != except && c.outbound.try_send(frame.clone()).is_err() {
+            if Some(*id) != except && !c.outbox.push(frame.clone()) {
                 slow.push(*id);
             }
         }
@@ -446,9 +443,9 @@ impl RoomActor {
         let Some(mut c) = self.conns.remove(&conn) else {
             return;
         };
-        if let (Some(reason), Some(close)) = (reason, c.close.take()) {
+        if let Some(reason) = reason {
             tracing::debug!(conn, code = reason.code, reason = %reason.reason, "closing connection");
-            let _ = close.send(reason);
+            c.outbox.close(reason);
         }
         for id in &c.awareness_ids {
             self.awareness_owner.remove(id);
@@ -600,14 +597,8 @@ impl RoomActor {
         if let Some(compaction) = self.compaction.take() {
             let _ = compaction.await;
         }
-        for (_, mut c) in self.conns.drain() {
-            if let Some(close) = c.close.take() {
-                let _ = close.send(CloseReason {
-                    code,
-                    reason: reason.to_owned(),
-                    flush: true,
-                });
-            }
+        for (_, c) in self.conns.drain() {
+            c.outbox.close(CloseReason::new(code, reason));
         }
     }
 }

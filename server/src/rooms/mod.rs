@@ -8,6 +8,7 @@ pub mod session;
 
 mod actor;
 mod doc;
+mod outbox;
 mod persist;
 mod registry;
 

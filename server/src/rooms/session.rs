@@ -18,6 +18,7 @@ use tracing::Instrument;
 use super::actor::{OwnedEntry, RoomActor, RoomMsg};
 use super::auth::Grant;
 use super::doc;
+use super::outbox::{self, Event, OutboxRx};
 use super::{CloseReason, ConnId, RoomKey, Rooms};
 
 /// A frame from the peer, as the session needs to see it.
@@ -53,63 +54,66 @@ pub enum Outbound {
 const JOIN_ATTEMPTS: usize = 8;
 
 /// Runs one connection in `key` until either side closes.
-pub async fn run<T, E>(rooms: Rooms, key: RoomKey, grant: Grant, mut transport: T)
+///
+/// An idle connection spends its life parked in this future, so its size is memory per
+/// connection: everything not needed while idle (joining, closing) is boxed so that it
+/// takes heap only while it runs.
+// Not an `async fn`: one wrapping the instrumented block below would hold its arguments
+// twice (once as its own, once moved into the block).
+pub fn run<T, E>(
+    rooms: Rooms,
+    key: RoomKey,
+    grant: Grant,
+    mut transport: T,
+) -> impl std::future::Future<Output = ()> + Send
 where
     T: Stream<Item = Result<Inbound, E>> + Sink<Outbound> + Unpin + Send,
-    E: std::fmt::Display,
+    E: std::fmt::Display + Send,
 {
     let conn = rooms.next_conn_id();
     let span = tracing::debug_span!("conn", conn, project = %key.project_id, room = %key.name);
     async move {
-        let config = rooms.config().clone();
-        let Joined {
-            room,
-            mut outbound,
-            close: mut close_rx,
-        } = match join(&rooms, &key, conn).await {
+        let config = rooms.config();
+        let joined = Box::pin(join(&rooms, &key, conn)).await;
+        let Joined { room, outbox } = match joined {
             Ok(joined) => joined,
             Err(reason) => {
-                send_close(&mut transport, &reason, &config).await;
+                Box::pin(send_close(&mut transport, &reason, config)).await;
                 return;
             }
         };
         tracing::debug!("connected");
-        let expires = grant.expires_at.map(|at| {
+        // Boxed: most connections have no expiry, and a timer is ~100 bytes.
+        let mut expiry = grant.expires_at.map(|at| {
             let left = at.duration_since(SystemTime::now()).unwrap_or_default();
-            tokio::time::Instant::now() + left
+            Box::pin(tokio::time::sleep(left))
         });
         let mut told_read_only = false;
         let reason: Option<CloseReason> = loop {
             tokio::select! {
                 biased;
-                reason = &mut close_rx => {
-                    // The room closed us; a dropped sender means the room is gone.
-                    let reason = reason.unwrap_or_else(|_| CloseReason::new(close::TRY_AGAIN_LATER, "room unavailable"));
-                    if reason.flush {
-                        while let Ok(frame) = outbound.try_recv() {
-                            if !send(&mut transport, Outbound::Binary(frame), &config).await {
-                                break;
-                            }
+                event = outbox.recv() => match event {
+                    Event::Close(reason) => {
+                        // The room closed us (or is gone).
+                        if reason.flush {
+                            Box::pin(flush_queued(&mut transport, &outbox, config)).await;
                         }
+                        break Some(reason);
                     }
-                    break Some(reason);
-                }
-                frame = outbound.recv() => match frame {
-                    Some(frame) => {
-                        if !send(&mut transport, Outbound::Binary(frame), &config).await {
+                    Event::Frame(frame) => {
+                        if !Box::pin(send_batch(&mut transport, frame, &outbox, config)).await {
                             break None;
                         }
                     }
-                    None => break Some(CloseReason::new(close::TRY_AGAIN_LATER, "room unavailable")),
                 },
-                () = sleep_until(expires) => {
+                () = sleep_until(&mut expiry) => {
                     break Some(CloseReason::new(close::UNAUTHORIZED, "token expired"));
                 }
                 inbound = transport.next() => match inbound {
                     Some(Ok(Inbound::Binary(frame))) => {
                         match validate(conn, &grant, frame, config.max_message_bytes) {
                             Ok(Valid::Msg(msg)) => {
-                                if room.send(msg).await.is_err() {
+                                if Box::pin(room.send(msg)).await.is_err() {
                                     break Some(CloseReason::new(close::TRY_AGAIN_LATER, "room unavailable"));
                                 }
                             }
@@ -117,7 +121,7 @@ where
                                 if !told_read_only {
                                     told_read_only = true;
                                     let denied = Message::AuthDenied("read-only: this connection may not change the document").encode();
-                                    if !send(&mut transport, Outbound::Binary(Bytes::from(denied)), &config).await {
+                                    if !Box::pin(send(&mut transport, Outbound::Binary(Bytes::from(denied)), config)).await {
                                         break None;
                                     }
                                 }
@@ -140,30 +144,71 @@ where
             }
         };
         // Leaving is what removes our presence for the others, so it must arrive.
-        let _ = room.send(RoomMsg::Leave { conn }).await;
+        let _ = Box::pin(room.send(RoomMsg::Leave { conn })).await;
         if let Some(reason) = reason {
             tracing::debug!(code = reason.code, reason = %reason.reason, "closing");
-            send_close(&mut transport, &reason, &config).await;
+            Box::pin(send_close(&mut transport, &reason, config)).await;
         } else {
             tracing::debug!("disconnected");
         }
     }
     .instrument(span)
-    .await;
 }
 
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
+async fn sleep_until(expiry: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
+    match expiry {
+        Some(sleep) => sleep.await,
         None => std::future::pending().await,
     }
 }
 
-/// A joined room: where to send, and the two channels the room answers on.
+/// Most frames written to the socket in one go.
+const MAX_BATCH: usize = 64;
+
+/// Sends `first` and whatever else is already queued (up to [`MAX_BATCH`] frames) with
+/// one flush, so a burst of frames released by one group commit costs one write to the
+/// socket instead of one per frame. `false` if the peer is gone or stuck.
+async fn send_batch<T>(
+    transport: &mut T,
+    first: Bytes,
+    outbox: &OutboxRx,
+    config: &super::RoomsConfig,
+) -> bool
+where
+    T: Sink<Outbound> + Unpin,
+{
+    let write = async {
+        transport.feed(Outbound::Binary(first)).await?;
+        for _ in 1..MAX_BATCH {
+            match outbox.try_pop() {
+                Some(frame) => transport.feed(Outbound::Binary(frame)).await?,
+                None => break,
+            }
+        }
+        transport.flush().await
+    };
+    matches!(
+        tokio::time::timeout(config.send_timeout, write).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Sends what the room queued before it closed us.
+async fn flush_queued<T>(transport: &mut T, outbox: &OutboxRx, config: &super::RoomsConfig)
+where
+    T: Sink<Outbound> + Unpin,
+{
+    while let Some(frame) = outbox.try_pop() {
+        if !send_batch(transport, frame, outbox, config).await {
+            break;
+        }
+    }
+}
+
+/// A joined room: where to send, and the queue the room answers on.
 struct Joined {
     room: mpsc::Sender<RoomMsg>,
-    outbound: mpsc::Receiver<Bytes>,
-    close: oneshot::Receiver<CloseReason>,
+    outbox: OutboxRx,
 }
 
 /// Finds (or starts) the room and joins it, retrying if it raced an unload (the
@@ -179,13 +224,11 @@ async fn join(rooms: &Rooms, key: &RoomKey, conn: ConnId) -> Result<Joined, Clos
             RoomActor::spawn(engine.clone(), key.clone(), generation, rx);
             super::registry::RoomHandle { tx, generation }
         });
-        let (outbound_tx, outbound) = mpsc::channel(engine.config.outbound_queue.max(4));
-        let (close_tx, close) = oneshot::channel();
+        let (outbox_tx, outbox) = outbox::outbox(engine.config.outbound_queue.max(4));
         let (reply_tx, reply) = oneshot::channel();
         let msg = RoomMsg::Join {
             conn,
-            outbound: outbound_tx,
-            close: close_tx,
+            outbox: outbox_tx,
             reply: reply_tx,
         };
         if handle.tx.send(msg).await.is_err() {
@@ -195,8 +238,7 @@ async fn join(rooms: &Rooms, key: &RoomKey, conn: ConnId) -> Result<Joined, Clos
             Ok(Ok(())) => {
                 return Ok(Joined {
                     room: handle.tx,
-                    outbound,
-                    close,
+                    outbox,
                 })
             }
             Ok(Err(reason)) => return Err(reason),
