@@ -215,3 +215,20 @@ async fn presence_times_out_and_cannot_be_forged() {
     );
     drop(a);
 }
+
+/// `/healthz` answers while the process runs; `/readyz` reports ready with the number of
+/// loaded rooms while storage answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_readiness() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir, &[]);
+    let (status, body) = server.get("/healthz").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server.get("/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["loaded_rooms"], 0);
+    let _client = Client::connect(&server.ws_url("r")).await;
+    assert_eq!(server.loaded_rooms().await, 1);
+}
