@@ -21,6 +21,7 @@ use yrs::{Doc, StateVector, Update};
 use super::doc::{self, ApplyError};
 use super::outbox::OutboxTx;
 use super::persist::Ack;
+use super::validate;
 use super::{CloseReason, ConnId, Engine, RoomKey};
 use crate::store::{RoomId, Seq, StoreError, StoredDoc};
 
@@ -283,6 +284,36 @@ impl RoomActor {
     ) -> Flow {
         if !self.conns.contains_key(&conn) {
             return Flow::Continue; // closed meanwhile (e.g. too slow): drop its input
+        }
+        // yrs 0.28.1 integrates a block that starts past the document's clock for its
+        // client out of order, and parks one whose dependencies are missing; crafted
+        // sequences of either corrupt its memory (a SIGSEGV no catch_unwind can stop,
+        // found by fuzzing). So such an update is not applied. An honest client never
+        // sends one (it only builds on what it received from us); if it happens, it gets
+        // our state vector and answers with a complete diff.
+        let sv = doc::state_vector_of(&self.doc);
+        let checked = validate::validate_update_v1_for_doc(
+            &payload,
+            &validate::Limits::default(),
+            &|client| sv.get(&yrs::block::ClientID::new(client)),
+        );
+        match checked {
+            Ok(_) => {}
+            Err(validate::Invalid::Gap { .. } | validate::Invalid::MissingDependency { .. }) => {
+                let sv = doc::state_vector(&self.doc);
+                self.send_to(conn, Bytes::from(Message::SyncStep1(&sv).encode()));
+                return Flow::Continue;
+            }
+            Err(error) => {
+                self.remove_conn(
+                    conn,
+                    Some(CloseReason::new(
+                        close::MALFORMED,
+                        format!("invalid update: {error}"),
+                    )),
+                );
+                return Flow::Continue;
+            }
         }
         match doc::apply(&self.doc, update) {
             Ok(()) => {}

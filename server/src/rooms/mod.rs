@@ -11,6 +11,7 @@ mod doc;
 mod outbox;
 mod persist;
 mod registry;
+pub(crate) mod validate;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

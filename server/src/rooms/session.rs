@@ -17,8 +17,8 @@ use tracing::Instrument;
 
 use super::actor::{OwnedEntry, RoomActor, RoomMsg};
 use super::auth::Grant;
-use super::doc;
 use super::outbox::{self, Event, OutboxRx};
+use super::{doc, validate};
 use super::{CloseReason, ConnId, RoomKey, Rooms};
 
 /// A frame from the peer, as the session needs to see it.
@@ -267,10 +267,14 @@ fn validate(conn: ConnId, grant: &Grant, frame: Bytes, max: usize) -> Result<Val
     let message = Message::decode(&frame).map_err(|e| malformed(&e))?;
     Ok(match message {
         Message::SyncStep1(sv) => {
+            validate::validate_state_vector_v1(sv).map_err(|e| malformed(&e))?;
             let sv = doc::decode_state_vector(sv).map_err(|e| malformed(&e))?;
             Valid::Msg(RoomMsg::SyncStep1 { conn, sv })
         }
         Message::SyncStep2(payload) | Message::Update(payload) => {
+            // yrs 0.28.1 trusts counts and clocks in an update: checked here first.
+            validate::validate_update_v1(payload, &validate::Limits::default())
+                .map_err(|e| malformed(&format!("invalid update: {e}")))?;
             let update = doc::decode_update(payload).map_err(|e| malformed(&e))?;
             if update.is_empty() {
                 Valid::Nothing
