@@ -292,15 +292,16 @@ impl RoomActor {
         // sends one (it only builds on what it received from us); if it happens, it gets
         // our state vector and answers with a complete diff.
         let sv = doc::state_vector_of(&self.doc);
-        let checked = validate::validate_update_v1_for_doc(
-            &payload,
-            &validate::Limits::default(),
-            &|client| sv.get(&yrs::block::ClientID::new(client)),
-        );
+        // The session already ran the stateless check on these bytes.
+        let checked =
+            validate::check_against_doc(&payload, &validate::Limits::default(), &|client| {
+                sv.get(&yrs::block::ClientID::new(client))
+            });
         match checked {
             Ok(_) => {}
             Err(validate::Invalid::Gap { .. } | validate::Invalid::MissingDependency { .. }) => {
-                let sv = doc::state_vector(&self.doc);
+                use yrs::updates::encoder::Encode;
+                let sv = sv.encode_v1();
                 self.send_to(conn, Bytes::from(Message::SyncStep1(&sv).encode()));
                 return Flow::Continue;
             }

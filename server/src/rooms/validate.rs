@@ -137,12 +137,28 @@ pub fn validate_update_v1(buf: &[u8], limits: &Limits) -> Result<Stats, Invalid>
 /// `apply_update` under the same `transact_mut()` so the state cannot change in between.
 /// On `Gap`/`MissingDependency` a server should not apply the update and instead send the client
 /// its state vector (sync step 1) so that it replies with a complete diff.
+// Production splits this in two (session: stateless; actor: `check_against_doc`).
+#[cfg(test)]
 pub fn validate_update_v1_for_doc(
     buf: &[u8],
     limits: &Limits,
     doc_clock: &dyn Fn(u64) -> u32,
 ) -> Result<Stats, Invalid> {
     let stats = validate_update_v1(buf, limits)?;
+    check_against_doc(buf, limits, doc_clock)?;
+    Ok(stats)
+}
+
+/// Only the document-dependent half of [validate_update_v1_for_doc], for bytes that already
+/// passed [validate_update_v1] (the room actor: the connection task validated them, and
+/// running the stateless pass again would parse every update a third time on the room's
+/// single thread). The reader still bounds-checks everything, so calling it on unchecked
+/// bytes is safe, just less thorough.
+pub fn check_against_doc(
+    buf: &[u8],
+    limits: &Limits,
+    doc_clock: &dyn Fn(u64) -> u32,
+) -> Result<(), Invalid> {
     // pass 1: gaps + per-client clock after the update; pass 2: references + delete set
     let mut r1 = R::new(buf, limits);
     r1.state = Some(doc_clock);
@@ -154,7 +170,7 @@ pub fn validate_update_v1_for_doc(
     r2.frontiers = r1.frontiers;
     r2.update()?;
     r2.ds()?;
-    Ok(stats)
+    Ok(())
 }
 
 /// Validate a v1-encoded state vector (`StateVector::decode_v1` input, e.g. sync step 1).
