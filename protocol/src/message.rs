@@ -7,6 +7,10 @@
 //! | 1 | awareness | var bytes (an awareness update) |
 //! | 2 | auth | varuint 0 (permission denied) + var string reason |
 //! | 3 | query awareness | nothing |
+//! | 100 | Tandem event | var string: a JSON document (see [`Message::Event`]) |
+//!
+//! Type 100 is Tandem's extension; stock y-websocket clients log and ignore types they
+//! do not know, so the server may send it to them.
 //!
 //! Decoding borrows from the frame and checks every length against what is left, so the
 //! payloads handed to yrs are already bounded by the frame size.
@@ -22,6 +26,9 @@ pub const MSG_AWARENESS: u64 = 1;
 pub const MSG_AUTH: u64 = 2;
 /// Message type: a request for the full awareness state.
 pub const MSG_QUERY_AWARENESS: u64 = 3;
+
+/// Message type: a Tandem custom event (an extension; stock clients ignore it).
+pub const MSG_EVENT: u64 = 100;
 
 /// Sync sub-type: a state vector, asking for what the peer lacks.
 pub const SYNC_STEP1: u64 = 0;
@@ -45,6 +52,12 @@ pub enum Message<'a> {
     AuthDenied(&'a str),
     /// A request for every known awareness state.
     QueryAwareness,
+    /// A custom event, as JSON text. Client to server: the event itself (any JSON
+    /// value), relayed to the room's other connections. Server to client: an object
+    /// `{"event": <value>, "connectionId": <number|null>, "userId": <string|null>}`
+    /// where a null connection id means the server (REST) sent it. The JSON is checked
+    /// by whoever interprets it, not by the codec.
+    Event(&'a str),
 }
 
 impl<'a> Message<'a> {
@@ -65,6 +78,7 @@ impl<'a> Message<'a> {
                 other => return Err(DecodeError::UnknownAuthType(other)),
             },
             MSG_QUERY_AWARENESS => Message::QueryAwareness,
+            MSG_EVENT => Message::Event(r.read_var_str()?),
             other => return Err(DecodeError::UnknownMessageType(other)),
         };
         r.finish()?;
@@ -90,6 +104,11 @@ impl<'a> Message<'a> {
                 w.into_inner()
             }
             Message::QueryAwareness => vec![MSG_QUERY_AWARENESS as u8],
+            Message::Event(json) => {
+                let mut w = Writer::with_capacity(json.len() + 7);
+                w.write_var_u64(MSG_EVENT).write_var_str(json);
+                w.into_inner()
+            }
         }
     }
 }
@@ -152,7 +171,7 @@ mod tests {
     }
 
     fn any_message() -> impl Strategy<Value = (u8, Vec<u8>)> {
-        (0u8..6, proptest::collection::vec(any::<u8>(), 0..32))
+        (0u8..7, proptest::collection::vec(any::<u8>(), 0..32))
     }
 
     proptest! {
@@ -165,6 +184,7 @@ mod tests {
                 2 => Message::Update(&payload),
                 3 => Message::Awareness(&payload),
                 4 => Message::AuthDenied(&text),
+                5 => Message::Event(&text),
                 _ => Message::QueryAwareness,
             };
             let frame = message.encode();

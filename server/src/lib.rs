@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod http;
+pub mod ids;
 pub mod rooms;
 pub mod store;
 

@@ -18,6 +18,14 @@ pub struct Grant {
     pub can_presence: bool,
     /// When the credential expires; the connection is closed with 4401 then.
     pub expires_at: Option<SystemTime>,
+    /// The app's id for the user (the token's `sub`), if any.
+    pub user_id: Option<String>,
+    /// Server-attached user info (the token's `user`, a JSON object), if any. The
+    /// engine puts it into the connection's presence so clients cannot forge it.
+    pub user_info: Option<serde_json::Value>,
+    /// The API key the credential descends from; revoking the key closes the
+    /// connection.
+    pub key_id: Option<String>,
 }
 
 /// Why a connection was refused, as a WebSocket close code and reason.
@@ -62,6 +70,9 @@ impl Authorizer for AllowAnonymous {
             can_write: true,
             can_presence: true,
             expires_at: None,
+            user_id: None,
+            user_info: None,
+            key_id: None,
         })
     }
 }

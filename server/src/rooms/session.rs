@@ -321,6 +321,8 @@ fn validate(conn: ConnId, grant: &Grant, frame: Bytes, max: usize) -> Result<Val
             }
         }
         Message::QueryAwareness => Valid::Msg(RoomMsg::QueryAwareness { conn }),
+        // Relaying client events to the room comes with the REST broadcast work.
+        Message::Event(_) => Valid::Nothing,
         Message::AuthDenied(_) => {
             return Err(CloseReason::new(
                 close::MALFORMED,

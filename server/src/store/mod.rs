@@ -1,7 +1,9 @@
-//! Durable storage. One trait per concern ([`DocStore`] for room documents so far), a
-//! SQLite backend ([`sqlite`]) and the migrations that shape it ([`migrate`]). All SQL
-//! lives under this folder; the rest of the server sees bytes and ids.
+//! Durable storage. One trait per concern ([`DocStore`] for room documents,
+//! [`control::ControlStore`] for the control plane), a SQLite backend ([`sqlite`]) and
+//! the migrations that shape it ([`migrate`]). All SQL lives under this folder; the rest
+//! of the server sees rows and ids.
 
+pub mod control;
 pub mod migrate;
 pub mod sqlite;
 
@@ -22,6 +24,9 @@ pub enum StoreError {
     /// The database could not be reached or refused the operation; retrying may help.
     #[error("storage unavailable: {0}")]
     Unavailable(#[from] sqlx::Error),
+    /// A uniqueness rule refused the write (the email is taken, the name exists…).
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// A migration already applied differs from the one in this binary.
     #[error("migration {version} ({name}) was changed after it was applied")]
     MigrationChanged {
@@ -73,6 +78,17 @@ pub struct Append {
     pub data: Bytes,
 }
 
+/// A room as listed by [`DocStore::list_rooms`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomRow {
+    /// The room's id.
+    pub id: RoomId,
+    /// The room name (unique in its project).
+    pub name: String,
+    /// When the room was first loaded, unix milliseconds.
+    pub created_at: i64,
+}
+
 /// Room documents: a snapshot plus an append-only update log per room.
 #[async_trait]
 pub trait DocStore: Send + Sync + 'static {
@@ -97,6 +113,22 @@ pub trait DocStore: Send + Sync + 'static {
         upto: Seq,
         data: &[u8],
     ) -> StoreResult<bool>;
+
+    /// The room's id if it exists (never creates it).
+    async fn find_room(&self, project_id: &str, room: &str) -> StoreResult<Option<RoomId>>;
+
+    /// The project's rooms ordered by name, those with a name after `after` (a cursor)
+    /// and starting with `prefix` when given, at most `limit`.
+    async fn list_rooms(
+        &self,
+        project_id: &str,
+        prefix: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<RoomRow>>;
+
+    /// Erases a room: its row, snapshot and log, in one transaction.
+    async fn delete_room(&self, room_id: RoomId) -> StoreResult<()>;
 
     /// Whether the store answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;

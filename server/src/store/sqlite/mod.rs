@@ -19,7 +19,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, Row, SqlitePool};
 use tokio::sync::{Mutex, Notify};
 
-use super::{migrate, unix_ms, Append, DocStore, RoomId, Seq, StoreResult, StoredDoc};
+use super::{migrate, unix_ms, Append, DocStore, RoomId, RoomRow, Seq, StoreResult, StoredDoc};
 
 /// How long the checkpointer lets appends accumulate in the WAL before copying them
 /// into the database file (one database sync per round, off the commit path).
@@ -250,6 +250,62 @@ impl DocStore for SqliteStore {
             .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn find_room(&self, project_id: &str, room: &str) -> StoreResult<Option<RoomId>> {
+        let row = sqlx::query("SELECT id FROM rooms WHERE project_id = ? AND name = ?")
+            .bind(project_id)
+            .bind(room)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("id")).transpose()?)
+    }
+
+    async fn list_rooms(
+        &self,
+        project_id: &str,
+        prefix: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<RoomRow>> {
+        // A prefix match as a range on the (project_id, name) index: names `>= prefix`
+        // that start with it. `substr` keeps it exact for any characters (no LIKE
+        // wildcards to escape).
+        let rows = sqlx::query(
+            "SELECT id, name, created_at FROM rooms
+             WHERE project_id = ?1
+               AND (?2 IS NULL OR (name >= ?2 AND substr(name, 1, length(?2)) = ?2))
+               AND (?3 IS NULL OR name > ?3)
+             ORDER BY name LIMIT ?4",
+        )
+        .bind(project_id)
+        .bind(prefix)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RoomRow {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_room(&self, room_id: RoomId) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for sql in [
+            "DELETE FROM room_updates WHERE room_id = ?",
+            "DELETE FROM room_snapshots WHERE room_id = ?",
+            "DELETE FROM rooms WHERE id = ?",
+        ] {
+            sqlx::query(sql).bind(room_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn ping(&self) -> StoreResult<()> {
