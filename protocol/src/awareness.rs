@@ -209,6 +209,25 @@ impl AwarenessTable {
         self.remove(stale, now_ms)
     }
 
+    /// Every live client as `(client id, JSON state)`, in no particular order.
+    pub fn live(&self) -> impl Iterator<Item = (u64, &str)> + '_ {
+        self.clients
+            .iter()
+            .filter_map(|(id, m)| Some((*id, m.state.as_deref()?)))
+    }
+
+    /// When the least recently renewed live state was last updated (milliseconds, the
+    /// `now` given to [`apply`](Self::apply)), or `None` without live states. A caller
+    /// that expires states after `timeout_ms` has nothing to do before this plus the
+    /// timeout.
+    pub fn oldest_live_update_ms(&self) -> Option<u64> {
+        self.clients
+            .values()
+            .filter(|m| m.state.is_some())
+            .map(|m| m.last_updated_ms)
+            .min()
+    }
+
     /// Every live state as one update, or `None` when there is none.
     pub fn encode_live(&self) -> Option<Vec<u8>> {
         let mut ids: Vec<_> = self
@@ -329,6 +348,21 @@ mod tests {
         assert_eq!(gone.len(), 1);
         assert_eq!(gone[0].client_id, 1);
         assert_eq!(t.live_count(), 1);
+    }
+
+    #[test]
+    fn live_lists_states_and_oldest_update_tracks_renewals() {
+        let mut t = AwarenessTable::new();
+        assert_eq!(t.oldest_live_update_ms(), None);
+        t.apply(&[entry(1, 1, "{}"), entry(2, 1, "[]")], 10);
+        t.apply(&[entry(2, 2, "[]")], 20);
+        let mut live: Vec<_> = t.live().collect();
+        live.sort_unstable();
+        assert_eq!(live, vec![(1, "{}"), (2, "[]")]);
+        assert_eq!(t.oldest_live_update_ms(), Some(10));
+        t.remove([1], 30);
+        assert_eq!(t.live().count(), 1);
+        assert_eq!(t.oldest_live_update_ms(), Some(20));
     }
 
     proptest! {

@@ -1,11 +1,14 @@
 //! Tandem's wire protocol, shared by the server and both SDKs: a bounded codec for the
 //! y-websocket envelope ([`message`]), Yjs awareness ([`awareness`]), the lib0 primitives
-//! under them ([`lib0`]) and the WebSocket close codes ([`close`]).
+//! under them ([`lib0`]), the WebSocket close codes ([`close`]), the custom event
+//! envelope ([`event`]) and the sans-IO client session both SDKs drive ([`client`]).
 //!
 //! Nothing here does I/O or reads a clock: callers pass frames and `now` in.
 
 pub mod awareness;
+pub mod client;
 pub mod close;
+pub mod event;
 pub mod lib0;
 pub mod message;
 
