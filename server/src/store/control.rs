@@ -244,8 +244,11 @@ pub trait ControlStore: Send + Sync + 'static {
     async fn tenant(&self, tenant_id: &TenantId) -> StoreResult<Option<TenantRow>>;
     /// Every tenant the user belongs to, with their role there, oldest first.
     async fn tenants_of_user(&self, user_id: &UserId) -> StoreResult<Vec<(TenantRow, Role)>>;
-    async fn member_role(&self, tenant_id: &TenantId, user_id: &UserId)
-        -> StoreResult<Option<Role>>;
+    async fn member_role(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+    ) -> StoreResult<Option<Role>>;
     /// Members with their emails, oldest first.
     async fn list_members(&self, tenant_id: &TenantId) -> StoreResult<Vec<MemberRow>>;
     /// `Conflict` if already a member.
@@ -265,8 +268,12 @@ pub trait ControlStore: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// `false` if not a member. Also revokes the user's personal access tokens in this
     /// tenant (same transaction, `revoked_at = at`).
-    async fn remove_member(&self, tenant_id: &TenantId, user_id: &UserId, at: i64)
-        -> StoreResult<bool>;
+    async fn remove_member(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        at: i64,
+    ) -> StoreResult<bool>;
 
     // --- projects ---
 
@@ -289,8 +296,11 @@ pub trait ControlStore: Send + Sync + 'static {
     ) -> StoreResult<Option<ProjectRow>>;
     /// Deletes the project, its keys and its rooms with their documents, in one
     /// transaction. `false` if it does not exist in this tenant.
-    async fn delete_project(&self, tenant_id: &TenantId, project_id: &ProjectId)
-        -> StoreResult<bool>;
+    async fn delete_project(
+        &self,
+        tenant_id: &TenantId,
+        project_id: &ProjectId,
+    ) -> StoreResult<bool>;
 
     // --- keys ---
 
@@ -300,15 +310,24 @@ pub trait ControlStore: Send + Sync + 'static {
     async fn key_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<KeyRow>>;
     async fn key(&self, tenant_id: &TenantId, key_id: &KeyId) -> StoreResult<Option<KeyRow>>;
     /// Keys matching `filter` in the tenant, newest first, revoked ones included.
-    async fn list_keys(&self, tenant_id: &TenantId, filter: &KeyFilter) -> StoreResult<Vec<KeyRow>>;
+    async fn list_keys(&self, tenant_id: &TenantId, filter: &KeyFilter)
+        -> StoreResult<Vec<KeyRow>>;
     /// Sets `revoked_at = at` if not already revoked. The key after the change, `None` if
     /// it does not exist in this tenant.
-    async fn revoke_key(&self, tenant_id: &TenantId, key_id: &KeyId, at: i64)
-        -> StoreResult<Option<KeyRow>>;
+    async fn revoke_key(
+        &self,
+        tenant_id: &TenantId,
+        key_id: &KeyId,
+        at: i64,
+    ) -> StoreResult<Option<KeyRow>>;
     /// Sets `expires_at = min(expires_at, at)` (a roll's grace period). The key after
     /// the change, `None` if it does not exist in this tenant.
-    async fn expire_key(&self, tenant_id: &TenantId, key_id: &KeyId, at: i64)
-        -> StoreResult<Option<KeyRow>>;
+    async fn expire_key(
+        &self,
+        tenant_id: &TenantId,
+        key_id: &KeyId,
+        at: i64,
+    ) -> StoreResult<Option<KeyRow>>;
     /// Records use (`last_used_at = at`). Best effort: callers throttle it.
     async fn touch_key(&self, key_id: &KeyId, at: i64) -> StoreResult<()>;
 

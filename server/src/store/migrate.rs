@@ -19,11 +19,18 @@ pub struct Migration {
 }
 
 /// The SQLite migrations, in order.
-pub const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_rooms.sql",
-    sql: include_str!("../../migrations/sqlite/0001_rooms.sql"),
-}];
+pub const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_rooms.sql",
+        sql: include_str!("../../migrations/sqlite/0001_rooms.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_control.sql",
+        sql: include_str!("../../migrations/sqlite/0002_control.sql"),
+    },
+];
 
 /// FNV-1a, 64 bits: stable across Rust releases (unlike `std`'s hasher), enough to
 /// notice an edited file.

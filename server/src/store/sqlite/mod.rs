@@ -21,6 +21,8 @@ use tokio::sync::{Mutex, Notify};
 
 use super::{migrate, unix_ms, Append, DocStore, RoomId, RoomRow, Seq, StoreResult, StoredDoc};
 
+mod control;
+
 /// How long the checkpointer lets appends accumulate in the WAL before copying them
 /// into the database file (one database sync per round, off the commit path).
 const CHECKPOINT_DELAY: Duration = Duration::from_millis(250);

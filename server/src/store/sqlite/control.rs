@@ -1,0 +1,686 @@
+//! [`ControlStore`] on SQLite: the control plane's rows (migration `0002_control.sql`).
+//!
+//! Plain runtime queries, kept close to portable SQL so the Postgres backend can reuse
+//! them with `$n` placeholders. Writes of several statements run in one transaction whose
+//! first statement writes, so SQLite takes its write lock at once (waiting on
+//! `busy_timeout`) instead of failing on a late read-to-write upgrade.
+
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::SqliteStore;
+use crate::ids::{KeyId, ProjectId, TenantId, UserId};
+use crate::store::control::{
+    AuditRow, ControlStore, KeyFilter, KeyKindRow, KeyRow, MemberRow, NewAccount, ProjectPatch,
+    ProjectRow, Role, SigningKeyRow, TenantRow, UserRow,
+};
+use crate::store::{StoreError, StoreResult};
+
+const USER_COLUMNS: &str = "u.id, u.email, u.password_hash, u.created_at";
+const PROJECT_COLUMNS: &str = "id, tenant_id, name, public_access, created_at";
+const KEY_COLUMNS: &str = "id, tenant_id, project_id, user_id, kind, name, display_prefix, \
+                           created_at, last_used_at, expires_at, revoked_at";
+
+/// Maps a unique-constraint violation to [`StoreError::Conflict`] with `message`; any
+/// other error stays `Unavailable`.
+fn conflict(message: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |error| match error {
+        sqlx::Error::Database(ref db) if db.is_unique_violation() => {
+            StoreError::Conflict(message.to_owned())
+        }
+        other => StoreError::Unavailable(other),
+    }
+}
+
+/// Parses a stored enum name; an unknown one is a decode error (the schema's CHECK
+/// constraints should make it impossible, but a bad row must not panic the server).
+fn stored<T>(column: &str, raw: String, parse: fn(&str) -> Option<T>) -> Result<T, sqlx::Error> {
+    parse(&raw).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: format!("unknown stored value {raw:?}").into(),
+    })
+}
+
+fn user_row(row: &SqliteRow) -> Result<UserRow, sqlx::Error> {
+    Ok(UserRow {
+        id: UserId::from_db(row.try_get("id")?),
+        email: row.try_get("email")?,
+        password_hash: row.try_get("password_hash")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn tenant_row(row: &SqliteRow) -> Result<TenantRow, sqlx::Error> {
+    Ok(TenantRow {
+        id: TenantId::from_db(row.try_get("id")?),
+        name: row.try_get("name")?,
+        plan: row.try_get("plan")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn project_row(row: &SqliteRow) -> Result<ProjectRow, sqlx::Error> {
+    Ok(ProjectRow {
+        id: ProjectId::from_db(row.try_get("id")?),
+        tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
+        name: row.try_get("name")?,
+        public_access: row.try_get("public_access")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn key_row(row: &SqliteRow) -> Result<KeyRow, sqlx::Error> {
+    Ok(KeyRow {
+        id: KeyId::from_db(row.try_get("id")?),
+        tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
+        project_id: row
+            .try_get::<Option<String>, _>("project_id")?
+            .map(ProjectId::from_db),
+        user_id: row
+            .try_get::<Option<String>, _>("user_id")?
+            .map(UserId::from_db),
+        kind: stored("kind", row.try_get("kind")?, KeyKindRow::parse)?,
+        name: row.try_get("name")?,
+        display_prefix: row.try_get("display_prefix")?,
+        created_at: row.try_get("created_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+fn signing_key_row(row: &SqliteRow) -> Result<SigningKeyRow, sqlx::Error> {
+    Ok(SigningKeyRow {
+        kid: row.try_get("kid")?,
+        secret: row.try_get("secret")?,
+        created_at: row.try_get("created_at")?,
+        retired_at: row.try_get("retired_at")?,
+    })
+}
+
+fn audit_row(row: &SqliteRow) -> Result<AuditRow, sqlx::Error> {
+    Ok(AuditRow {
+        id: row.try_get("id")?,
+        tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
+        project_id: row
+            .try_get::<Option<String>, _>("project_id")?
+            .map(ProjectId::from_db),
+        actor: row.try_get("actor")?,
+        action: row.try_get("action")?,
+        target: row.try_get("target")?,
+        ip: row.try_get("ip")?,
+        details: row.try_get("details")?,
+        at: row.try_get("at")?,
+    })
+}
+
+/// Decodes every row with `decode`.
+fn all<T>(
+    rows: &[SqliteRow],
+    decode: fn(&SqliteRow) -> Result<T, sqlx::Error>,
+) -> StoreResult<Vec<T>> {
+    Ok(rows.iter().map(decode).collect::<Result<_, _>>()?)
+}
+
+/// Decodes the row, if any, with `decode`.
+fn one<T>(
+    row: Option<SqliteRow>,
+    decode: fn(&SqliteRow) -> Result<T, sqlx::Error>,
+) -> StoreResult<Option<T>> {
+    Ok(row.as_ref().map(decode).transpose()?)
+}
+
+#[async_trait]
+impl ControlStore for SqliteStore {
+    // --- users and sessions ---
+
+    async fn create_account(&self, account: &NewAccount) -> StoreResult<()> {
+        let NewAccount {
+            user,
+            tenant,
+            project,
+        } = account;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)")
+            .bind(user.id.as_str())
+            .bind(&user.email)
+            .bind(&user.password_hash)
+            .bind(user.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict("email already registered"))?;
+        sqlx::query("INSERT INTO tenants (id, name, plan, created_at) VALUES (?, ?, ?, ?)")
+            .bind(tenant.id.as_str())
+            .bind(&tenant.name)
+            .bind(&tenant.plan)
+            .bind(tenant.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict("tenant already exists"))?;
+        sqlx::query(
+            "INSERT INTO members (tenant_id, user_id, role, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(tenant.id.as_str())
+        .bind(user.id.as_str())
+        .bind(Role::Owner.as_str())
+        .bind(user.created_at)
+        .execute(&mut *tx)
+        .await?;
+        // The first project belongs to the new tenant by definition, whatever
+        // `project.tenant_id` says: it must never land in someone else's tenant.
+        sqlx::query(
+            "INSERT INTO projects (id, tenant_id, name, public_access, created_at)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(project.id.as_str())
+        .bind(tenant.id.as_str())
+        .bind(&project.name)
+        .bind(project.public_access)
+        .bind(project.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict("project already exists"))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn count_users(&self) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRow>> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.email = ?"
+        ))
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await?;
+        one(row, user_row)
+    }
+
+    async fn user_by_id(&self, user_id: &UserId) -> StoreResult<Option<UserRow>> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?"
+        ))
+        .bind(user_id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        one(row, user_row)
+    }
+
+    async fn set_password_hash(&self, user_id: &UserId, hash: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            .bind(hash)
+            .bind(user_id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_session(
+        &self,
+        id_hash: &[u8; 32],
+        user_id: &UserId,
+        created_at: i64,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(id_hash.as_slice())
+        .bind(user_id.as_str())
+        .bind(created_at)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(conflict("session already exists"))?;
+        Ok(())
+    }
+
+    async fn session_user(&self, id_hash: &[u8; 32], now: i64) -> StoreResult<Option<UserRow>> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.id_hash = ? AND s.expires_at > ?"
+        ))
+        .bind(id_hash.as_slice())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        one(row, user_row)
+    }
+
+    async fn delete_session(&self, id_hash: &[u8; 32]) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM sessions WHERE id_hash = ?")
+            .bind(id_hash.as_slice())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    // --- tenants and members ---
+
+    async fn tenant(&self, tenant_id: &TenantId) -> StoreResult<Option<TenantRow>> {
+        let row = sqlx::query("SELECT id, name, plan, created_at FROM tenants WHERE id = ?")
+            .bind(tenant_id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        one(row, tenant_row)
+    }
+
+    async fn tenants_of_user(&self, user_id: &UserId) -> StoreResult<Vec<(TenantRow, Role)>> {
+        // "Oldest" is the membership: the tenant a user signed up with comes first.
+        let rows = sqlx::query(
+            "SELECT t.id, t.name, t.plan, t.created_at, m.role
+             FROM members m JOIN tenants t ON t.id = m.tenant_id
+             WHERE m.user_id = ? ORDER BY m.created_at, t.id",
+        )
+        .bind(user_id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        let decode = |row: &SqliteRow| -> Result<_, sqlx::Error> {
+            let role = stored("role", row.try_get("role")?, Role::parse)?;
+            Ok((tenant_row(row)?, role))
+        };
+        Ok(rows.iter().map(decode).collect::<Result<_, _>>()?)
+    }
+
+    async fn member_role(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+    ) -> StoreResult<Option<Role>> {
+        let row = sqlx::query("SELECT role FROM members WHERE tenant_id = ? AND user_id = ?")
+            .bind(tenant_id.as_str())
+            .bind(user_id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .map(|row| stored("role", row.try_get("role")?, Role::parse))
+            .transpose()?)
+    }
+
+    async fn list_members(&self, tenant_id: &TenantId) -> StoreResult<Vec<MemberRow>> {
+        let rows = sqlx::query(
+            "SELECT m.tenant_id, m.user_id, u.email, m.role, m.created_at
+             FROM members m JOIN users u ON u.id = m.user_id
+             WHERE m.tenant_id = ? ORDER BY m.created_at, m.user_id",
+        )
+        .bind(tenant_id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        all(&rows, |row| {
+            Ok(MemberRow {
+                tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
+                user_id: UserId::from_db(row.try_get("user_id")?),
+                email: row.try_get("email")?,
+                role: stored("role", row.try_get("role")?, Role::parse)?,
+                created_at: row.try_get("created_at")?,
+            })
+        })
+    }
+
+    async fn add_member(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        role: Role,
+        at: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO members (tenant_id, user_id, role, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(tenant_id.as_str())
+        .bind(user_id.as_str())
+        .bind(role.as_str())
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .map_err(conflict("already a member"))?;
+        Ok(())
+    }
+
+    async fn set_member_role(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        role: Role,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE members SET role = ? WHERE tenant_id = ? AND user_id = ?")
+            .bind(role.as_str())
+            .bind(tenant_id.as_str())
+            .bind(user_id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn remove_member(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        at: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let removed = sqlx::query("DELETE FROM members WHERE tenant_id = ? AND user_id = ?")
+            .bind(tenant_id.as_str())
+            .bind(user_id.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if removed == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE api_keys SET revoked_at = ?
+             WHERE tenant_id = ? AND user_id = ? AND kind = 'pat' AND revoked_at IS NULL",
+        )
+        .bind(at)
+        .bind(tenant_id.as_str())
+        .bind(user_id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    // --- projects ---
+
+    async fn create_project(&self, project: &ProjectRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO projects (id, tenant_id, name, public_access, created_at)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(project.id.as_str())
+        .bind(project.tenant_id.as_str())
+        .bind(&project.name)
+        .bind(project.public_access)
+        .bind(project.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(conflict("a project with this name already exists"))?;
+        Ok(())
+    }
+
+    async fn list_projects(&self, tenant_id: &TenantId) -> StoreResult<Vec<ProjectRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects WHERE tenant_id = ? ORDER BY created_at, id"
+        ))
+        .bind(tenant_id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        all(&rows, project_row)
+    }
+
+    async fn project(
+        &self,
+        tenant_id: &TenantId,
+        project_id: &ProjectId,
+    ) -> StoreResult<Option<ProjectRow>> {
+        let row = sqlx::query(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects WHERE tenant_id = ? AND id = ?"
+        ))
+        .bind(tenant_id.as_str())
+        .bind(project_id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        one(row, project_row)
+    }
+
+    async fn update_project(
+        &self,
+        tenant_id: &TenantId,
+        project_id: &ProjectId,
+        patch: &ProjectPatch,
+    ) -> StoreResult<Option<ProjectRow>> {
+        let row = sqlx::query(&format!(
+            "UPDATE projects
+             SET name = COALESCE(?, name), public_access = COALESCE(?, public_access)
+             WHERE tenant_id = ? AND id = ?
+             RETURNING {PROJECT_COLUMNS}"
+        ))
+        .bind(patch.name.as_deref())
+        .bind(patch.public_access)
+        .bind(tenant_id.as_str())
+        .bind(project_id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(conflict("a project with this name already exists"))?;
+        one(row, project_row)
+    }
+
+    async fn delete_project(
+        &self,
+        tenant_id: &TenantId,
+        project_id: &ProjectId,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        // Children first, explicitly (not through ON DELETE CASCADE): rooms are not
+        // foreign-keyed to projects, and this reads the same on every backend. Scoping
+        // the keys by tenant too means a wrong tenant touches nothing before the
+        // project's own DELETE finds no row and rolls back.
+        sqlx::query("DELETE FROM api_keys WHERE tenant_id = ? AND project_id = ?")
+            .bind(tenant_id.as_str())
+            .bind(project_id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let deleted = sqlx::query("DELETE FROM projects WHERE tenant_id = ? AND id = ?")
+            .bind(tenant_id.as_str())
+            .bind(project_id.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        for sql in [
+            "DELETE FROM room_updates WHERE room_id IN (SELECT id FROM rooms WHERE project_id = ?)",
+            "DELETE FROM room_snapshots WHERE room_id IN (SELECT id FROM rooms WHERE project_id = ?)",
+            "DELETE FROM rooms WHERE project_id = ?",
+        ] {
+            sqlx::query(sql)
+                .bind(project_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    // --- keys ---
+
+    async fn insert_key(&self, key: &KeyRow, hash: &[u8; 32]) -> StoreResult<()> {
+        sqlx::query(&format!(
+            "INSERT INTO api_keys ({KEY_COLUMNS}, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(key.id.as_str())
+        .bind(key.tenant_id.as_str())
+        .bind(key.project_id.as_ref().map(ProjectId::as_str))
+        .bind(key.user_id.as_ref().map(UserId::as_str))
+        .bind(key.kind.as_str())
+        .bind(&key.name)
+        .bind(&key.display_prefix)
+        .bind(key.created_at)
+        .bind(key.last_used_at)
+        .bind(key.expires_at)
+        .bind(key.revoked_at)
+        .bind(hash.as_slice())
+        .execute(&self.pool)
+        .await
+        .map_err(conflict("key already exists"))?;
+        Ok(())
+    }
+
+    async fn key_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<KeyRow>> {
+        let row = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?"
+        ))
+        .bind(hash.as_slice())
+        .fetch_optional(&self.pool)
+        .await?;
+        one(row, key_row)
+    }
+
+    async fn key(&self, tenant_id: &TenantId, key_id: &KeyId) -> StoreResult<Option<KeyRow>> {
+        let row = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = ? AND id = ?"
+        ))
+        .bind(tenant_id.as_str())
+        .bind(key_id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        one(row, key_row)
+    }
+
+    async fn list_keys(
+        &self,
+        tenant_id: &TenantId,
+        filter: &KeyFilter,
+    ) -> StoreResult<Vec<KeyRow>> {
+        let (condition, id) = match filter {
+            KeyFilter::Project(project_id) => ("project_id = ?", project_id.as_str()),
+            KeyFilter::PatsOf(user_id) => ("user_id = ? AND kind = 'pat'", user_id.as_str()),
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = ? AND {condition}
+             ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(tenant_id.as_str())
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        all(&rows, key_row)
+    }
+
+    async fn revoke_key(
+        &self,
+        tenant_id: &TenantId,
+        key_id: &KeyId,
+        at: i64,
+    ) -> StoreResult<Option<KeyRow>> {
+        // COALESCE keeps the first revocation time: revoking twice is a no-op.
+        let row = sqlx::query(&format!(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?)
+             WHERE tenant_id = ? AND id = ? RETURNING {KEY_COLUMNS}"
+        ))
+        .bind(at)
+        .bind(tenant_id.as_str())
+        .bind(key_id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        one(row, key_row)
+    }
+
+    async fn expire_key(
+        &self,
+        tenant_id: &TenantId,
+        key_id: &KeyId,
+        at: i64,
+    ) -> StoreResult<Option<KeyRow>> {
+        // CASE rather than MIN/LEAST, which differ between SQLite and Postgres.
+        let row = sqlx::query(&format!(
+            "UPDATE api_keys
+             SET expires_at = CASE WHEN expires_at IS NULL OR expires_at > ? THEN ? ELSE expires_at END
+             WHERE tenant_id = ? AND id = ? RETURNING {KEY_COLUMNS}"
+        ))
+        .bind(at)
+        .bind(at)
+        .bind(tenant_id.as_str())
+        .bind(key_id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        one(row, key_row)
+    }
+
+    async fn touch_key(&self, key_id: &KeyId, at: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
+            .bind(at)
+            .bind(key_id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // --- token signing keys ---
+
+    async fn insert_signing_key(&self, key: &SigningKeyRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, secret, created_at, retired_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&key.kid)
+        .bind(key.secret.as_slice())
+        .bind(key.created_at)
+        .bind(key.retired_at)
+        .execute(&self.pool)
+        .await
+        .map_err(conflict("signing key id already exists"))?;
+        Ok(())
+    }
+
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRow>> {
+        let rows = sqlx::query(
+            "SELECT kid, secret, created_at, retired_at FROM signing_keys ORDER BY created_at, kid",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        all(&rows, signing_key_row)
+    }
+
+    async fn retire_signing_keys_except(&self, keep_kid: &str, at: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE signing_keys SET retired_at = ? WHERE kid <> ? AND retired_at IS NULL")
+            .bind(at)
+            .bind(keep_kid)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // --- audit log ---
+
+    async fn append_audit(&self, event: &AuditRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (tenant_id, project_id, actor, action, target, ip, details, at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(event.tenant_id.as_str())
+        .bind(event.project_id.as_ref().map(ProjectId::as_str))
+        .bind(&event.actor)
+        .bind(&event.action)
+        .bind(event.target.as_deref())
+        .bind(event.ip.as_deref())
+        .bind(&event.details)
+        .bind(event.at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_audit(
+        &self,
+        tenant_id: &TenantId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRow>> {
+        // No cursor is "before everything" (no `? IS NULL OR …`, which Postgres cannot
+        // type without a cast).
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, project_id, actor, action, target, ip, details, at
+             FROM audit_log WHERE tenant_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(tenant_id.as_str())
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        all(&rows, audit_row)
+    }
+}
+
+#[cfg(test)]
+#[path = "control_tests.rs"]
+mod tests;
