@@ -1,29 +1,40 @@
 //! One task per loaded room. It owns the yrs `Doc` and the awareness table; connections
 //! talk to it through its inbox and it answers through each connection's bounded queue.
 //!
-//! The durability contract lives here: an update is applied, handed to the group-commit
-//! writer, and only relayed (or reflected in a sync step 2 answer) once the writer says
-//! it is on disk. Updates are applied in arrival order and released in the same order,
-//! so nothing a client receives is ahead of the disk.
+//! The durability contract lives here ([`durable`]): an update is applied, handed to the
+//! group-commit writer, and only relayed (or reflected in a sync step 2 answer, or a
+//! REST read) once the writer says it is on disk. Updates are applied in arrival order
+//! and released in the same order, so nothing a client receives is ahead of the disk.
+//! The control plane's requests are served in [`api`], compaction runs from
+//! [`compaction`].
+
+mod api;
+mod compaction;
+mod durable;
+mod presence;
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tandem_protocol::awareness::{self, AwarenessTable, Change};
+use tandem_protocol::awareness::AwarenessTable;
 use tandem_protocol::{close, Message};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::Instrument;
 use yrs::{Doc, StateVector, Update};
 
+use super::admin::{AdminMsg, Reply, RoomError};
 use super::doc::{self, ApplyError};
+use super::identity::Identity;
 use super::outbox::OutboxTx;
 use super::persist::Ack;
 use super::validate;
 use super::{CloseReason, ConnId, Engine, RoomKey};
-use crate::store::{RoomId, Seq, StoreError, StoredDoc};
+use crate::store::{RoomId, Seq, StoredDoc};
+use compaction::CompactionResult;
 
 /// What a connection asks of its room.
 pub(crate) enum RoomMsg {
@@ -31,6 +42,8 @@ pub(crate) enum RoomMsg {
     Join {
         conn: ConnId,
         outbox: OutboxTx,
+        /// Who the connection is, from its grant.
+        identity: Arc<Identity>,
         reply: oneshot::Sender<Result<(), CloseReason>>,
     },
     /// The connection ended.
@@ -53,6 +66,22 @@ pub(crate) enum RoomMsg {
     },
     /// The peer asks for every awareness state.
     QueryAwareness { conn: ConnId },
+    /// A custom event from the peer, already framed for the others.
+    Event { conn: ConnId, frame: Bytes },
+    /// A request from the control plane ([`super::admin`]).
+    Admin(AdminMsg),
+}
+
+/// How a new actor comes to hold its room.
+pub(crate) enum Open {
+    /// Load the room, creating it if it does not exist (a connection, a REST write).
+    Create,
+    /// Load the room only if it exists; otherwise leave at once, dropping what was
+    /// queued so that each sender asks the registry again.
+    Existing,
+    /// Erase the room from the store without loading it, answer, and leave: holding the
+    /// registry slot meanwhile keeps connections from loading the old document.
+    Delete(Reply<bool>),
 }
 
 /// An awareness entry owned by the message (the frame is gone by then).
@@ -66,10 +95,8 @@ struct Conn {
     outbox: OutboxTx,
     /// Awareness client ids this connection introduced; removed when it leaves.
     awareness_ids: HashSet<u64>,
+    identity: Arc<Identity>,
 }
-
-/// What a compaction folded (updates, bytes), `None` if nothing or it lost a race.
-type CompactionResult = Result<Option<(usize, usize)>, StoreError>;
 
 struct Inflight {
     ack: Ack,
@@ -77,8 +104,27 @@ struct Inflight {
 }
 
 enum Deferred {
-    Broadcast { except: ConnId, frame: Bytes },
-    To { conn: ConnId, frame: Bytes },
+    Broadcast {
+        except: Option<ConnId>,
+        frame: Bytes,
+    },
+    To {
+        conn: ConnId,
+        frame: Bytes,
+    },
+    /// Answers a request: with `Ok` once durable, or with the store's failure.
+    Reply(Box<dyn FnOnce(Result<(), RoomError>) + Send>),
+}
+
+/// Why an update was not applied.
+enum Refused {
+    /// It builds on changes the document lacks; the document's state vector is
+    /// attached (a client is sent it as sync step 1 and answers with a full diff).
+    Dependencies(StateVector),
+    /// Malformed or refused by yrs; the document is unchanged.
+    Invalid(String),
+    /// yrs panicked; the document may be damaged and must be rebuilt.
+    Panicked,
 }
 
 enum Flow {
@@ -97,6 +143,8 @@ pub(crate) struct RoomActor {
     /// Which connection owns each awareness client id.
     awareness_owner: HashMap<u64, ConnId>,
     conns: HashMap<ConnId, Conn>,
+    /// `conns.len()`, published for connection counts (see the registry).
+    connections: Arc<AtomicUsize>,
     /// Appends handed to the writer, oldest first.
     inflight: VecDeque<Inflight>,
     /// Count of updates applied, and of those acknowledged durable.
@@ -119,6 +167,8 @@ impl RoomActor {
         key: RoomKey,
         generation: u64,
         inbox: mpsc::Receiver<RoomMsg>,
+        connections: Arc<AtomicUsize>,
+        open: Open,
     ) {
         // A root span: the room outlives the connection that happened to load it.
         let span =
@@ -126,10 +176,30 @@ impl RoomActor {
         let tracker = engine.tracker.clone();
         tracker.spawn(
             async move {
-                let stored = engine.store.load(&key.project_id, &key.name).await;
+                let mut inbox = inbox;
+                let exists = match open {
+                    Open::Create => Ok(true),
+                    Open::Existing => engine
+                        .store
+                        .find_room(&key.project_id, &key.name)
+                        .await
+                        .map(|found| found.is_some()),
+                    Open::Delete(reply) => {
+                        api::delete_unloaded(&engine, &key, generation, inbox, reply).await;
+                        return;
+                    }
+                };
+                let stored = match exists {
+                    Ok(true) => engine.store.load(&key.project_id, &key.name).await,
+                    Ok(false) => {
+                        vacate(&engine, &key, generation, &mut inbox);
+                        return;
+                    }
+                    Err(error) => Err(error),
+                };
                 match stored {
                     Ok(stored) => {
-                        Self::new(engine, key, generation, inbox, stored)
+                        Self::new(engine, key, generation, inbox, connections, stored)
                             .run()
                             .await
                     }
@@ -148,6 +218,7 @@ impl RoomActor {
         key: RoomKey,
         generation: u64,
         inbox: mpsc::Receiver<RoomMsg>,
+        connections: Arc<AtomicUsize>,
         stored: StoredDoc,
     ) -> Self {
         let last_seq = stored
@@ -171,6 +242,7 @@ impl RoomActor {
             awareness: AwarenessTable::new(),
             awareness_owner: HashMap::new(),
             conns: HashMap::new(),
+            connections,
             inflight: VecDeque::new(),
             applied: 0,
             persisted: 0,
@@ -204,8 +276,8 @@ impl RoomActor {
                     self.stop(close::RESTARTING, "server restarting").await;
                     Flow::Stop
                 }
-                ack = front_ack(&mut self.inflight), if !self.inflight.is_empty() => self.on_ack(ack),
-                done = join_compaction(&mut self.compaction), if self.compaction.is_some() => {
+                ack = durable::front_ack(&mut self.inflight), if !self.inflight.is_empty() => self.on_ack(ack),
+                done = compaction::join(&mut self.compaction), if self.compaction.is_some() => {
                     self.compaction = None;
                     // Updates that landed while it ran may already be past the threshold
                     // (after a failure, the next update tries again instead).
@@ -233,6 +305,7 @@ impl RoomActor {
             RoomMsg::Join {
                 conn,
                 outbox,
+                identity,
                 reply,
             } => {
                 let state_vector = doc::state_vector(&self.doc);
@@ -248,8 +321,10 @@ impl RoomActor {
                         Conn {
                             outbox,
                             awareness_ids: HashSet::new(),
+                            identity,
                         },
                     );
+                    self.publish_connections();
                     let _ = reply.send(Ok(()));
                 }
             }
@@ -271,6 +346,17 @@ impl RoomActor {
                     self.send_to(conn, Bytes::from(Message::Awareness(&states).encode()));
                 }
             }
+            RoomMsg::Event { conn, frame } => {
+                if self.conns.contains_key(&conn) {
+                    // Not content, but kept behind the updates applied before it, so an
+                    // event never overtakes the edit it may be about.
+                    self.send_when_durable(Deferred::Broadcast {
+                        except: Some(conn),
+                        frame,
+                    });
+                }
+            }
+            RoomMsg::Admin(msg) => return self.on_admin(msg).await,
         }
         Flow::Continue
     }
@@ -285,44 +371,22 @@ impl RoomActor {
         if !self.conns.contains_key(&conn) {
             return Flow::Continue; // closed meanwhile (e.g. too slow): drop its input
         }
-        // yrs 0.28.1 integrates a block that starts past the document's clock for its
-        // client out of order, and parks one whose dependencies are missing; crafted
-        // sequences of either corrupt its memory (a SIGSEGV no catch_unwind can stop,
-        // found by fuzzing). So such an update is not applied. An honest client never
-        // sends one (it only builds on what it received from us); if it happens, it gets
-        // our state vector and answers with a complete diff.
-        let sv = doc::state_vector_of(&self.doc);
-        // The session already ran the stateless check on these bytes.
-        let checked =
-            validate::check_against_doc(&payload, &validate::Limits::default(), &|client| {
-                sv.get(&yrs::block::ClientID::new(client))
-            });
-        match checked {
-            Ok(_) => {}
-            Err(validate::Invalid::Gap { .. } | validate::Invalid::MissingDependency { .. }) => {
+        match self.check_and_apply(update, &payload) {
+            Ok(()) => {}
+            Err(Refused::Dependencies(sv)) => {
+                // An honest client only builds on what it received from us; if it did
+                // not, it gets our state vector and answers with a complete diff.
                 use yrs::updates::encoder::Encode;
                 let sv = sv.encode_v1();
                 self.send_to(conn, Bytes::from(Message::SyncStep1(&sv).encode()));
                 return Flow::Continue;
             }
-            Err(error) => {
-                self.remove_conn(
-                    conn,
-                    Some(CloseReason::new(
-                        close::MALFORMED,
-                        format!("invalid update: {error}"),
-                    )),
-                );
-                return Flow::Continue;
-            }
-        }
-        match doc::apply(&self.doc, update) {
-            Ok(()) => {}
-            Err(ApplyError::Invalid(reason)) => {
+            Err(Refused::Invalid(reason)) => {
+                let reason = format!("invalid update: {reason}");
                 self.remove_conn(conn, Some(CloseReason::new(close::MALFORMED, reason)));
                 return Flow::Continue;
             }
-            Err(ApplyError::Panicked) => {
+            Err(Refused::Panicked) => {
                 self.remove_conn(
                     conn,
                     Some(CloseReason::new(
@@ -333,119 +397,43 @@ impl RoomActor {
                 return self.rebuild().await;
             }
         }
-        self.applied += 1;
-        let bytes = payload.len();
-        let ack = self.engine.persister.append(self.room_id, payload).await;
-        self.inflight.push_back(Inflight { ack, bytes });
-        self.deferred.push_back((
-            self.applied,
-            Deferred::Broadcast {
-                except: conn,
-                frame,
-            },
-        ));
+        let relay = Deferred::Broadcast {
+            except: Some(conn),
+            frame,
+        };
+        self.persist(payload, [relay]).await;
         Flow::Continue
     }
 
-    fn on_ack(&mut self, ack: Result<Seq, ()>) -> Flow {
-        let Some(done) = self.inflight.pop_front() else {
-            return Flow::Continue;
-        };
-        match ack {
-            Ok(seq) => {
-                self.persisted += 1;
-                self.last_seq = self.last_seq.max(seq);
-                self.log_updates += 1;
-                self.log_bytes += done.bytes;
-                self.release();
-                self.maybe_compact();
-                Flow::Continue
+    /// Checks an update (already through the stateless validation) against the document
+    /// and applies it.
+    ///
+    /// yrs 0.28.1 integrates a block that starts past the document's clock for its
+    /// client out of order, and parks one whose dependencies are missing; crafted
+    /// sequences of either corrupt its memory (a SIGSEGV no catch_unwind can stop,
+    /// found by fuzzing). So such an update is not applied.
+    fn check_and_apply(&mut self, update: Update, payload: &[u8]) -> Result<(), Refused> {
+        let sv = doc::state_vector_of(&self.doc);
+        let checked =
+            validate::check_against_doc(payload, &validate::Limits::default(), &|client| {
+                sv.get(&yrs::block::ClientID::new(client))
+            });
+        match checked {
+            Ok(()) => {}
+            Err(validate::Invalid::Gap { .. } | validate::Invalid::MissingDependency { .. }) => {
+                return Err(Refused::Dependencies(sv));
             }
-            Err(()) => {
-                // The store is unavailable past the timeout. The document now holds
-                // updates that are not on disk: close everyone (they keep their edits and
-                // resend them) and unload, so the next load starts from the disk.
-                tracing::error!("store unavailable; closing the room's clients with 1013");
-                self.fail(storage_unavailable());
-                Flow::Stop
-            }
+            Err(error) => return Err(Refused::Invalid(error.to_string())),
+        }
+        match doc::apply(&self.doc, update) {
+            Ok(()) => Ok(()),
+            Err(ApplyError::Invalid(reason)) => Err(Refused::Invalid(reason)),
+            Err(ApplyError::Panicked) => Err(Refused::Panicked),
         }
     }
 
-    /// Sends every deferred frame whose updates are now durable.
-    fn release(&mut self) {
-        while let Some((needed, _)) = self.deferred.front() {
-            if *needed > self.persisted {
-                break;
-            }
-            if let Some((_, deferred)) = self.deferred.pop_front() {
-                match deferred {
-                    Deferred::Broadcast { except, frame } => self.broadcast(Some(except), &frame),
-                    Deferred::To { conn, frame } => self.send_to(conn, frame),
-                }
-            }
-        }
-    }
-
-    /// Sends now if nothing applied is still waiting for the disk, else after it.
-    fn send_when_durable(&mut self, deferred: Deferred) {
-        if self.persisted == self.applied {
-            match deferred {
-                Deferred::Broadcast { except, frame } => self.broadcast(Some(except), &frame),
-                Deferred::To { conn, frame } => self.send_to(conn, frame),
-            }
-        } else {
-            self.deferred.push_back((self.applied, deferred));
-        }
-    }
-
-    fn on_awareness(&mut self, conn: ConnId, entries: Vec<OwnedEntry>) {
-        if !self.conns.contains_key(&conn) {
-            return;
-        }
-        // A connection may only speak for client ids it introduced (or new ones).
-        let allowed: Vec<_> = entries
-            .iter()
-            .filter(|e| {
-                self.awareness_owner
-                    .get(&e.client_id)
-                    .is_none_or(|owner| *owner == conn)
-            })
-            .map(|e| awareness::AwarenessEntry {
-                client_id: e.client_id,
-                clock: e.clock,
-                state: &e.state,
-            })
-            .collect();
-        let now = self.now_ms();
-        let changes = self.awareness.apply(&allowed, now);
-        if changes.is_empty() {
-            return;
-        }
-        for change in &changes {
-            if change.state.is_some() {
-                self.awareness_owner.insert(change.client_id, conn);
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.awareness_ids.insert(change.client_id);
-                }
-            } else {
-                self.awareness_owner.remove(&change.client_id);
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.awareness_ids.remove(&change.client_id);
-                }
-            }
-        }
-        // Like the reference server, awareness goes to everyone, the sender included:
-        // stock clients count it as a sign of life and reconnect after 30 s without one.
-        self.broadcast_awareness(&changes);
-    }
-
-    fn broadcast_awareness(&mut self, changes: &[Change]) {
-        if changes.is_empty() {
-            return;
-        }
-        let frame = Bytes::from(Message::Awareness(&awareness::encode_changes(changes)).encode());
-        self.broadcast(None, &frame);
+    fn publish_connections(&self) {
+        self.connections.store(self.conns.len(), Ordering::Relaxed);
     }
 
     fn send_to(&mut self, conn: ConnId, frame: Bytes) {
@@ -479,31 +467,15 @@ impl RoomActor {
             tracing::debug!(conn, code = reason.code, reason = %reason.reason, "closing connection");
             c.outbox.close(reason);
         }
-        for id in &c.awareness_ids {
-            self.awareness_owner.remove(id);
-        }
-        let now = self.now_ms();
-        let removed = self.awareness.remove(c.awareness_ids.drain(), now);
-        self.broadcast_awareness(&removed);
+        self.publish_connections();
+        self.forget_awareness(&mut c.awareness_ids);
         if self.conns.is_empty() {
             self.idle_since = Instant::now();
         }
     }
 
     async fn on_tick(&mut self) -> Flow {
-        let now = self.now_ms();
-        let expired = self
-            .awareness
-            .expire(now, self.engine.config.awareness_timeout.as_millis() as u64);
-        for change in &expired {
-            if let Some(owner) = self.awareness_owner.remove(&change.client_id) {
-                if let Some(c) = self.conns.get_mut(&owner) {
-                    c.awareness_ids.remove(&change.client_id);
-                }
-            }
-        }
-        self.broadcast_awareness(&expired);
-
+        self.expire_awareness();
         let idle = self.conns.is_empty()
             && self.inflight.is_empty()
             && self.compaction.is_none()
@@ -519,55 +491,18 @@ impl RoomActor {
         {
             return Flow::Continue;
         }
-        // No longer reachable: refuse anything that raced in, fold the log, stop.
+        // No longer reachable: drop anything that raced in (its sender asks the
+        // registry again and loads a new actor), fold the log, stop.
         self.inbox.close();
-        while let Ok(msg) = self.inbox.try_recv() {
-            if let RoomMsg::Join { reply, .. } = msg {
-                drop(reply); // the session asks the registry again
-            }
-        }
+        while self.inbox.try_recv().is_ok() {}
         if self.log_updates > 0 {
-            let result = compact(&self.engine, self.room_id, self.last_seq).await;
+            let result = compaction::compact(&self.engine, self.room_id, self.last_seq).await;
             if let Err(error) = result {
                 tracing::warn!(%error, "compaction before unload failed; the log stays");
             }
         }
         tracing::debug!("room unloaded after idling");
         Flow::Stop
-    }
-
-    fn maybe_compact(&mut self) {
-        let config = &self.engine.config;
-        if self.compaction.is_some()
-            || (self.log_updates < config.compact_after_updates
-                && self.log_bytes < config.compact_after_bytes)
-        {
-            return;
-        }
-        let engine = self.engine.clone();
-        let (room_id, upto) = (self.room_id, self.last_seq);
-        self.compaction = Some(
-            self.engine
-                .tracker
-                .spawn(async move { compact(&engine, room_id, upto).await }.in_current_span()),
-        );
-    }
-
-    /// Accounts for a finished compaction; `false` if it failed.
-    fn on_compacted(&mut self, done: CompactionResult) -> bool {
-        match done {
-            Ok(Some((updates, bytes))) => {
-                self.log_updates = self.log_updates.saturating_sub(updates);
-                self.log_bytes = self.log_bytes.saturating_sub(bytes);
-                tracing::debug!(updates, bytes, "log compacted into the snapshot");
-                true
-            }
-            Ok(None) => true,
-            Err(error) => {
-                tracing::warn!(%error, "compaction failed; will retry after the next update");
-                false
-            }
-        }
     }
 
     /// After yrs panicked mid-update the document may be damaged: wait until everything
@@ -613,6 +548,7 @@ impl RoomActor {
         for id in self.conns.keys().copied().collect::<Vec<_>>() {
             self.remove_conn(id, Some(reason.clone()));
         }
+        self.fail_deferred(&RoomError::Unavailable);
         self.inbox.close();
     }
 
@@ -632,51 +568,7 @@ impl RoomActor {
         for (_, c) in self.conns.drain() {
             c.outbox.close(CloseReason::new(code, reason));
         }
-    }
-}
-
-/// Folds the log up to `upto` into the snapshot. Returns what was folded, or `None` when
-/// there was nothing to do or another compaction won the race.
-async fn compact(
-    engine: &Engine,
-    room_id: RoomId,
-    upto: Seq,
-) -> Result<Option<(usize, usize)>, StoreError> {
-    let stored = engine.store.read_upto(room_id, upto).await?;
-    if stored.updates.is_empty() {
-        return Ok(None);
-    }
-    let folded = (stored.updates.len(), stored.log_bytes());
-    let prev = stored.snapshot.as_ref().map(|(seq, _)| *seq);
-    let stored = Arc::new(stored);
-    let merged = {
-        let stored = stored.clone();
-        tokio::task::spawn_blocking(move || doc::merge(&stored))
-            .await
-            .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?
-    };
-    let written = engine
-        .store
-        .replace_snapshot(room_id, prev, upto, &merged)
-        .await?;
-    Ok(written.then_some(folded))
-}
-
-async fn front_ack(inflight: &mut VecDeque<Inflight>) -> Result<Seq, ()> {
-    match inflight.front_mut() {
-        Some(front) => (&mut front.ack).await.unwrap_or(Err(())),
-        None => std::future::pending().await,
-    }
-}
-
-async fn join_compaction(
-    task: &mut Option<tokio::task::JoinHandle<CompactionResult>>,
-) -> CompactionResult {
-    match task {
-        Some(handle) => handle
-            .await
-            .unwrap_or_else(|e| Err(StoreError::Io(std::io::Error::other(e.to_string())))),
-        None => std::future::pending().await,
+        self.publish_connections();
     }
 }
 
@@ -691,10 +583,20 @@ fn refuse_all(
     let _ = engine.registry.remove_if(key, generation, || true);
     inbox.close();
     while let Ok(msg) = inbox.try_recv() {
-        if let RoomMsg::Join { reply, .. } = msg {
-            let _ = reply.send(Err(reason.clone()));
+        match msg {
+            RoomMsg::Join { reply, .. } => drop(reply.send(Err(reason.clone()))),
+            RoomMsg::Admin(msg) => msg.refuse(RoomError::Unavailable),
+            _ => {}
         }
     }
+}
+
+/// Leaves the registry and drops whatever was queued, unanswered: each sender asks the
+/// registry again (and finds the room gone, or starts a new actor).
+fn vacate(engine: &Engine, key: &RoomKey, generation: u64, inbox: &mut mpsc::Receiver<RoomMsg>) {
+    let _ = engine.registry.remove_if(key, generation, || true);
+    inbox.close();
+    while inbox.try_recv().is_ok() {}
 }
 
 fn storage_unavailable() -> CloseReason {

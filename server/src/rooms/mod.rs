@@ -1,17 +1,26 @@
 //! The rooms engine: room actors owning yrs documents and presence ([`actor`]), the
 //! registry that finds or starts them ([`registry`]), group commit to the store
-//! ([`persist`]), the per-connection session loop ([`session`]) and the authorizer seam
-//! ([`auth`]). Nothing here knows about HTTP; `http` adapts sockets to [`session`].
+//! ([`persist`]), the per-connection session loop ([`session`]), the authorizer seam
+//! ([`auth`]) and the control plane's API on [`Rooms`] ([`admin`]). Nothing here knows
+//! about HTTP; `http` adapts sockets to [`session`] and REST routes to [`admin`].
 
+pub mod admin;
 pub mod auth;
 pub mod session;
 
 mod actor;
 mod doc;
+mod identity;
+mod json;
 mod outbox;
 mod persist;
 mod registry;
 pub(crate) mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use admin::{CloseFilter, PresenceEntry, RoomError};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

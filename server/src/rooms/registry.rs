@@ -4,7 +4,8 @@
 //! it sees its join refused and simply asks again.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
@@ -17,6 +18,15 @@ pub(crate) struct RoomHandle {
     pub(crate) tx: mpsc::Sender<RoomMsg>,
     /// Distinguishes this actor from a later one for the same room.
     pub(crate) generation: u64,
+    /// The room's live connections, kept current by the actor, so counting them (a
+    /// room listing) neither waits for the actor nor loads anything.
+    pub(crate) connections: Arc<AtomicUsize>,
+}
+
+impl RoomHandle {
+    fn is_live(&self) -> bool {
+        !self.tx.is_closed()
+    }
 }
 
 #[derive(Default)]
@@ -40,7 +50,7 @@ impl Registry {
     ) -> RoomHandle {
         let mut rooms = self.lock();
         if let Some(handle) = rooms.get(key) {
-            if !handle.tx.is_closed() {
+            if handle.is_live() {
                 return handle.clone();
             }
         }
@@ -72,6 +82,41 @@ impl Registry {
             // Already replaced or removed: nothing to guard.
             _ => true,
         }
+    }
+
+    /// The room's actor if one runs (never starts one).
+    pub(crate) fn get(&self, key: &RoomKey) -> Option<RoomHandle> {
+        self.lock().get(key).filter(|h| h.is_live()).cloned()
+    }
+
+    /// Every running actor of the project's rooms.
+    pub(crate) fn in_project(&self, project_id: &str) -> Vec<RoomHandle> {
+        self.lock()
+            .iter()
+            .filter(|(key, handle)| &*key.project_id == project_id && handle.is_live())
+            .map(|(_, handle)| handle.clone())
+            .collect()
+    }
+
+    /// Live connections in each of the project's rooms `names` (0 when not loaded).
+    pub(crate) fn connection_counts(&self, project_id: &str, names: &[&str]) -> Vec<usize> {
+        let project_id: Arc<str> = project_id.into();
+        let keys: Vec<RoomKey> = names
+            .iter()
+            .map(|name| RoomKey {
+                project_id: project_id.clone(),
+                name: (*name).into(),
+            })
+            .collect();
+        let rooms = self.lock();
+        keys.iter()
+            .map(|key| {
+                rooms
+                    .get(key)
+                    .filter(|h| h.is_live())
+                    .map_or(0, |h| h.connections.load(Ordering::Relaxed))
+            })
+            .collect()
     }
 
     /// How many rooms are loaded.

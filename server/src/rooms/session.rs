@@ -2,10 +2,16 @@
 //! over an axum WebSocket or an in-memory channel in tests.
 //!
 //! The session validates everything a peer sends before the room sees it: the size, the
-//! envelope (bounded codec), the update and state-vector encodings (yrs, panics caught)
-//! and awareness JSON. Any violation closes this connection only, with 4400 or 4413.
-//! Decoding here also spreads the CPU cost across connection tasks instead of the room.
+//! envelope (bounded codec), the update and state-vector encodings (yrs, panics caught),
+//! awareness and event JSON. Any violation closes this connection only, with 4400 or
+//! 4413. Decoding here also spreads the CPU cost across connection tasks instead of the
+//! room.
+//!
+//! It also stamps what the connection says with who it is (statelessly, per
+//! connection): the `user` field of its awareness states and the sender of its events
+//! come from its grant ([`super::identity`]).
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -15,8 +21,9 @@ use tandem_protocol::{close, Message};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
-use super::actor::{OwnedEntry, RoomActor, RoomMsg};
+use super::actor::{Open, OwnedEntry, RoomMsg};
 use super::auth::Grant;
+use super::identity::{self, Identity, StateError};
 use super::outbox::{self, Event, OutboxRx};
 use super::{doc, validate};
 use super::{CloseReason, ConnId, RoomKey, Rooms};
@@ -72,9 +79,24 @@ where
 {
     let conn = rooms.next_conn_id();
     let span = tracing::debug_span!("conn", conn, project = %key.project_id, room = %key.name);
+    let Grant {
+        can_write,
+        can_presence,
+        expires_at,
+        user_id,
+        user_info,
+        key_id,
+        ..
+    } = grant;
+    let peer = Peer {
+        conn,
+        can_write,
+        can_presence,
+        identity: Arc::new(Identity::new(user_id, user_info, key_id)),
+    };
     async move {
         let config = rooms.config();
-        let joined = Box::pin(join(&rooms, &key, conn)).await;
+        let joined = Box::pin(join(&rooms, &key, conn, &peer.identity)).await;
         let Joined { room, outbox } = match joined {
             Ok(joined) => joined,
             Err(reason) => {
@@ -84,7 +106,7 @@ where
         };
         tracing::debug!("connected");
         // Boxed: most connections have no expiry, and a timer is ~100 bytes.
-        let mut expiry = grant.expires_at.map(|at| {
+        let mut expiry = expires_at.map(|at| {
             let left = at.duration_since(SystemTime::now()).unwrap_or_default();
             Box::pin(tokio::time::sleep(left))
         });
@@ -111,7 +133,7 @@ where
                 }
                 inbound = transport.next() => match inbound {
                     Some(Ok(Inbound::Binary(frame))) => {
-                        match validate(conn, &grant, frame, config.max_message_bytes) {
+                        match validate(&peer, frame, config.max_message_bytes) {
                             Ok(Valid::Msg(msg)) => {
                                 if Box::pin(room.send(msg)).await.is_err() {
                                     break Some(CloseReason::new(close::TRY_AGAIN_LATER, "room unavailable"));
@@ -213,22 +235,24 @@ struct Joined {
 
 /// Finds (or starts) the room and joins it, retrying if it raced an unload (the
 /// unloading actor drops the join, and we ask the registry again).
-async fn join(rooms: &Rooms, key: &RoomKey, conn: ConnId) -> Result<Joined, CloseReason> {
+async fn join(
+    rooms: &Rooms,
+    key: &RoomKey,
+    conn: ConnId,
+    identity: &Arc<Identity>,
+) -> Result<Joined, CloseReason> {
     let engine = rooms.engine();
     for _ in 0..JOIN_ATTEMPTS {
         if rooms.is_shutting_down() {
             return Err(CloseReason::new(close::RESTARTING, "server restarting"));
         }
-        let handle = engine.registry.get_or_spawn(key, |generation| {
-            let (tx, rx) = mpsc::channel(engine.config.room_inbox.max(1));
-            RoomActor::spawn(engine.clone(), key.clone(), generation, rx);
-            super::registry::RoomHandle { tx, generation }
-        });
+        let handle = rooms.room(key, || Open::Create);
         let (outbox_tx, outbox) = outbox::outbox(engine.config.outbound_queue.max(4));
         let (reply_tx, reply) = oneshot::channel();
         let msg = RoomMsg::Join {
             conn,
             outbox: outbox_tx,
+            identity: identity.clone(),
             reply: reply_tx,
         };
         if handle.tx.send(msg).await.is_err() {
@@ -251,16 +275,26 @@ async fn join(rooms: &Rooms, key: &RoomKey, conn: ConnId) -> Result<Joined, Clos
     ))
 }
 
+/// The connection as its frames are checked: its id, rights and identity. The grant's
+/// strings move into the shared [`Identity`] rather than being kept here too.
+struct Peer {
+    conn: ConnId,
+    can_write: bool,
+    can_presence: bool,
+    identity: Arc<Identity>,
+}
+
 enum Valid {
     Msg(RoomMsg),
     /// A write from a read-only connection: refused, and the peer is told once.
     ReadOnly,
-    /// Nothing for the room (an empty update, presence without permission).
+    /// Nothing for the room (an empty update, presence or an event without permission).
     Nothing,
 }
 
 /// Checks one frame completely before the room sees it.
-fn validate(conn: ConnId, grant: &Grant, frame: Bytes, max: usize) -> Result<Valid, CloseReason> {
+fn validate(peer: &Peer, frame: Bytes, max: usize) -> Result<Valid, CloseReason> {
+    let conn = peer.conn;
     if frame.len() > max {
         return Err(too_large(max));
     }
@@ -278,7 +312,7 @@ fn validate(conn: ConnId, grant: &Grant, frame: Bytes, max: usize) -> Result<Val
             let update = doc::decode_update(payload).map_err(|e| malformed(&e))?;
             if update.is_empty() {
                 Valid::Nothing
-            } else if !grant.can_write {
+            } else if !peer.can_write {
                 Valid::ReadOnly
             } else {
                 let payload = frame.slice_ref(payload);
@@ -297,32 +331,51 @@ fn validate(conn: ConnId, grant: &Grant, frame: Bytes, max: usize) -> Result<Val
         }
         Message::Awareness(bytes) => {
             let entries = awareness::decode_update(bytes).map_err(|e| malformed(&e))?;
-            let mut owned = Vec::with_capacity(entries.len());
-            for e in entries {
-                if serde_json::from_str::<serde::de::IgnoredAny>(e.state).is_err() {
+            if !peer.can_presence {
+                // Ignored, but still checked: a malformed frame is malformed either way.
+                if !entries.iter().all(|e| identity::is_json(e.state)) {
                     return Err(CloseReason::new(
                         close::MALFORMED,
-                        "awareness state is not valid JSON",
+                        StateError::NotJson.to_string(),
                     ));
                 }
+                return Ok(Valid::Nothing);
+            }
+            let mut owned = Vec::with_capacity(entries.len());
+            for e in entries {
+                // Checks the JSON, and sets the `user` field for a connection with a user.
+                let state = peer
+                    .identity
+                    .stamp_state(e.state)
+                    .map_err(|e| CloseReason::new(close::MALFORMED, e.to_string()))?;
                 owned.push(OwnedEntry {
                     client_id: e.client_id,
                     clock: e.clock,
-                    state: e.state.to_owned(),
+                    state: state.into_owned(),
                 });
             }
-            if grant.can_presence {
-                Valid::Msg(RoomMsg::Awareness {
-                    conn,
-                    entries: owned,
-                })
+            Valid::Msg(RoomMsg::Awareness {
+                conn,
+                entries: owned,
+            })
+        }
+        Message::QueryAwareness => Valid::Msg(RoomMsg::QueryAwareness { conn }),
+        Message::Event(json) => {
+            // The frame is within the message limit, so the event is too.
+            if !identity::is_json(json) {
+                return Err(CloseReason::new(
+                    close::MALFORMED,
+                    "event is not valid JSON",
+                ));
+            }
+            if peer.can_presence {
+                let user_id = peer.identity.user_id.as_deref();
+                let frame = identity::event_frame(json, Some(conn), user_id);
+                Valid::Msg(RoomMsg::Event { conn, frame })
             } else {
                 Valid::Nothing
             }
         }
-        Message::QueryAwareness => Valid::Msg(RoomMsg::QueryAwareness { conn }),
-        // Relaying client events to the room comes with the REST broadcast work.
-        Message::Event(_) => Valid::Nothing,
         Message::AuthDenied(_) => {
             return Err(CloseReason::new(
                 close::MALFORMED,

@@ -1,0 +1,226 @@
+//! The room's side of the control-plane API ([`crate::rooms::admin`]): reads of the
+//! document (answered once what they show is durable), REST updates (the same checks
+//! and group commit as a socket's), presence, events, closing and deleting.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tandem_protocol::awareness::AwarenessTable;
+use tandem_protocol::{close, Message};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::{vacate, Deferred, Flow, Refused, RoomActor, RoomMsg};
+use crate::rooms::admin::{AdminMsg, PresenceEntry, Reply, RoomError, MISSING_DEPS};
+use crate::rooms::{doc, json, CloseReason, ConnId, Engine, RoomKey};
+
+impl RoomActor {
+    pub(super) async fn on_admin(&mut self, msg: AdminMsg) -> Flow {
+        match msg {
+            AdminMsg::EncodeState { sv, reply } => {
+                self.touch();
+                let update = doc::diff(&self.doc, &sv);
+                self.reply_when_durable(reply, update);
+            }
+            AdminMsg::ToJson { reply } => {
+                self.touch();
+                let json = json::doc_to_json(&self.doc);
+                self.reply_when_durable(reply, json);
+            }
+            AdminMsg::ApplyUpdate { payload, reply } => {
+                return self.apply_from_api(payload, reply).await;
+            }
+            AdminMsg::Presence { reply } => {
+                let _ = reply.send(Ok(self.presence()));
+            }
+            AdminMsg::Broadcast { frame, reply } => {
+                let sent = self.conns.len();
+                self.send_when_durable(Deferred::Broadcast {
+                    except: None,
+                    frame,
+                });
+                let _ = reply.send(Ok(sent));
+            }
+            AdminMsg::Close {
+                filter,
+                reason,
+                reply,
+            } => {
+                let matching: Vec<ConnId> = self
+                    .conns
+                    .iter()
+                    .filter(|(_, c)| filter.matches(&c.identity))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in &matching {
+                    self.remove_conn(*id, Some(reason.clone()));
+                }
+                let _ = reply.send(Ok(matching.len()));
+            }
+            AdminMsg::Delete { reply } => {
+                let deleted = self.delete().await;
+                // Only now that the store has erased the room does the slot open; whoever
+                // queued meanwhile asks the registry again and starts a new, empty room.
+                vacate(&self.engine, &self.key, self.generation, &mut self.inbox);
+                let _ = reply.send(deleted);
+                return Flow::Stop;
+            }
+        }
+        Flow::Continue
+    }
+
+    /// A request keeps an otherwise idle room loaded a while longer.
+    fn touch(&mut self) {
+        if self.conns.is_empty() {
+            self.idle_since = Instant::now();
+        }
+    }
+
+    /// Answers with `value` once every update applied so far is durable (it may show
+    /// them).
+    fn reply_when_durable<T: Send + 'static>(&mut self, reply: Reply<T>, value: T) {
+        self.send_when_durable(reply_with(reply, value));
+    }
+
+    async fn apply_from_api(&mut self, payload: Bytes, reply: Reply<()>) -> Flow {
+        self.touch();
+        let update = match doc::decode_update(&payload) {
+            Ok(update) => update,
+            Err(error) => {
+                let reason = error.trim_start_matches("invalid update: ").to_owned();
+                let _ = reply.send(Err(RoomError::InvalidUpdate(reason)));
+                return Flow::Continue;
+            }
+        };
+        if update.is_empty() {
+            self.reply_when_durable(reply, ());
+            return Flow::Continue;
+        }
+        match self.check_and_apply(update, &payload) {
+            Ok(()) => {
+                let frame = Bytes::from(Message::Update(&payload).encode());
+                let relay = Deferred::Broadcast {
+                    except: None,
+                    frame,
+                };
+                // The relay goes first: when the caller hears back, every connection
+                // has it queued.
+                self.persist(payload, [relay, reply_with(reply, ())]).await;
+                Flow::Continue
+            }
+            // No client to ask for the missing part: the caller has to send it.
+            Err(Refused::Dependencies(_)) => {
+                let _ = reply.send(Err(RoomError::InvalidUpdate(MISSING_DEPS.to_owned())));
+                Flow::Continue
+            }
+            Err(Refused::Invalid(reason)) => {
+                let _ = reply.send(Err(RoomError::InvalidUpdate(reason)));
+                Flow::Continue
+            }
+            Err(Refused::Panicked) => {
+                let reason = "yrs could not apply it".to_owned();
+                let _ = reply.send(Err(RoomError::InvalidUpdate(reason)));
+                self.rebuild().await
+            }
+        }
+    }
+
+    fn presence(&self) -> Vec<PresenceEntry> {
+        let mut entries: Vec<PresenceEntry> = self
+            .conns
+            .iter()
+            .map(|(id, c)| {
+                let mut states: Vec<(u64, serde_json::Value)> = c
+                    .awareness_ids
+                    .iter()
+                    .filter_map(|client_id| {
+                        let state = self.awareness.state(*client_id)?;
+                        // Validated as JSON when it arrived.
+                        Some((*client_id, serde_json::from_str(state).ok()?))
+                    })
+                    .collect();
+                states.sort_by_key(|(client_id, _)| *client_id);
+                PresenceEntry {
+                    connection_id: *id,
+                    user_id: c.identity.user_id.clone(),
+                    user_info: c.identity.user_info.clone(),
+                    states,
+                }
+            })
+            .collect();
+        entries.sort_by_key(|e| e.connection_id);
+        entries
+    }
+
+    /// Erases the room while still holding its registry slot: waits for the appends in
+    /// flight (their rows must be there to be erased, and their senders get their
+    /// answers), erases, and closes every connection with 4404. If the store fails, the
+    /// room is not deleted and the connections are closed with 1013 instead (they
+    /// reconnect to the same document).
+    async fn delete(&mut self) -> Result<bool, RoomError> {
+        let mut failed = false;
+        while let Some(inflight) = self.inflight.pop_front() {
+            match inflight.ack.await {
+                Ok(Ok(_)) if !failed => {
+                    self.persisted += 1;
+                    self.release();
+                }
+                _ => {
+                    failed = true;
+                    self.fail_deferred(&RoomError::Unavailable);
+                }
+            }
+        }
+        if let Some(compaction) = self.compaction.take() {
+            let _ = compaction.await;
+        }
+        let result = match self.engine.store.delete_room(self.room_id).await {
+            Ok(()) => Ok(true),
+            Err(error) => {
+                tracing::warn!(%error, "deleting the room failed");
+                Err(RoomError::Unavailable)
+            }
+        };
+        let reason = match result {
+            Ok(_) => CloseReason::new(close::ROOM_DELETED, "room deleted"),
+            Err(_) => super::storage_unavailable(),
+        };
+        for (_, c) in self.conns.drain() {
+            c.outbox.close(reason.clone());
+        }
+        self.awareness = AwarenessTable::new();
+        self.awareness_owner.clear();
+        self.publish_connections();
+        tracing::debug!(deleted = result.is_ok(), "room deleted");
+        result
+    }
+}
+
+fn reply_with<T: Send + 'static>(reply: Reply<T>, value: T) -> Deferred {
+    Deferred::Reply(Box::new(move |result: Result<(), RoomError>| {
+        let _ = reply.send(result.map(|()| value));
+    }))
+}
+
+/// Deletes a room that is not loaded, holding its registry slot (this task is
+/// registered as its actor) so that no connection loads the old document meanwhile.
+pub(super) async fn delete_unloaded(
+    engine: &Arc<Engine>,
+    key: &RoomKey,
+    generation: u64,
+    mut inbox: mpsc::Receiver<RoomMsg>,
+    reply: Reply<bool>,
+) {
+    let store = &engine.store;
+    let result = match store.find_room(&key.project_id, &key.name).await {
+        Ok(None) => Ok(false),
+        Ok(Some(room_id)) => store.delete_room(room_id).await.map(|()| true),
+        Err(error) => Err(error),
+    };
+    let result = result.map_err(|error| {
+        tracing::warn!(%error, "deleting the room failed");
+        RoomError::Unavailable
+    });
+    vacate(engine, key, generation, &mut inbox);
+    let _ = reply.send(result);
+}

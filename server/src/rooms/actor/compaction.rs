@@ -1,0 +1,84 @@
+//! Folding a room's log into its snapshot, off the room's task: the actor starts a
+//! compaction past the configured thresholds and accounts for it when it ends.
+
+use std::sync::Arc;
+
+use tracing::Instrument;
+
+use super::RoomActor;
+use crate::rooms::{doc, Engine};
+use crate::store::{RoomId, Seq, StoreError};
+
+/// What a compaction folded (updates, bytes), `None` if nothing or it lost a race.
+pub(super) type CompactionResult = Result<Option<(usize, usize)>, StoreError>;
+
+impl RoomActor {
+    pub(super) fn maybe_compact(&mut self) {
+        let config = &self.engine.config;
+        if self.compaction.is_some()
+            || (self.log_updates < config.compact_after_updates
+                && self.log_bytes < config.compact_after_bytes)
+        {
+            return;
+        }
+        let engine = self.engine.clone();
+        let (room_id, upto) = (self.room_id, self.last_seq);
+        self.compaction = Some(
+            self.engine
+                .tracker
+                .spawn(async move { compact(&engine, room_id, upto).await }.in_current_span()),
+        );
+    }
+
+    /// Accounts for a finished compaction; `false` if it failed.
+    pub(super) fn on_compacted(&mut self, done: CompactionResult) -> bool {
+        match done {
+            Ok(Some((updates, bytes))) => {
+                self.log_updates = self.log_updates.saturating_sub(updates);
+                self.log_bytes = self.log_bytes.saturating_sub(bytes);
+                tracing::debug!(updates, bytes, "log compacted into the snapshot");
+                true
+            }
+            Ok(None) => true,
+            Err(error) => {
+                tracing::warn!(%error, "compaction failed; will retry after the next update");
+                false
+            }
+        }
+    }
+}
+
+/// Folds the log up to `upto` into the snapshot. Returns what was folded, or `None` when
+/// there was nothing to do or another compaction won the race.
+pub(super) async fn compact(engine: &Engine, room_id: RoomId, upto: Seq) -> CompactionResult {
+    let stored = engine.store.read_upto(room_id, upto).await?;
+    if stored.updates.is_empty() {
+        return Ok(None);
+    }
+    let folded = (stored.updates.len(), stored.log_bytes());
+    let prev = stored.snapshot.as_ref().map(|(seq, _)| *seq);
+    let stored = Arc::new(stored);
+    let merged = {
+        let stored = stored.clone();
+        tokio::task::spawn_blocking(move || doc::merge(&stored))
+            .await
+            .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?
+    };
+    let written = engine
+        .store
+        .replace_snapshot(room_id, prev, upto, &merged)
+        .await?;
+    Ok(written.then_some(folded))
+}
+
+/// The running compaction's result (pending forever when none runs, for `select!`).
+pub(super) async fn join(
+    task: &mut Option<tokio::task::JoinHandle<CompactionResult>>,
+) -> CompactionResult {
+    match task {
+        Some(handle) => handle
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Io(std::io::Error::other(e.to_string())))),
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,103 @@
+//! The durability contract: an applied update is handed to the group-commit writer, and
+//! whatever depends on it (its relay, a sync step 2 answer, a REST reply) waits in a
+//! FIFO tagged with how many applied updates it needs on disk. Acknowledgements arrive
+//! in order; each one releases what it made durable.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use super::{storage_unavailable, Deferred, Flow, Inflight, RoomActor};
+use crate::rooms::admin::RoomError;
+use crate::store::Seq;
+
+impl RoomActor {
+    /// Hands an applied update to the group-commit writer; `then` goes out once it is
+    /// durable.
+    pub(super) async fn persist(
+        &mut self,
+        payload: Bytes,
+        then: impl IntoIterator<Item = Deferred>,
+    ) {
+        self.applied += 1;
+        let bytes = payload.len();
+        let ack = self.engine.persister.append(self.room_id, payload).await;
+        self.inflight.push_back(Inflight { ack, bytes });
+        for deferred in then {
+            self.deferred.push_back((self.applied, deferred));
+        }
+    }
+
+    pub(super) fn on_ack(&mut self, ack: Result<Seq, ()>) -> Flow {
+        let Some(done) = self.inflight.pop_front() else {
+            return Flow::Continue;
+        };
+        match ack {
+            Ok(seq) => {
+                self.persisted += 1;
+                self.last_seq = self.last_seq.max(seq);
+                self.log_updates += 1;
+                self.log_bytes += done.bytes;
+                self.release();
+                self.maybe_compact();
+                Flow::Continue
+            }
+            Err(()) => {
+                // The store is unavailable past the timeout. The document now holds
+                // updates that are not on disk: close everyone (they keep their edits and
+                // resend them) and unload, so the next load starts from the disk.
+                tracing::error!("store unavailable; closing the room's clients with 1013");
+                self.fail(storage_unavailable());
+                Flow::Stop
+            }
+        }
+    }
+
+    /// Sends every deferred frame whose updates are now durable.
+    pub(super) fn release(&mut self) {
+        while let Some((needed, _)) = self.deferred.front() {
+            if *needed > self.persisted {
+                break;
+            }
+            if let Some((_, deferred)) = self.deferred.pop_front() {
+                self.deliver(deferred);
+            }
+        }
+    }
+
+    /// Sends now if nothing applied is still waiting for the disk, else after it.
+    pub(super) fn send_when_durable(&mut self, deferred: Deferred) {
+        if self.persisted == self.applied {
+            self.deliver(deferred);
+        } else {
+            self.deferred.push_back((self.applied, deferred));
+        }
+    }
+
+    fn deliver(&mut self, deferred: Deferred) {
+        match deferred {
+            Deferred::Broadcast { except, frame } => self.broadcast(except, &frame),
+            Deferred::To { conn, frame } => self.send_to(conn, frame),
+            Deferred::Reply(reply) => reply(Ok(())),
+        }
+    }
+
+    /// Answers every waiting request with `error` and drops the frames (the store
+    /// failed: what they depend on may never be durable).
+    pub(super) fn fail_deferred(&mut self, error: &RoomError) {
+        for (_, deferred) in self.deferred.drain(..) {
+            if let Deferred::Reply(reply) = deferred {
+                reply(Err(error.clone()));
+            }
+        }
+    }
+}
+
+/// The oldest append's acknowledgement (pending forever when none is in flight, for
+/// `select!`).
+pub(super) async fn front_ack(inflight: &mut VecDeque<Inflight>) -> Result<Seq, ()> {
+    match inflight.front_mut() {
+        Some(front) => (&mut front.ack).await.unwrap_or(Err(())),
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,427 @@
+//! The engine's API for the control plane (the REST admin routes): read a room's
+//! document, apply an update, see presence, send events, delete a room, close
+//! connections. Every call is scoped by a [`RoomKey`], whose project is part of the
+//! room's identity, so one project can never reach another's rooms.
+//!
+//! Calls reach a room through the same registry and actor as connections, so they see
+//! the same document under the same rules: updates pass both validation steps and are
+//! acknowledged only once durable, and what is read out is never ahead of the disk.
+//! Reads never create a room (an unloaded room that exists in the store is loaded);
+//! writes create it like a connection would.
+//!
+//! A request that meets a room at the moment it unloads is dropped unanswered by that
+//! actor; the caller then simply asks the registry again, like a joining connection.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::Value;
+use tandem_protocol::event::ServerEvent;
+use tandem_protocol::Message;
+use tokio::sync::oneshot;
+use yrs::StateVector;
+
+use super::actor::{Open, RoomMsg};
+use super::identity::Identity;
+use super::registry::RoomHandle;
+use super::{doc, validate};
+use super::{CloseReason, ConnId, RoomKey, Rooms};
+
+/// Why a call on a room failed. A room that does not exist is not an error: calls that
+/// need one answer `None`, `false` or an empty list.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoomError {
+    /// The caller's update was refused whole; the document is unchanged. The text says
+    /// why, for the caller: malformed or hostile bytes, larger than the message limit,
+    /// refused by yrs, or building on changes the room does not have ([`MISSING_DEPS`]:
+    /// over a socket the client would be asked to resync, a REST caller has to send an
+    /// update that includes them).
+    #[error("invalid update: {0}")]
+    InvalidUpdate(String),
+    /// The state vector is malformed.
+    #[error("invalid state vector: {0}")]
+    InvalidStateVector(String),
+    /// The store is down or did not persist in time; retrying later may work.
+    #[error("storage unavailable, try again later")]
+    Unavailable,
+    /// The server is shutting down.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+/// Why an update that builds on changes the room lacks is refused (a gap in a client's
+/// clock, or a reference to an item the room does not have).
+pub const MISSING_DEPS: &str = "it depends on changes the room does not have; \
+     send an update that includes them (e.g. your document's full state)";
+
+/// One live connection's presence in a room.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PresenceEntry {
+    /// The connection (the `connectionId` its events carry).
+    pub connection_id: ConnId,
+    /// The user its grant names, if any.
+    pub user_id: Option<String>,
+    /// The user info its grant carries, if any (also in each state's `user` field).
+    pub user_info: Option<Value>,
+    /// Its awareness states as `(Yjs client id, state as the other clients see it)`,
+    /// by client id (usually one per connection).
+    pub states: Vec<(u64, Value)>,
+}
+
+/// Which connections [`Rooms::close_where`] closes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseFilter {
+    /// Every connection (the project was deleted or suspended).
+    All,
+    /// Connections whose grant descends from this API key (the key was revoked).
+    Key(String),
+    /// Connections whose grant names this user.
+    User(String),
+}
+
+impl CloseFilter {
+    pub(crate) fn matches(&self, identity: &Identity) -> bool {
+        match self {
+            CloseFilter::All => true,
+            CloseFilter::Key(key) => identity.key_id.as_deref() == Some(key.as_str()),
+            CloseFilter::User(user) => identity.user_id.as_deref() == Some(user.as_str()),
+        }
+    }
+}
+
+/// The answer channel of a request to a room.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, RoomError>>;
+
+/// A request from this API to a room's actor.
+pub(crate) enum AdminMsg {
+    EncodeState {
+        sv: StateVector,
+        reply: Reply<Vec<u8>>,
+    },
+    ToJson {
+        reply: Reply<Value>,
+    },
+    /// A v1 update that passed the stateless validation (the actor decodes it: REST
+    /// updates are rare, so that CPU is not worth spreading).
+    ApplyUpdate {
+        payload: Bytes,
+        reply: Reply<()>,
+    },
+    Presence {
+        reply: Reply<Vec<PresenceEntry>>,
+    },
+    /// An event frame to send to every connection.
+    Broadcast {
+        frame: Bytes,
+        reply: Reply<usize>,
+    },
+    Delete {
+        reply: Reply<bool>,
+    },
+    Close {
+        filter: CloseFilter,
+        reason: CloseReason,
+        reply: Reply<usize>,
+    },
+}
+
+impl AdminMsg {
+    /// Answers the request with `error` (a room that cannot serve it).
+    pub(crate) fn refuse(self, error: RoomError) {
+        match self {
+            AdminMsg::EncodeState { reply, .. } => drop(reply.send(Err(error))),
+            AdminMsg::ToJson { reply } => drop(reply.send(Err(error))),
+            AdminMsg::ApplyUpdate { reply, .. } => drop(reply.send(Err(error))),
+            AdminMsg::Presence { reply } => drop(reply.send(Err(error))),
+            AdminMsg::Broadcast { reply, .. } => drop(reply.send(Err(error))),
+            AdminMsg::Delete { reply } => drop(reply.send(Err(error))),
+            AdminMsg::Close { reply, .. } => drop(reply.send(Err(error))),
+        }
+    }
+}
+
+/// How many times a request is re-sent after meeting a room as it unloaded.
+const ATTEMPTS: usize = 8;
+
+/// How a request may find its room.
+#[derive(Clone, Copy)]
+enum Need {
+    /// Only a loaded room: an unloaded one answers as empty.
+    Loaded,
+    /// A room that exists: loaded, or in the store (then loaded).
+    Existing,
+    /// Any room: created if it does not exist.
+    Create,
+}
+
+impl Rooms {
+    /// Live connections in the room (0 when it is not loaded).
+    pub async fn connection_count(&self, key: &RoomKey) -> usize {
+        self.connection_counts(&key.project_id, &[&*key.name])
+            .await
+            .pop()
+            .unwrap_or(0)
+    }
+
+    /// Live connections in each of the project's rooms `names`, in order (0 for a room
+    /// not loaded): one registry look-up for a whole page of a room listing.
+    pub async fn connection_counts<S: AsRef<str>>(
+        &self,
+        project_id: &str,
+        names: &[S],
+    ) -> Vec<usize> {
+        let names: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
+        self.engine().registry.connection_counts(project_id, &names)
+    }
+
+    /// Whether the room exists (loaded, or in the store). Never creates it.
+    pub async fn exists(&self, key: &RoomKey) -> Result<bool, RoomError> {
+        if self.engine().registry.get(key).is_some() {
+            return Ok(true);
+        }
+        self.find_in_store(key).await
+    }
+
+    /// The document as one v1 update, or with a v1 `state_vector` only what it lacks
+    /// (the answer to a sync step 1). `None` when the room does not exist.
+    #[tracing::instrument(level = "debug", skip_all, fields(project = %key.project_id, room = %key.name))]
+    pub async fn encode_state(
+        &self,
+        key: &RoomKey,
+        state_vector: Option<&[u8]>,
+    ) -> Result<Option<Vec<u8>>, RoomError> {
+        let sv = match state_vector {
+            None => StateVector::default(),
+            Some(bytes) => {
+                // yrs trusts the counts in a state vector too: checked first.
+                validate::validate_state_vector_v1(bytes)
+                    .map_err(|e| RoomError::InvalidStateVector(e.to_string()))?;
+                doc::decode_state_vector(bytes).map_err(|e| {
+                    let reason = e.trim_start_matches("invalid state vector: ");
+                    RoomError::InvalidStateVector(reason.to_owned())
+                })?
+            }
+        };
+        self.ask(key, Need::Existing, |reply| AdminMsg::EncodeState {
+            sv: sv.clone(),
+            reply,
+        })
+        .await
+    }
+
+    /// Every root type of the document as JSON, `{"<root>": value}`. Yjs updates do not
+    /// record a root's type, so it is inferred from the content: map entries make an
+    /// object, text a string, XML elements their XML as a string, anything else an
+    /// array; a root with nothing live is `null`. Nested shared types render the same
+    /// way. `None` when the room does not exist.
+    #[tracing::instrument(level = "debug", skip_all, fields(project = %key.project_id, room = %key.name))]
+    pub async fn to_json(&self, key: &RoomKey) -> Result<Option<Value>, RoomError> {
+        self.ask(key, Need::Existing, |reply| AdminMsg::ToJson { reply })
+            .await
+    }
+
+    /// Applies a v1 update, creating the room if needed. The update goes through the
+    /// same checks as one from a socket (stateless, then against the document); it is
+    /// refused whole, leaving the document as it was, or applied. Returns once it is
+    /// durable, by which time it has been relayed to every connection. An update that
+    /// changes nothing is accepted.
+    #[tracing::instrument(level = "debug", skip_all, fields(project = %key.project_id, room = %key.name, bytes = update.len()))]
+    pub async fn apply_update(&self, key: &RoomKey, update: Bytes) -> Result<(), RoomError> {
+        let limit = self.config().max_message_bytes;
+        if update.len() > limit {
+            let reason = format!("larger than the {limit}-byte message limit");
+            return Err(RoomError::InvalidUpdate(reason));
+        }
+        // yrs 0.28.1 trusts counts and clocks in an update: checked before it sees it.
+        validate::validate_update_v1(&update, &validate::Limits::default())
+            .map_err(|e| RoomError::InvalidUpdate(e.to_string()))?;
+        let applied = self
+            .ask(key, Need::Create, |reply| AdminMsg::ApplyUpdate {
+                payload: update.clone(),
+                reply,
+            })
+            .await?;
+        applied.ok_or(RoomError::Unavailable)
+    }
+
+    /// Every live connection's presence, by connection id. Empty when the room is not
+    /// loaded (then nobody is connected).
+    pub async fn presence(&self, key: &RoomKey) -> Result<Vec<PresenceEntry>, RoomError> {
+        let entries = self
+            .ask(key, Need::Loaded, |reply| AdminMsg::Presence { reply })
+            .await?;
+        Ok(entries.unwrap_or_default())
+    }
+
+    /// Sends a custom event to every connection of the room, as
+    /// `{"event": event, "connectionId": null, "userId": null}`, after every update
+    /// already applied is durable. Returns how many connections it went to (0 when the
+    /// room is not loaded; it is not loaded for this). Events are not stored; their size
+    /// is the caller's to bound (the HTTP body limit).
+    pub async fn broadcast_event(&self, key: &RoomKey, event: Value) -> Result<usize, RoomError> {
+        let envelope = ServerEvent {
+            event,
+            connection_id: None,
+            user_id: None,
+        };
+        let frame = Bytes::from(Message::Event(&envelope.to_json()).encode());
+        let sent = self
+            .ask(key, Need::Loaded, |reply| AdminMsg::Broadcast {
+                frame: frame.clone(),
+                reply,
+            })
+            .await?;
+        Ok(sent.unwrap_or(0))
+    }
+
+    /// Deletes the room: closes every connection with 4404 ("room deleted"), lets the
+    /// updates already handed to the store land, erases the room from the store and
+    /// unloads it. Returns `false` if it did not exist.
+    ///
+    /// The room's registry slot is held until the store has erased it, so a connection
+    /// arriving meanwhile waits and then starts a new, empty room; it never sees the old
+    /// document.
+    #[tracing::instrument(level = "debug", skip_all, fields(project = %key.project_id, room = %key.name))]
+    pub async fn delete(&self, key: &RoomKey) -> Result<bool, RoomError> {
+        for _ in 0..ATTEMPTS {
+            if self.is_shutting_down() {
+                return Err(RoomError::ShuttingDown);
+            }
+            // Not loaded: a short-lived actor takes the slot just to erase the room.
+            let mut deleter = None;
+            let handle = self.room(key, || {
+                let (reply, answer) = oneshot::channel();
+                deleter = Some(answer);
+                Open::Delete(reply)
+            });
+            let answer = match deleter {
+                Some(answer) => answer,
+                None => {
+                    let (reply, answer) = oneshot::channel();
+                    let msg = RoomMsg::Admin(AdminMsg::Delete { reply });
+                    if handle.tx.send(msg).await.is_err() {
+                        continue;
+                    }
+                    answer
+                }
+            };
+            match answer.await {
+                Ok(result) => return result,
+                Err(_) => continue,
+            }
+        }
+        Err(RoomError::Unavailable)
+    }
+
+    /// Closes the matching connections in every loaded room of the project with
+    /// `reason`. Returns how many were closed.
+    #[tracing::instrument(level = "debug", skip_all, fields(project = %project_id, ?filter, code = reason.code))]
+    pub async fn close_where(
+        &self,
+        project_id: &str,
+        filter: CloseFilter,
+        reason: CloseReason,
+    ) -> usize {
+        let rooms = self.engine().registry.in_project(project_id);
+        let closing = rooms.into_iter().map(|handle| {
+            let (reply, answer) = oneshot::channel();
+            let msg = AdminMsg::Close {
+                filter: filter.clone(),
+                reason: reason.clone(),
+                reply,
+            };
+            async move {
+                if handle.tx.send(RoomMsg::Admin(msg)).await.is_err() {
+                    return 0;
+                }
+                // A room that unloaded meanwhile had no connections left to close.
+                answer.await.ok().and_then(Result::ok).unwrap_or(0)
+            }
+        });
+        futures_util::future::join_all(closing)
+            .await
+            .into_iter()
+            .sum()
+    }
+
+    /// Sends a request to the room's actor and waits for the answer; `Ok(None)` when
+    /// the room is not there for `need`.
+    async fn ask<T>(
+        &self,
+        key: &RoomKey,
+        need: Need,
+        make: impl Fn(Reply<T>) -> AdminMsg,
+    ) -> Result<Option<T>, RoomError> {
+        for _ in 0..ATTEMPTS {
+            if self.is_shutting_down() {
+                return Err(RoomError::ShuttingDown);
+            }
+            let loaded = self.engine().registry.get(key);
+            let handle = match (loaded, need) {
+                (Some(handle), _) => handle,
+                (None, Need::Loaded) => return Ok(None),
+                (None, Need::Existing) => {
+                    // Checked here too so that a missing room costs no actor; the actor
+                    // checks again while it holds the room's slot (a delete may have
+                    // run in between).
+                    if !self.find_in_store(key).await? {
+                        return Ok(None);
+                    }
+                    self.room(key, || Open::Existing)
+                }
+                (None, Need::Create) => self.room(key, || Open::Create),
+            };
+            let (reply, answer) = oneshot::channel();
+            if handle.tx.send(RoomMsg::Admin(make(reply))).await.is_err() {
+                continue;
+            }
+            match answer.await {
+                Ok(result) => return result.map(Some),
+                // The room unloaded (or, when not creating, found itself gone) without
+                // serving us: ask the registry again.
+                Err(_) => continue,
+            }
+        }
+        if self.is_shutting_down() {
+            return Err(RoomError::ShuttingDown);
+        }
+        Err(RoomError::Unavailable)
+    }
+
+    async fn find_in_store(&self, key: &RoomKey) -> Result<bool, RoomError> {
+        match self
+            .engine()
+            .store
+            .find_room(&key.project_id, &key.name)
+            .await
+        {
+            Ok(found) => Ok(found.is_some()),
+            Err(error) => {
+                tracing::warn!(%error, "looking a room up in the store failed");
+                Err(RoomError::Unavailable)
+            }
+        }
+    }
+
+    /// The room's actor, started with `open()` if none runs.
+    pub(crate) fn room(&self, key: &RoomKey, open: impl FnOnce() -> Open) -> RoomHandle {
+        let engine = self.engine();
+        engine.registry.get_or_spawn(key, |generation| {
+            let (tx, rx) = tokio::sync::mpsc::channel(engine.config.room_inbox.max(1));
+            let connections = Arc::default();
+            super::actor::RoomActor::spawn(
+                engine.clone(),
+                key.clone(),
+                generation,
+                rx,
+                Arc::clone(&connections),
+                open(),
+            );
+            RoomHandle {
+                tx,
+                generation,
+                connections,
+            }
+        })
+    }
+}

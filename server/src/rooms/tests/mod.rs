@@ -1,0 +1,6 @@
+//! Engine tests: the real engine on a fresh SQLite directory, with connections running
+//! the real session over in-memory transports ([`harness`]).
+
+mod admin;
+mod harness;
+mod presence;
