@@ -23,7 +23,16 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server. With no options: 127.0.0.1:8080, SQLite under ./tandem-data.
-    Serve(ServeOptions),
+    Serve(Box<ServeOptions>),
+    /// Print the REST API's OpenAPI document (JSON) to stdout.
+    Openapi,
+    /// Start signing client tokens with a new key. Tokens signed by the old key keep
+    /// working until they expire; running servers pick the new key up on their own.
+    RotateSigningKey {
+        /// Directory of the embedded SQLite database [default: ./tandem-data]
+        #[arg(long, env = "TANDEM_DATA_DIR", value_name = "DIR")]
+        data_dir: Option<std::path::PathBuf>,
+    },
 }
 
 /// Parses the command line and runs it.
@@ -31,7 +40,51 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     match cli.command {
-        Command::Serve(options) => serve(options),
+        Command::Serve(options) => serve(*options),
+        Command::Openapi => {
+            print!("{}", crate::http::api::openapi_json());
+            ExitCode::SUCCESS
+        }
+        Command::RotateSigningKey { data_dir } => {
+            rotate_signing_key(data_dir.unwrap_or_else(|| std::path::PathBuf::from("tandem-data")))
+        }
+    }
+}
+
+fn rotate_signing_key(data_dir: std::path::PathBuf) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("tandem: starting the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: anyhow::Result<String> = runtime.block_on(async move {
+        use crate::control::signing::KeyRing;
+        let store =
+            std::sync::Arc::new(crate::store::sqlite::SqliteStore::open_dir(&data_dir).await?);
+        let ring = KeyRing::load(
+            store.clone(),
+            std::sync::Arc::new(crate::control::clock::SystemClock),
+            crate::control::ControlConfig::default().token_max_ttl,
+        )
+        .await?;
+        let kid = ring.rotate().await?;
+        crate::store::DocStore::close(&*store).await;
+        Ok(kid)
+    });
+    match result {
+        Ok(kid) => {
+            println!("signing client tokens with key {kid} from now on");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("tandem: {error:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 
+use crate::control::ControlConfig;
 use crate::rooms::RoomsConfig;
 
 /// A duration written like `30s`, `500ms` or `2m`.
@@ -91,6 +92,29 @@ pub struct ServeOptions {
     /// How long shutdown waits for rooms to flush and clients to be closed [default: 10s]
     #[arg(long, env = "TANDEM_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
     pub shutdown_timeout: Option<HumanDuration>,
+
+    /// The URL users reach this server at (e.g. behind a TLS proxy). With `https://`,
+    /// session cookies are marked Secure [default: none]
+    #[arg(long, env = "TANDEM_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Longest lifetime of a client token minted by POST /v1/tokens [default: 24h]
+    #[arg(long, env = "TANDEM_TOKEN_MAX_TTL", value_name = "DURATION")]
+    pub token_max_ttl: Option<HumanDuration>,
+
+    /// How long a dashboard login session lasts [default: 14days]
+    #[arg(long, env = "TANDEM_SESSION_TTL", value_name = "DURATION")]
+    pub session_ttl: Option<HumanDuration>,
+
+    /// Failed logins per account within 15 minutes before logins to it are refused
+    /// with 429 for the rest of the window [default: 5]
+    #[arg(long, env = "TANDEM_LOGIN_FAILURES_PER_ACCOUNT", value_name = "COUNT")]
+    pub login_failures_per_account: Option<u32>,
+
+    /// Failed logins per client IP within 15 minutes before its logins are refused with
+    /// 429 [default: 30]
+    #[arg(long, env = "TANDEM_LOGIN_FAILURES_PER_IP", value_name = "COUNT")]
+    pub login_failures_per_ip: Option<u32>,
 }
 
 /// Why the configuration is unusable.
@@ -130,6 +154,8 @@ pub struct Config {
     pub rooms: RoomsConfig,
     /// Graceful shutdown budget.
     pub shutdown_timeout: Duration,
+    /// Control-plane settings.
+    pub control: ControlConfig,
 }
 
 impl Config {
@@ -214,7 +240,47 @@ impl Config {
                 )));
             }
         }
+        let public_url = cli.public_url.or(file.public_url);
+        if let Some(url) = &public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid(
+                    "public-url must start with http:// or https://".into(),
+                ));
+            }
+        }
+        let c = ControlConfig::default();
+        let control = ControlConfig {
+            secure_cookies: public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://")),
+            token_max_ttl: dur(cli.token_max_ttl, file.token_max_ttl, c.token_max_ttl),
+            session_ttl: dur(cli.session_ttl, file.session_ttl, c.session_ttl),
+            login_failures_per_account: cli
+                .login_failures_per_account
+                .or(file.login_failures_per_account)
+                .unwrap_or(c.login_failures_per_account),
+            login_failures_per_ip: cli
+                .login_failures_per_ip
+                .or(file.login_failures_per_ip)
+                .unwrap_or(c.login_failures_per_ip),
+            ..c
+        };
+        if control.token_max_ttl < Duration::from_secs(60) {
+            return Err(ConfigError::Invalid(
+                "token-max-ttl must be at least 1m".into(),
+            ));
+        }
+        if control.login_failures_per_account == 0 || control.login_failures_per_ip == 0 {
+            return Err(ConfigError::Invalid(
+                "login failure limits must be at least 1".into(),
+            ));
+        }
+        let control = ControlConfig {
+            token_default_ttl: control.token_default_ttl.min(control.token_max_ttl),
+            ..control
+        };
         Ok(Self {
+            control,
             listen: cli
                 .listen
                 .or(file.listen)

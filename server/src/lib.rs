@@ -20,8 +20,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::control::clock::SystemClock;
+use crate::control::tokens::{AnonymousFallback, TokenAuthorizer};
+use crate::control::ControlPlane;
 use crate::http::{build_app, AppState};
-use crate::rooms::auth::{AllowAnonymous, Authorizer, RequireToken};
+use crate::rooms::auth::Authorizer;
 use crate::rooms::Rooms;
 use crate::store::sqlite::SqliteStore;
 
@@ -32,16 +35,55 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let store = SqliteStore::open_dir(&config.data_dir).await?;
-    let rooms = Rooms::new(Arc::new(store), config.rooms.clone());
+    let store = Arc::new(SqliteStore::open_dir(&config.data_dir).await?);
+    let rooms = Rooms::new(store.clone(), config.rooms.clone());
+    let control = ControlPlane::new(store.clone(), Arc::new(SystemClock), config.control.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("starting the control plane: {e}"))?;
+    if let Some(boot) = control
+        .bootstrap_if_empty()
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the first account: {e}"))?
+    {
+        let base = format!("http://{}", listener.local_addr()?);
+        // stdout, once: this is the only time the password and key exist in clear.
+        println!(
+            "first start: created tenant \"{}\" with project \"{}\" ({}) and an admin user\n  \
+             sign in:    POST {base}/v1/auth/login  email {}  password {}\n  \
+             secret key: {}  (shown once; mint client tokens with POST {base}/v1/tokens)",
+            boot.account.tenant.name,
+            boot.account.project.name,
+            boot.account.project.id,
+            boot.email,
+            boot.password,
+            boot.secret_key.plaintext.expose(),
+        );
+    }
+    // Pick up signing keys rotated by `tandem rotate-signing-key` or another node.
+    let ring = control.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(30));
+        every.tick().await;
+        loop {
+            every.tick().await;
+            if let Err(error) = ring.key_ring().reload().await {
+                tracing::warn!(%error, "reloading token signing keys failed");
+            }
+        }
+    });
+    let tokens = TokenAuthorizer::new(control.clone());
     let authorizer: Arc<dyn Authorizer> = if config.allow_anonymous {
-        tracing::warn!("--allow-anonymous: anyone can read and write any room without a token");
-        Arc::new(AllowAnonymous)
+        tracing::warn!(
+            "--allow-anonymous: connections without a token may read and write any room"
+        );
+        Arc::new(AnonymousFallback::new(tokens))
     } else {
-        Arc::new(RequireToken)
+        Arc::new(tokens)
     };
     let app = build_app(AppState {
         rooms: rooms.clone(),
+        docs: store.clone(),
+        control,
         authorizer,
     });
 
@@ -59,7 +101,11 @@ pub async fn serve(
             tracing::debug!(%error, "setting TCP_NODELAY failed");
         }
     });
-    let http = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
+    let http = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop.clone().cancelled_owned());
     let engine = async {
         stop.cancelled().await;
         tracing::info!("shutting down: flushing rooms and closing connections");

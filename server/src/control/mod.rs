@@ -1,11 +1,24 @@
-//! Control-plane security primitives: pure, I/O-free building blocks for API keys,
-//! passwords, client tokens and time, so the HTTP handlers and stores that use them stay
-//! thin and these rules are tested in one place.
+//! The control plane: accounts and sessions ([`accounts`]), tenancy ([`tenants`]), API
+//! keys ([`keys`]), client tokens ([`tokens`], signed by the [`signing`] key ring), all
+//! through one service, [`ControlPlane`]. Under them, pure I/O-free primitives for key
+//! formats ([`apikey`]), passwords ([`password`]), JWTs ([`token`]) and time ([`clock`]).
+//! Nothing here knows HTTP.
 
+pub mod accounts;
 pub mod apikey;
 pub mod clock;
+pub mod error;
+pub mod keys;
 pub mod password;
+pub mod plane;
+pub mod signing;
+pub mod tenants;
+pub mod throttle;
 pub mod token;
+pub mod tokens;
+
+pub use error::{ControlError, ControlResult};
+pub use plane::{ControlConfig, ControlPlane};
 
 use subtle::ConstantTimeEq;
 

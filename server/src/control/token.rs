@@ -356,6 +356,14 @@ pub struct Claims {
     /// Room permissions; no matching permission means no access.
     #[serde(default)]
     pub perms: Vec<RoomPermission>,
+    /// The id of the API key that minted the token: revoking that key invalidates the
+    /// token (checked on connect) and closes connections that used it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The tenant that owns the project (with `key`, what the revocation check looks
+    /// up; signed, so it can be trusted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ten: Option<String>,
 }
 
 impl Claims {
@@ -379,6 +387,8 @@ impl Claims {
             jti: URL_SAFE_NO_PAD.encode(jti),
             user: serde_json::Value::Null,
             perms: Vec::new(),
+            key: None,
+            ten: None,
         })
     }
 
@@ -591,6 +601,17 @@ where
         }
     }
     Ok(claims)
+}
+
+/// The `kid` in a token's header, read WITHOUT verifying anything: only to choose which
+/// key [`verify`] should be given (key lookup may need I/O, `verify` does none). Never
+/// trust anything else from an unverified token.
+pub fn peek_kid(token: &str) -> Option<String> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return None;
+    }
+    let header = URL_SAFE_NO_PAD.decode(token.split('.').next()?).ok()?;
+    serde_json::from_slice::<ReadHeader>(&header).ok()?.kid
 }
 
 /// Whole seconds since the Unix epoch (0 for times before it).

@@ -7,7 +7,6 @@
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -44,7 +43,7 @@ struct ConnectQuery {
     token: Option<String>,
 }
 
-fn valid_room_name(name: &str) -> bool {
+pub(crate) fn valid_room_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= MAX_ROOM_NAME && !name.chars().any(char::is_control)
 }
 
@@ -55,11 +54,10 @@ async fn connect(
     ws: WebSocketUpgrade,
 ) -> Response {
     if !valid_room_name(&room) {
-        return (
-            StatusCode::BAD_REQUEST,
-            format!("room names are 1 to {MAX_ROOM_NAME} bytes without control characters"),
-        )
-            .into_response();
+        return super::error::ApiError::BadRequest(format!(
+            "room names are 1 to {MAX_ROOM_NAME} bytes without control characters"
+        ))
+        .into_response();
     }
     // Authorize before upgrading: the upgrade callback then only has to start the
     // session, and does so without an await of its own, which keeps the connection's

@@ -1,6 +1,7 @@
 //! The authorizer seam: the WebSocket handler asks an [`Authorizer`] whether a token may
 //! enter a room, and hands the resulting [`Grant`] to the engine. The engine trusts the
-//! grant and never sees tokens; the control plane provides the real authorizer.
+//! grant and never sees tokens; the control plane provides the real authorizer
+//! (`control::tokens::TokenAuthorizer`).
 
 use std::time::SystemTime;
 
@@ -74,19 +75,5 @@ impl Authorizer for AllowAnonymous {
             user_info: None,
             key_id: None,
         })
-    }
-}
-
-/// Refuses every connection: what runs until a control plane can verify tokens.
-#[derive(Debug, Default)]
-pub struct RequireToken;
-
-#[async_trait]
-impl Authorizer for RequireToken {
-    async fn authorize(&self, _room: &str, token: Option<&str>) -> Result<Grant, Denied> {
-        Err(Denied::unauthorized(match token {
-            None => "a token is required (this server was not started with --allow-anonymous)",
-            Some(_) => "this server cannot verify tokens yet; start it with --allow-anonymous",
-        }))
     }
 }

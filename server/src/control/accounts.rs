@@ -1,0 +1,351 @@
+//! Accounts: signup (a user, their tenant and a first project), login with throttling,
+//! server-side sessions, logout, and the bootstrap of a fresh embedded installation.
+
+use sha2::{Digest, Sha256};
+
+use super::error::{ControlError, ControlResult};
+use super::password::{self, normalize_email, PasswordError};
+use super::plane::{AuditEvent, ControlPlane, RequestMeta, UserAuth, Via};
+use super::{fill_random, keys::CreatedKey};
+use crate::ids::{ProjectId, TenantId, UserId};
+use crate::store::control::{KeyKindRow, NewAccount, ProjectRow, TenantRow, UserRow};
+
+/// Longest tenant or project name, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+
+/// What signup asks for.
+#[derive(Debug, Clone)]
+pub struct Signup {
+    /// The email (normalised before use).
+    pub email: String,
+    /// The password (policy-checked, then hashed with argon2id).
+    pub password: String,
+    /// The tenant's name; defaults to the email's domain-less part.
+    pub tenant_name: Option<String>,
+    /// The first project's name; defaults to `development`.
+    pub project_name: Option<String>,
+}
+
+/// What signup created.
+#[derive(Debug, Clone)]
+pub struct SignedUp {
+    /// The user.
+    pub user: UserRow,
+    /// Their tenant.
+    pub tenant: TenantRow,
+    /// The first project.
+    pub project: ProjectRow,
+}
+
+/// A new login session. `cookie_value` goes into the cookie and nowhere else.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    /// The random 256-bit session id, base64url.
+    pub cookie_value: String,
+    /// When it expires (unix ms).
+    pub expires_at: i64,
+}
+
+/// What the first start of a fresh installation created.
+#[derive(Debug)]
+pub struct Bootstrap {
+    /// The admin's email.
+    pub email: String,
+    /// The admin's generated password.
+    pub password: String,
+    /// The tenant and project.
+    pub account: SignedUp,
+    /// A secret key for the project.
+    pub secret_key: CreatedKey,
+}
+
+/// Checks a tenant or project name: 1 to [`MAX_NAME_CHARS`] characters, no control
+/// characters, trimmed.
+pub fn check_name(what: &str, name: &str) -> ControlResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(ControlError::Invalid(format!(
+            "{what} must be 1 to {MAX_NAME_CHARS} characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ControlError::Invalid(format!(
+            "{what} must not contain control characters"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+fn session_hash(cookie_value: &str) -> [u8; 32] {
+    Sha256::digest(cookie_value.as_bytes()).into()
+}
+
+fn password_error(error: PasswordError) -> ControlError {
+    match error {
+        PasswordError::TooShort { .. } | PasswordError::TooLong { .. } => {
+            ControlError::Invalid(error.to_string())
+        }
+        other => ControlError::Internal(other.to_string()),
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> ControlResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ControlError::Internal(format!("password hashing task failed: {e}")))
+}
+
+impl ControlPlane {
+    /// Signs a user up: creates the user, a tenant they own, and a first project.
+    pub async fn signup(&self, signup: Signup, meta: &RequestMeta) -> ControlResult<SignedUp> {
+        let email =
+            normalize_email(&signup.email).map_err(|e| ControlError::Invalid(e.to_string()))?;
+        password::check_password_policy(&signup.password).map_err(password_error)?;
+        let tenant_name = match signup.tenant_name {
+            Some(name) => check_name("tenant name", &name)?,
+            None => email
+                .as_str()
+                .split('@')
+                .next()
+                .unwrap_or("my team")
+                .to_owned(),
+        };
+        let project_name = check_name(
+            "project name",
+            signup.project_name.as_deref().unwrap_or("development"),
+        )?;
+        let plain = signup.password;
+        let hash = blocking(move || password::hash_password(&plain))
+            .await?
+            .map_err(password_error)?;
+        let now = self.now_ms();
+        let user = UserRow {
+            id: UserId::generate()?,
+            email: email.as_str().to_owned(),
+            password_hash: hash,
+            created_at: now,
+        };
+        let tenant = TenantRow {
+            id: TenantId::generate()?,
+            name: tenant_name,
+            plan: self.config().default_plan.clone(),
+            created_at: now,
+        };
+        let project = ProjectRow {
+            id: ProjectId::generate()?,
+            tenant_id: tenant.id.clone(),
+            name: project_name,
+            public_access: false,
+            created_at: now,
+        };
+        let account = NewAccount {
+            user,
+            tenant,
+            project,
+        };
+        self.store()
+            .create_account(&account)
+            .await
+            .map_err(|e| match ControlError::from(e) {
+                ControlError::Conflict(_) => {
+                    ControlError::Conflict("an account with this email already exists".to_owned())
+                }
+                other => other,
+            })?;
+        self.audit(AuditEvent {
+            tenant_id: &account.tenant.id,
+            project_id: None,
+            actor: account.user.id.as_str(),
+            action: "account.created",
+            target: Some(account.user.id.as_str()),
+            meta,
+            details: serde_json::json!({ "email": account.user.email }),
+        })
+        .await;
+        Ok(SignedUp {
+            user: account.user,
+            tenant: account.tenant,
+            project: account.project,
+        })
+    }
+
+    /// Checks an email and password. Refused with [`ControlError::TooManyAttempts`]
+    /// after too many failures for the account or from the IP (before hashing anything);
+    /// a wrong email and a wrong password get the same answer in about the same time.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        meta: &RequestMeta,
+    ) -> ControlResult<UserRow> {
+        const WRONG: &str = "wrong email or password";
+        let config = self.config();
+        let window = config.login_window;
+        // An unparseable email still counts against the IP.
+        let account_key = normalize_email(email)
+            .map(|e| format!("acct:{}", e.as_str()))
+            .ok();
+        let ip_key = meta.ip.as_ref().map(|ip| format!("ip:{ip}"));
+        let throttle = &self.inner.throttle;
+        for (key, limit) in [
+            (&account_key, config.login_failures_per_account),
+            (&ip_key, config.login_failures_per_ip),
+        ] {
+            if let Some(key) = key {
+                throttle
+                    .check(key, limit, window)
+                    .map_err(|retry_after| ControlError::TooManyAttempts { retry_after })?;
+            }
+        }
+        let user = match &account_key {
+            Some(key) => self.store().user_by_email(&key["acct:".len()..]).await?,
+            None => None,
+        };
+        let plain = password.to_owned();
+        let verified = match &user {
+            Some(user) => {
+                let phc = user.password_hash.clone();
+                blocking(move || password::verify_password(&plain, &phc))
+                    .await?
+                    .map_err(|e| ControlError::Internal(e.to_string()))?
+            }
+            None => {
+                blocking(move || password::verify_dummy_password(&plain)).await?;
+                false
+            }
+        };
+        let Some(user) = user.filter(|_| verified) else {
+            for key in [&account_key, &ip_key].into_iter().flatten() {
+                throttle.record_failure(key, window);
+            }
+            if let Some(key) = &account_key {
+                if let Some(user) = self.store().user_by_email(&key["acct:".len()..]).await? {
+                    self.audit_user_tenants(&user, "login.failed", meta).await;
+                }
+            }
+            return Err(ControlError::Unauthenticated(WRONG));
+        };
+        if let Some(key) = &account_key {
+            throttle.reset(key);
+        }
+        if password::needs_rehash(&user.password_hash) {
+            let plain = password.to_owned();
+            if let Ok(Ok(hash)) = blocking(move || password::hash_password(&plain)).await {
+                if let Err(error) = self.store().set_password_hash(&user.id, &hash).await {
+                    tracing::warn!(%error, "upgrading a password hash failed");
+                }
+            }
+        }
+        self.audit_user_tenants(&user, "login.succeeded", meta)
+            .await;
+        Ok(user)
+    }
+
+    async fn audit_user_tenants(&self, user: &UserRow, action: &str, meta: &RequestMeta) {
+        match self.store().tenants_of_user(&user.id).await {
+            Ok(tenants) => {
+                for (tenant, _) in tenants {
+                    self.audit(AuditEvent {
+                        tenant_id: &tenant.id,
+                        project_id: None,
+                        actor: user.id.as_str(),
+                        action,
+                        target: Some(user.id.as_str()),
+                        meta,
+                        details: serde_json::json!({}),
+                    })
+                    .await;
+                }
+            }
+            Err(error) => tracing::error!(%error, "audit: listing the user's tenants failed"),
+        }
+    }
+
+    /// Starts a session for `user`.
+    pub async fn create_session(&self, user: &UserRow) -> ControlResult<NewSession> {
+        let mut id = [0u8; 32];
+        fill_random(&mut id)?;
+        let cookie_value = base64_url(&id);
+        let now = self.now_ms();
+        let ttl = i64::try_from(self.config().session_ttl.as_millis()).unwrap_or(i64::MAX);
+        let expires_at = now.saturating_add(ttl);
+        self.store()
+            .create_session(&session_hash(&cookie_value), &user.id, now, expires_at)
+            .await?;
+        Ok(NewSession {
+            cookie_value,
+            expires_at,
+        })
+    }
+
+    /// The user a session cookie belongs to, if it is live.
+    pub async fn session_user(&self, cookie_value: &str) -> ControlResult<UserAuth> {
+        // Session ids are 43 base64url characters; refuse anything else without a lookup.
+        if cookie_value.len() != 43 {
+            return Err(ControlError::Unauthenticated("not signed in"));
+        }
+        let user = self
+            .store()
+            .session_user(&session_hash(cookie_value), self.now_ms())
+            .await?
+            .ok_or(ControlError::Unauthenticated(
+                "not signed in or session expired",
+            ))?;
+        Ok(UserAuth {
+            user,
+            via: Via::Session,
+        })
+    }
+
+    /// Ends a session server-side: the cookie value stops working everywhere.
+    pub async fn logout(&self, cookie_value: &str) -> ControlResult<()> {
+        self.store()
+            .delete_session(&session_hash(cookie_value))
+            .await?;
+        Ok(())
+    }
+
+    /// On a fresh installation (no users), creates an admin, a `local` tenant, a
+    /// `development` project and a secret key, and returns them to print once.
+    pub async fn bootstrap_if_empty(&self) -> ControlResult<Option<Bootstrap>> {
+        if self.store().count_users().await? > 0 {
+            return Ok(None);
+        }
+        let mut raw = [0u8; 18];
+        fill_random(&mut raw)?;
+        let password = base64_url(&raw);
+        let email = "admin@tandem.local".to_owned();
+        let account = self
+            .signup(
+                Signup {
+                    email: email.clone(),
+                    password: password.clone(),
+                    tenant_name: Some("local".to_owned()),
+                    project_name: Some("development".to_owned()),
+                },
+                &RequestMeta::default(),
+            )
+            .await?;
+        let secret_key = self
+            .create_project_key(
+                &account.tenant.id,
+                &account.project.id,
+                KeyKindRow::Secret,
+                "bootstrap",
+                account.user.id.as_str(),
+                &RequestMeta::default(),
+            )
+            .await?;
+        Ok(Some(Bootstrap {
+            email,
+            password,
+            account,
+            secret_key,
+        }))
+    }
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}

@@ -1,0 +1,228 @@
+//! [`ControlPlane`]: the service the HTTP layer calls for accounts, tenants, projects,
+//! keys and tokens. It holds the store, the clock, the token key ring and the login
+//! throttle; the operations themselves live in the sibling modules by concern.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::clock::Clock;
+use super::error::ControlResult;
+use super::signing::KeyRing;
+use super::throttle::LoginThrottle;
+use crate::ids::{KeyId, ProjectId, TenantId};
+use crate::store::control::{AuditRow, ControlStore, Role, UserRow};
+
+/// Control-plane settings (from `tandem serve` options).
+#[derive(Debug, Clone)]
+pub struct ControlConfig {
+    /// How long a login session lasts.
+    pub session_ttl: Duration,
+    /// The longest client token `POST /v1/tokens` issues.
+    pub token_max_ttl: Duration,
+    /// The lifetime of a client token when the request names none.
+    pub token_default_ttl: Duration,
+    /// The longest grace period a rolled key may keep working.
+    pub max_roll_grace: Duration,
+    /// Session cookies get `Secure` (served over TLS, `--public-url https://…`).
+    pub secure_cookies: bool,
+    /// The plan new tenants start on.
+    pub default_plan: String,
+    /// Failed logins per account allowed in `login_window`.
+    pub login_failures_per_account: u32,
+    /// Failed logins per client IP allowed in `login_window`.
+    pub login_failures_per_ip: u32,
+    /// The window the failure limits count over.
+    pub login_window: Duration,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl: Duration::from_secs(14 * 24 * 3600),
+            token_max_ttl: Duration::from_secs(24 * 3600),
+            token_default_ttl: Duration::from_secs(3600),
+            max_roll_grace: Duration::from_secs(7 * 24 * 3600),
+            secure_cookies: false,
+            default_plan: "free".to_owned(),
+            login_failures_per_account: 5,
+            login_failures_per_ip: 30,
+            login_window: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn ControlStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: ControlConfig,
+    pub(crate) keys: KeyRing,
+    pub(crate) throttle: LoginThrottle,
+}
+
+/// The control plane. Cheap to clone.
+#[derive(Clone)]
+pub struct ControlPlane {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlane").finish_non_exhaustive()
+    }
+}
+
+/// A request authenticated by a project's API key (`sk_…`, or `pk_…` where allowed).
+#[derive(Debug, Clone)]
+pub struct ProjectAuth {
+    /// The tenant owning the project.
+    pub tenant_id: TenantId,
+    /// The project every lookup is scoped to.
+    pub project_id: ProjectId,
+    /// The key used (for audit, and for the tokens it mints).
+    pub key_id: KeyId,
+    /// Whether it was a publishable key (only `POST /v1/tokens` accepts those).
+    pub publishable: bool,
+}
+
+/// How a management request was authenticated.
+#[derive(Debug, Clone)]
+pub enum Via {
+    /// A login session (the dashboard).
+    Session,
+    /// A personal access token bound to one tenant.
+    Pat {
+        /// The token's id.
+        key_id: KeyId,
+        /// The only tenant it reaches.
+        tenant_id: TenantId,
+    },
+}
+
+/// A signed-in user, by session or personal access token.
+#[derive(Debug, Clone)]
+pub struct UserAuth {
+    /// The user.
+    pub user: UserRow,
+    /// The credential.
+    pub via: Via,
+}
+
+/// A user's access to one tenant, checked by [`ControlPlane::tenant_access`].
+#[derive(Debug, Clone)]
+pub struct TenantAccess {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The user.
+    pub user: UserRow,
+    /// Their role there.
+    pub role: Role,
+    /// For the audit log: the user id, or the PAT's key id.
+    pub actor: String,
+}
+
+/// Context of a request for the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    /// The client's IP address.
+    pub ip: Option<String>,
+}
+
+impl ControlPlane {
+    /// Starts the control plane on `store`: loads (or creates) the token signing key.
+    pub async fn new(
+        store: Arc<dyn ControlStore>,
+        clock: Arc<dyn Clock>,
+        config: ControlConfig,
+    ) -> ControlResult<Self> {
+        let keys = KeyRing::load(store.clone(), clock.clone(), config.token_max_ttl).await?;
+        let throttle = LoginThrottle::new(clock.clone());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                config,
+                keys,
+                throttle,
+            }),
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ControlConfig {
+        &self.inner.config
+    }
+
+    /// The store (for the authorizer and bootstrap).
+    pub(crate) fn store(&self) -> &Arc<dyn ControlStore> {
+        &self.inner.store
+    }
+
+    /// The token key ring.
+    pub fn key_ring(&self) -> &KeyRing {
+        &self.inner.keys
+    }
+
+    pub(crate) fn now(&self) -> SystemTime {
+        self.inner.clock.now()
+    }
+
+    /// Now, in unix milliseconds (the store's unit).
+    pub(crate) fn now_ms(&self) -> i64 {
+        to_ms(self.now())
+    }
+
+    /// Now, in unix milliseconds, by the control plane's clock.
+    pub fn now_ms_public(&self) -> i64 {
+        self.now_ms()
+    }
+
+    /// Every tenant the user belongs to, with their role.
+    pub async fn store_tenants_of_user(
+        &self,
+        user: &UserRow,
+    ) -> ControlResult<Vec<(crate::store::control::TenantRow, Role)>> {
+        Ok(self.inner.store.tenants_of_user(&user.id).await?)
+    }
+
+    /// Records a security-relevant event. A failure is logged, not returned: the action
+    /// it describes already happened.
+    pub(crate) async fn audit(&self, event: AuditEvent<'_>) {
+        let row = AuditRow {
+            id: 0,
+            tenant_id: event.tenant_id.clone(),
+            project_id: event.project_id.cloned(),
+            actor: event.actor.to_owned(),
+            action: event.action.to_owned(),
+            target: event.target.map(str::to_owned),
+            ip: event.meta.ip.clone(),
+            details: event.details.to_string(),
+            at: self.now_ms(),
+        };
+        if let Err(error) = self.inner.store.append_audit(&row).await {
+            tracing::error!(%error, action = event.action, "writing the audit log failed");
+        }
+    }
+}
+
+/// One audit event, before it is stamped.
+pub(crate) struct AuditEvent<'a> {
+    pub(crate) tenant_id: &'a TenantId,
+    pub(crate) project_id: Option<&'a ProjectId>,
+    pub(crate) actor: &'a str,
+    pub(crate) action: &'a str,
+    pub(crate) target: Option<&'a str>,
+    pub(crate) meta: &'a RequestMeta,
+    pub(crate) details: serde_json::Value,
+}
+
+/// A time as unix milliseconds.
+pub(crate) fn to_ms(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
+/// Unix milliseconds as a time.
+pub(crate) fn from_ms(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or_default())
+}

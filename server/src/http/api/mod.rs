@@ -1,0 +1,148 @@
+//! The REST API under `/v1`, described with utoipa as it is routed: each handler's
+//! `#[utoipa::path]` is next to it, and [`router`] collects routes and spec together, so
+//! the spec cannot list a route the server does not serve (or miss one).
+
+pub mod auth;
+pub mod keys;
+pub mod management;
+pub mod rooms;
+pub mod tokens;
+pub mod views;
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::OpenApi;
+use utoipa::Modify;
+use utoipa_axum::router::OpenApiRouter;
+
+use super::error::{ApiError, Problem};
+use super::AppState;
+use crate::control::ControlError;
+
+/// The spec's fixed parts: info, tags and security schemes.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Tandem API",
+        description = "Tandem's REST API: accounts, the management API (session or personal access token), and per-project rooms, tokens and keys (secret key). Errors are application/problem+json (RFC 9457) with a stable `code`; every response carries `x-request-id`.\n\nReal-time clients connect to `GET /v1/connect/{room}?token=…` with the y-websocket protocol (not described here).",
+        license(name = "Apache-2.0"),
+    ),
+    paths(connect),
+    modifiers(&SecuritySchemes),
+    components(schemas(Problem)),
+    tags(
+        (name = "accounts", description = "Signup, login, logout"),
+        (name = "management", description = "Tenants, projects, members, keys, audit log (session or personal access token)"),
+        (name = "project", description = "Client tokens and keys (project secret key)"),
+        (name = "rooms", description = "Rooms and their documents (project secret key)"),
+        (name = "realtime", description = "The WebSocket endpoint (y-websocket protocol)"),
+    )
+)]
+struct ApiDoc;
+
+/// Joins a room over WebSocket with the y-websocket protocol, unchanged: the stock
+/// client works as `new WebsocketProvider('ws://host/v1/connect', room, doc, { params:
+/// { token } })`. The room name is the rest of the path (it may contain `/`). Refusals
+/// arrive as WebSocket close codes after the upgrade: 4401 token missing, invalid or
+/// expired (fetch a new one), 4403 the token does not allow this room, 4404 room
+/// deleted, 4400 malformed message, 4413 too large, 4429 limit, 1012 restarting, 1013
+/// try again later.
+#[utoipa::path(
+    get, path = "/v1/connect/{room}", tag = "realtime", operation_id = "connect",
+    params(
+        ("room" = String, Path, description = "The room name (the rest of the path)"),
+        ("token" = Option<String>, Query, description = "A client token from POST /v1/tokens"),
+    ),
+    responses(
+        (status = 101, description = "Switching Protocols: y-websocket frames follow"),
+        (status = 400, description = "Invalid room name", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[allow(dead_code)] // documents the route served by `http::ws`
+async fn connect() {}
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = |description: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(description.to_owned()))
+                    .build(),
+            )
+        };
+        components.add_security_scheme(
+            "secret_key",
+            bearer("A project's secret key: `Authorization: Bearer sk_…`. Server-side only."),
+        );
+        components.add_security_scheme(
+            "publishable_key",
+            bearer("A project's publishable key (`pk_…`); only mints tokens, only where the project allows public access."),
+        );
+        components.add_security_scheme(
+            "personal_access_token",
+            bearer("A personal access token for the management API of one tenant: `Authorization: Bearer pat_…`."),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                super::extract::SESSION_COOKIE,
+                "The login session cookie set by signup and login.",
+            ))),
+        );
+    }
+}
+
+/// Parses a prefixed id from a path; a malformed one is answered like an unknown one.
+pub(crate) fn parse_id<T: ParseId>(raw: &str) -> Result<T, ApiError> {
+    T::parse_id(raw).ok_or(ApiError::Control(ControlError::NotFound))
+}
+
+/// Ids that parse from a path segment.
+pub(crate) trait ParseId: Sized {
+    fn parse_id(raw: &str) -> Option<Self>;
+}
+
+macro_rules! parse_ids {
+    ($($t:ty),*) => {$(
+        impl ParseId for $t {
+            fn parse_id(raw: &str) -> Option<Self> {
+                <$t>::parse(raw)
+            }
+        }
+    )*};
+}
+parse_ids!(
+    crate::ids::TenantId,
+    crate::ids::ProjectId,
+    crate::ids::UserId,
+    crate::ids::KeyId
+);
+
+/// Every documented route, with its spec.
+pub fn router(max_update_bytes: usize) -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
+        .merge(auth::router())
+        .merge(management::router())
+        .merge(keys::router())
+        .merge(tokens::router())
+        .merge(rooms::router(max_update_bytes))
+}
+
+/// The OpenAPI document, as `tandem openapi` prints it and `/openapi.json` serves it.
+pub fn openapi() -> OpenApi {
+    let (_, spec) =
+        router(crate::rooms::RoomsConfig::default().max_message_bytes).split_for_parts();
+    spec
+}
+
+/// The spec as pretty JSON with a trailing newline (the committed file's format).
+pub fn openapi_json() -> String {
+    let mut json = openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    json.push('\n');
+    json
+}

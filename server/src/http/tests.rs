@@ -1,0 +1,194 @@
+//! The app in process (`Router::oneshot`): the committed spec is current, every
+//! documented operation is routed, and errors are problem documents with a request id.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use super::*;
+use crate::control::clock::SystemClock;
+use crate::control::{ControlConfig, ControlPlane};
+use crate::rooms::RoomsConfig;
+use crate::store::sqlite::SqliteStore;
+
+async fn app(dir: &tempfile::TempDir) -> Router {
+    let store = Arc::new(SqliteStore::open_dir(dir.path()).await.unwrap());
+    let rooms = Rooms::new(store.clone(), RoomsConfig::default());
+    let control = ControlPlane::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        ControlConfig::default(),
+    )
+    .await
+    .unwrap();
+    let authorizer = Arc::new(crate::control::tokens::TokenAuthorizer::new(
+        control.clone(),
+    ));
+    build_app(AppState {
+        rooms,
+        docs: store,
+        control,
+        authorizer,
+    })
+}
+
+async fn send(
+    app: &Router,
+    request: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    (status, headers, body)
+}
+
+#[test]
+fn the_committed_spec_is_current() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi/openapi.json");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    let generated = api::openapi_json();
+    assert!(
+        committed == generated,
+        "openapi/openapi.json is stale: run `cargo run -p tandem-server -- openapi > openapi/openapi.json`"
+    );
+}
+
+#[tokio::test]
+async fn every_documented_operation_is_routed() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(&dir).await;
+    let spec: serde_json::Value = serde_json::from_str(&api::openapi_json()).unwrap();
+    let paths = spec["paths"].as_object().unwrap();
+    let mut checked = 0;
+    for (path, item) in paths {
+        // Fill templates with well-formed ids that do not exist.
+        let concrete = path
+            .replace("{tenantId}", "ten_000000000000000000000000")
+            .replace("{projectId}", "prj_000000000000000000000000")
+            .replace("{keyId}", "key_000000000000000000000000")
+            .replace("{userId}", "usr_000000000000000000000000")
+            .replace("{roomId}", "room-1")
+            .replace("{room}", "room-1");
+        for method in item.as_object().unwrap().keys() {
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let request = Request::builder()
+                .method(method.clone())
+                .uri(&concrete)
+                .body(Body::empty())
+                .unwrap();
+            let (status, _, body) = send(&app, request).await;
+            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            let text = String::from_utf8_lossy(&body);
+            assert!(
+                !text.contains("no such route"),
+                "{method} {path} is not routed: {text}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30, "only {checked} operations documented");
+}
+
+#[tokio::test]
+async fn errors_are_problem_documents_with_a_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(&dir).await;
+    let cases = [
+        (
+            Method::GET,
+            "/v1/nope",
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            Method::GET,
+            "/v1/rooms",
+            None,
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        ),
+        (
+            Method::POST,
+            "/v1/auth/signup",
+            Some(("text/plain", "x")),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            Method::POST,
+            "/v1/auth/signup",
+            Some(("application/json", "{\"email\": 1}")),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/v1/auth/signup",
+            Some((
+                "application/json",
+                "{\"email\":\"a@example.com\",\"password\":\"short\"}",
+            )),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+    ];
+    for (method, uri, body, status, code) in cases {
+        let mut builder = Request::builder().method(method.clone()).uri(uri);
+        if let Some((content_type, _)) = body {
+            builder = builder.header("content-type", content_type);
+        }
+        let request = builder
+            .body(Body::from(body.map_or("", |(_, b)| b).to_owned()))
+            .unwrap();
+        let (got, headers, body) = send(&app, request).await;
+        assert_eq!(
+            got,
+            status,
+            "{method} {uri}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        assert_eq!(
+            headers["content-type"], "application/problem+json",
+            "{method} {uri}"
+        );
+        assert!(headers.contains_key("x-request-id"), "{method} {uri}");
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["code"], code, "{method} {uri}");
+        assert_eq!(problem["status"], status.as_u16());
+        assert_eq!(problem["type"], format!("urn:tandem:problem:{code}"));
+    }
+}
+
+#[tokio::test]
+async fn a_bad_key_and_a_missing_session_are_401_with_www_authenticate() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(&dir).await;
+    for (uri, auth) in [
+        ("/v1/rooms", Some("Bearer sk_notakey")),
+        (
+            "/v1/rooms",
+            Some("Bearer pk_000000000000000000000000000000000000"),
+        ),
+        ("/v1/auth/me", None),
+        ("/v1/auth/me", Some("Bearer pat_nope")),
+    ] {
+        let mut builder = Request::builder().uri(uri);
+        if let Some(auth) = auth {
+            builder = builder.header("authorization", auth);
+        }
+        let (status, headers, _) = send(&app, builder.body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri} {auth:?}");
+        assert_eq!(headers["www-authenticate"], "Bearer");
+    }
+}
