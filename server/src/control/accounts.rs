@@ -349,3 +349,117 @@ fn base64_url(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::control::clock::ManualClock;
+    use crate::control::ControlConfig;
+    use crate::store::sqlite::SqliteStore;
+
+    async fn plane(dir: &tempfile::TempDir) -> (ControlPlane, Arc<ManualClock>) {
+        let store = Arc::new(SqliteStore::open_dir(dir.path()).await.unwrap());
+        let clock = Arc::new(ManualClock::at_unix(1_800_000_000));
+        let config = ControlConfig {
+            login_failures_per_account: 3,
+            ..ControlConfig::default()
+        };
+        let plane = ControlPlane::new(store, clock.clone(), config)
+            .await
+            .unwrap();
+        (plane, clock)
+    }
+
+    fn signup(email: &str) -> Signup {
+        Signup {
+            email: email.to_owned(),
+            password: "correct horse battery".to_owned(),
+            tenant_name: None,
+            project_name: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn signup_login_throttle_and_logout() {
+        let dir = tempfile::tempdir().unwrap();
+        let (plane, clock) = plane(&dir).await;
+        let meta = RequestMeta {
+            ip: Some("192.0.2.1".to_owned()),
+        };
+        let created = plane
+            .signup(signup("  Ada@Example.COM "), &meta)
+            .await
+            .unwrap();
+        assert_eq!(created.user.email, "ada@example.com");
+        assert!(created
+            .user
+            .password_hash
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert_eq!(created.project.name, "development");
+        assert!(matches!(
+            plane.signup(signup("Ada@example.com"), &meta).await,
+            Err(ControlError::Conflict(_))
+        ));
+        let mut short = signup("bob@example.com");
+        short.password = "short".to_owned();
+        assert!(matches!(
+            plane.signup(short, &meta).await,
+            Err(ControlError::Invalid(_))
+        ));
+
+        let user = plane
+            .login("ada@EXAMPLE.com", "correct horse battery", &meta)
+            .await
+            .unwrap();
+        assert_eq!(user.id, created.user.id);
+        for _ in 0..3 {
+            assert!(matches!(
+                plane
+                    .login("Ada@example.com", "wrong password!", &meta)
+                    .await,
+                Err(ControlError::Unauthenticated(_))
+            ));
+        }
+        // Throttled now, even with the right password, until the window passes.
+        assert!(matches!(
+            plane
+                .login("Ada@example.com", "correct horse battery", &meta)
+                .await,
+            Err(ControlError::TooManyAttempts { .. })
+        ));
+        clock.advance(plane.config().login_window);
+        plane
+            .login("Ada@example.com", "correct horse battery", &meta)
+            .await
+            .unwrap();
+
+        let session = plane.create_session(&user).await.unwrap();
+        assert_eq!(session.cookie_value.len(), 43);
+        let copy = session.cookie_value.clone();
+        assert_eq!(plane.session_user(&copy).await.unwrap().user.id, user.id);
+        plane.logout(&session.cookie_value).await.unwrap();
+        assert!(matches!(
+            plane.session_user(&copy).await,
+            Err(ControlError::Unauthenticated(_))
+        ));
+        // Sessions also end on their own.
+        let session = plane.create_session(&user).await.unwrap();
+        clock.advance(plane.config().session_ttl);
+        assert!(plane.session_user(&session.cookie_value).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn bootstrap_runs_once_on_an_empty_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let (plane, _) = plane(&dir).await;
+        let boot = plane.bootstrap_if_empty().await.unwrap().unwrap();
+        assert!(boot.secret_key.plaintext.expose().starts_with("sk_"));
+        plane
+            .login(&boot.email, &boot.password, &RequestMeta::default())
+            .await
+            .unwrap();
+        assert!(plane.bootstrap_if_empty().await.unwrap().is_none());
+    }
+}

@@ -388,3 +388,101 @@ impl ControlPlane {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::control::clock::ManualClock;
+    use crate::control::ControlConfig;
+    use crate::store::control::{ControlStore, ProjectPatch};
+    use crate::store::sqlite::SqliteStore;
+
+    #[tokio::test]
+    async fn revoke_roll_and_publishable_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open_dir(dir.path()).await.unwrap());
+        let clock = Arc::new(ManualClock::at_unix(1_800_000_000));
+        let plane = ControlPlane::new(store.clone(), clock.clone(), ControlConfig::default())
+            .await
+            .unwrap();
+        let meta = RequestMeta::default();
+        let boot = plane.bootstrap_if_empty().await.unwrap().unwrap();
+        let (tenant, project) = (&boot.account.tenant.id, &boot.account.project.id);
+        let sk = boot.secret_key.plaintext.expose().to_owned();
+        let auth = plane.authenticate_project_key(&sk, false).await.unwrap();
+        assert_eq!(&auth.project_id, project);
+
+        // Roll with a grace period: both work until it ends, then only the new one.
+        let (new, old) = plane
+            .roll_project_key(
+                tenant,
+                project,
+                &auth.key_id,
+                Duration::from_secs(60),
+                "t",
+                &meta,
+            )
+            .await
+            .unwrap();
+        assert_eq!(old.expires_at, Some(plane.now_ms() + 60_000));
+        clock.advance(Duration::from_secs(59));
+        assert!(plane.authenticate_project_key(&sk, false).await.is_ok());
+        clock.advance(Duration::from_secs(1));
+        assert!(matches!(
+            plane.authenticate_project_key(&sk, false).await,
+            Err(ControlError::Unauthenticated(_))
+        ));
+        let sk2 = new.plaintext.expose().to_owned();
+        let auth2 = plane.authenticate_project_key(&sk2, false).await.unwrap();
+        // Rolling an expired key is refused; revoking takes effect at once.
+        assert!(matches!(
+            plane
+                .roll_project_key(tenant, project, &auth.key_id, Duration::ZERO, "t", &meta)
+                .await,
+            Err(ControlError::Conflict(_))
+        ));
+        plane
+            .revoke_project_key(tenant, project, &auth2.key_id, "t", &meta)
+            .await
+            .unwrap();
+        assert!(plane.authenticate_project_key(&sk2, false).await.is_err());
+
+        // Publishable keys: only where allowed, only where public access is on.
+        let pk = plane
+            .create_project_key(tenant, project, KeyKindRow::Publishable, "web", "t", &meta)
+            .await
+            .unwrap();
+        let pk = pk.plaintext.expose().to_owned();
+        assert!(matches!(
+            plane.authenticate_project_key(&pk, false).await,
+            Err(ControlError::Unauthenticated(_))
+        ));
+        assert!(matches!(
+            plane.authenticate_project_key(&pk, true).await,
+            Err(ControlError::Forbidden(_))
+        ));
+        store
+            .update_project(
+                tenant,
+                project,
+                &ProjectPatch {
+                    name: None,
+                    public_access: Some(true),
+                },
+            )
+            .await
+            .unwrap();
+        let public = plane.authenticate_project_key(&pk, true).await.unwrap();
+        assert!(public.publishable);
+        // A key of the wrong kind, or a typo, is the same 401 as an unknown key.
+        let typo = format!("{}x", &sk2[..sk2.len() - 1]);
+        for bad in [typo.as_str(), "sk_short", "pat_x", ""] {
+            assert!(matches!(
+                plane.authenticate_project_key(bad, false).await,
+                Err(ControlError::Unauthenticated(_))
+            ));
+        }
+    }
+}

@@ -381,3 +381,142 @@ fn require(access: &TenantAccess, needed: Role) -> ControlResult<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::control::accounts::Signup;
+    use crate::control::clock::SystemClock;
+    use crate::control::plane::Via;
+    use crate::control::ControlConfig;
+    use crate::store::sqlite::SqliteStore;
+
+    async fn user(plane: &ControlPlane, email: &str) -> (UserAuth, TenantId) {
+        let created = plane
+            .signup(
+                Signup {
+                    email: email.to_owned(),
+                    password: "correct horse battery".to_owned(),
+                    tenant_name: None,
+                    project_name: None,
+                },
+                &RequestMeta::default(),
+            )
+            .await
+            .unwrap();
+        (
+            UserAuth {
+                user: created.user,
+                via: Via::Session,
+            },
+            created.tenant.id,
+        )
+    }
+
+    #[tokio::test]
+    async fn roles_scope_and_the_last_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open_dir(dir.path()).await.unwrap());
+        let plane = ControlPlane::new(store, Arc::new(SystemClock), ControlConfig::default())
+            .await
+            .unwrap();
+        let meta = RequestMeta::default();
+        let (ada, ada_tenant) = user(&plane, "ada@example.com").await;
+        let (bob, bob_tenant) = user(&plane, "bob@example.com").await;
+
+        // Another tenant is invisible, not forbidden.
+        assert!(matches!(
+            plane.tenant_access(&bob, &ada_tenant, Role::Member).await,
+            Err(ControlError::NotFound)
+        ));
+        let owner = plane
+            .tenant_access(&ada, &ada_tenant, Role::Owner)
+            .await
+            .unwrap();
+        plane
+            .add_member(&owner, "BOB@example.com", Role::Member, &meta)
+            .await
+            .unwrap();
+        let bob_in_ada = plane
+            .tenant_access(&bob, &ada_tenant, Role::Member)
+            .await
+            .unwrap();
+        assert!(matches!(
+            plane
+                .create_project(&bob_in_ada, "prod", false, &meta)
+                .await,
+            Err(ControlError::Forbidden(_))
+        ));
+        assert!(matches!(
+            plane.tenant_access(&bob, &ada_tenant, Role::Admin).await,
+            Err(ControlError::Forbidden(_))
+        ));
+        // The only owner cannot step down or leave.
+        assert!(matches!(
+            plane
+                .set_member_role(&owner, &ada.user.id, Role::Admin, &meta)
+                .await,
+            Err(ControlError::Conflict(_))
+        ));
+        assert!(matches!(
+            plane.remove_member(&owner, &ada.user.id, &meta).await,
+            Err(ControlError::Conflict(_))
+        ));
+        // A project of another tenant is a 404 through this tenant.
+        let bob_own = plane
+            .tenant_access(&bob, &bob_tenant, Role::Owner)
+            .await
+            .unwrap();
+        let bobs = plane
+            .create_project(&bob_own, "prod", false, &meta)
+            .await
+            .unwrap();
+        assert!(matches!(
+            plane.project(&owner, &bobs.id).await,
+            Err(ControlError::NotFound)
+        ));
+        assert!(matches!(
+            plane.delete_project(&owner, &bobs.id, &meta).await,
+            Err(ControlError::NotFound)
+        ));
+
+        // A PAT reaches only its own tenant.
+        let pat = plane
+            .create_pat(&bob_tenant, &bob, "ci", None, &meta)
+            .await
+            .unwrap();
+        let via_pat = plane
+            .authenticate_pat(pat.plaintext.expose())
+            .await
+            .unwrap();
+        assert!(plane
+            .tenant_access(&via_pat, &bob_tenant, Role::Owner)
+            .await
+            .is_ok());
+        assert!(matches!(
+            plane
+                .tenant_access(&via_pat, &ada_tenant, Role::Member)
+                .await,
+            Err(ControlError::NotFound)
+        ));
+        // Removing Bob from Ada's tenant leaves his own tenant alone.
+        plane
+            .remove_member(&owner, &bob.user.id, &meta)
+            .await
+            .unwrap();
+        assert!(plane.authenticate_pat(pat.plaintext.expose()).await.is_ok());
+        let actions: Vec<String> = plane
+            .audit_log(&owner, None, 50)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.action)
+            .collect();
+        assert_eq!(
+            actions,
+            ["member.removed", "member.added", "account.created"]
+        );
+    }
+}

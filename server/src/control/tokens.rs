@@ -209,3 +209,217 @@ impl Authorizer for AnonymousFallback {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::control::clock::ManualClock;
+    use crate::control::plane::RequestMeta;
+    use crate::control::token::{RoomPattern, Scope};
+    use crate::control::ControlConfig;
+    use crate::store::sqlite::SqliteStore;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        clock: Arc<ManualClock>,
+        plane: ControlPlane,
+        auth: ProjectAuth,
+    }
+
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open_dir(dir.path()).await.unwrap());
+        let clock = Arc::new(ManualClock::at_unix(1_800_000_000));
+        let plane = ControlPlane::new(store, clock.clone(), ControlConfig::default())
+            .await
+            .unwrap();
+        let boot = plane.bootstrap_if_empty().await.unwrap().unwrap();
+        let auth = plane
+            .authenticate_project_key(boot.secret_key.plaintext.expose(), false)
+            .await
+            .unwrap();
+        Fixture {
+            _dir: dir,
+            clock,
+            plane,
+            auth,
+        }
+    }
+
+    fn request(pattern: &str, scopes: &[Scope], ttl: u64) -> TokenRequest {
+        TokenRequest {
+            user_id: "ada".to_owned(),
+            user_info: Some(serde_json::json!({ "name": "Ada" })),
+            permissions: vec![RoomPermission {
+                room: RoomPattern::new(pattern).unwrap(),
+                scopes: scopes.to_vec(),
+            }],
+            ttl: Some(Duration::from_secs(ttl)),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_minted_token_grants_what_it_says_in_the_rooms_it_names() {
+        let f = fixture().await;
+        let authorizer = TokenAuthorizer::new(f.plane.clone());
+        let write = f
+            .plane
+            .mint_token(&f.auth, request("doc-*", &[Scope::Write], 600))
+            .unwrap();
+        let grant = authorizer
+            .authorize("doc-1", Some(&write.token))
+            .await
+            .unwrap();
+        assert_eq!(grant.project_id, f.auth.project_id.as_str());
+        assert!(grant.can_write && grant.can_presence);
+        assert_eq!(grant.user_id.as_deref(), Some("ada"));
+        assert_eq!(grant.user_info, Some(serde_json::json!({ "name": "Ada" })));
+        assert_eq!(grant.key_id.as_deref(), Some(f.auth.key_id.as_str()));
+
+        let denied = authorizer
+            .authorize("other", Some(&write.token))
+            .await
+            .unwrap_err();
+        assert_eq!(denied.code, close::FORBIDDEN);
+
+        let read = f
+            .plane
+            .mint_token(&f.auth, request("doc-1", &[Scope::Read], 600))
+            .unwrap();
+        let grant = authorizer
+            .authorize("doc-1", Some(&read.token))
+            .await
+            .unwrap();
+        assert!(!grant.can_write && !grant.can_presence);
+        assert_eq!(
+            authorizer
+                .authorize("doc-2", Some(&read.token))
+                .await
+                .unwrap_err()
+                .code,
+            close::FORBIDDEN
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_expired_and_revoked_credentials_are_4401() {
+        let f = fixture().await;
+        let authorizer = TokenAuthorizer::new(f.plane.clone());
+        assert_eq!(
+            authorizer.authorize("doc-1", None).await.unwrap_err().code,
+            close::UNAUTHORIZED
+        );
+        let minted = f
+            .plane
+            .mint_token(&f.auth, request("*", &[Scope::Write], 60))
+            .unwrap();
+        // Within the leeway past expiry it still works; beyond, it does not.
+        f.clock
+            .advance(Duration::from_secs(60 + LEEWAY.as_secs() - 1));
+        assert!(authorizer
+            .authorize("doc-1", Some(&minted.token))
+            .await
+            .is_ok());
+        f.clock.advance(Duration::from_secs(2));
+        let expired = authorizer
+            .authorize("doc-1", Some(&minted.token))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (expired.code, expired.reason.as_str()),
+            (close::UNAUTHORIZED, "token expired")
+        );
+
+        let fresh = f
+            .plane
+            .mint_token(&f.auth, request("*", &[Scope::Write], 600))
+            .unwrap();
+        f.plane
+            .revoke_project_key(
+                &f.auth.tenant_id,
+                &f.auth.project_id,
+                &f.auth.key_id,
+                "test",
+                &RequestMeta::default(),
+            )
+            .await
+            .unwrap();
+        let revoked = authorizer
+            .authorize("doc-1", Some(&fresh.token))
+            .await
+            .unwrap_err();
+        assert_eq!(revoked.code, close::UNAUTHORIZED);
+        assert!(revoked.reason.contains("revoked"), "{}", revoked.reason);
+    }
+
+    #[tokio::test]
+    async fn tokens_survive_a_signing_key_rotation_and_new_ones_use_the_new_key() {
+        let f = fixture().await;
+        let authorizer = TokenAuthorizer::new(f.plane.clone());
+        let before = f
+            .plane
+            .mint_token(&f.auth, request("*", &[Scope::Write], 600))
+            .unwrap();
+        let old_kid = f.plane.key_ring().current().kid().to_owned();
+        let new_kid = f.plane.key_ring().rotate().await.unwrap();
+        assert_ne!(old_kid, new_kid);
+        assert!(authorizer.authorize("a", Some(&before.token)).await.is_ok());
+        let after = f
+            .plane
+            .mint_token(&f.auth, request("*", &[Scope::Write], 600))
+            .unwrap();
+        assert_eq!(
+            token::peek_kid(&after.token).as_deref(),
+            Some(new_kid.as_str())
+        );
+        let published: Vec<String> = f
+            .plane
+            .key_ring()
+            .jwks()
+            .keys
+            .into_iter()
+            .map(|k| k.kid)
+            .collect();
+        assert!(published.contains(&old_kid) && published.contains(&new_kid));
+        // Once every token the old key could have signed has expired, it is dropped.
+        f.clock
+            .advance(ControlConfig::default().token_max_ttl + Duration::from_secs(1));
+        f.plane.key_ring().reload().await.unwrap();
+        let published: Vec<String> = f
+            .plane
+            .key_ring()
+            .jwks()
+            .keys
+            .into_iter()
+            .map(|k| k.kid)
+            .collect();
+        assert_eq!(published, vec![new_kid]);
+    }
+
+    #[tokio::test]
+    async fn mint_refuses_what_it_cannot_honour() {
+        let f = fixture().await;
+        let mut no_perms = request("*", &[Scope::Write], 600);
+        no_perms.permissions.clear();
+        let mut too_long = request("*", &[Scope::Write], 600);
+        too_long.ttl = Some(ControlConfig::default().token_max_ttl + Duration::from_secs(1));
+        let mut not_object = request("*", &[Scope::Write], 600);
+        not_object.user_info = Some(serde_json::json!("Ada"));
+        let mut no_user = request("*", &[Scope::Write], 600);
+        no_user.user_id = " ".to_owned();
+        let mut no_scopes = request("*", &[], 600);
+        no_scopes.ttl = None;
+        for bad in [no_perms, too_long, not_object, no_user, no_scopes] {
+            assert!(
+                matches!(
+                    f.plane.mint_token(&f.auth, bad),
+                    Err(ControlError::Invalid(_))
+                ),
+                "should be refused"
+            );
+        }
+    }
+}

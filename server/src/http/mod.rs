@@ -37,7 +37,7 @@ pub struct AppState {
 /// The whole HTTP application.
 pub fn build_app(state: AppState) -> Router {
     let max_update = state.rooms.config().max_message_bytes;
-    let (api, spec) = api::router(max_update).split_for_parts();
+    let (api, spec) = api::split(max_update);
     let spec_json = spec.to_pretty_json().unwrap_or_else(|_| "{}".to_owned());
     Router::new()
         .merge(api)

@@ -131,11 +131,73 @@ pub fn router(max_update_bytes: usize) -> OpenApiRouter<AppState> {
         .merge(rooms::router(max_update_bytes))
 }
 
+/// The routes and the finished spec.
+pub fn split(max_update_bytes: usize) -> (axum::Router<AppState>, OpenApi) {
+    let (routes, mut spec) = router(max_update_bytes).split_for_parts();
+    document_common_errors(&mut spec);
+    (routes, spec)
+}
+
+/// Adds the errors any route of a kind can answer, so a client (and the response
+/// checks in the tests) can rely on the spec listing every status it may see: 500 and
+/// 503 everywhere (the store may be down), and for JSON bodies 400 (malformed), 413 (too
+/// large) and 415 (not JSON).
+fn document_common_errors(spec: &mut OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let problem = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    super::error::PROBLEM_JSON,
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for (path, item) in spec.paths.paths.iter_mut() {
+        if path == "/v1/connect/{room}" {
+            continue; // refusals there are WebSocket close codes
+        }
+        for operation in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let json_body = operation.request_body.as_ref().is_some_and(|b| match b {
+                RefOr::T(body) => body.content.contains_key("application/json"),
+                RefOr::Ref(_) => false,
+            });
+            let mut add = |status: &str, description: &str| {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| problem(description));
+            };
+            if json_body {
+                add("400", "Malformed body");
+                add("413", "Body too large");
+                add("415", "Body is not JSON");
+            }
+            add("500", "Internal error (details are logged, not returned)");
+            if path != "/.well-known/jwks.json" {
+                add("503", "Storage unavailable; retry after Retry-After");
+            }
+        }
+    }
+}
+
 /// The OpenAPI document, as `tandem openapi` prints it and `/openapi.json` serves it.
 pub fn openapi() -> OpenApi {
-    let (_, spec) =
-        router(crate::rooms::RoomsConfig::default().max_message_bytes).split_for_parts();
-    spec
+    split(crate::rooms::RoomsConfig::default().max_message_bytes).1
 }
 
 /// The spec as pretty JSON with a trailing newline (the committed file's format).
