@@ -1,12 +1,15 @@
 //! Test harness: the real `tandem` binary on 127.0.0.1 port 0 in a temporary data
-//! directory, a minimal y-websocket client built on yrs, and runners for the npm
-//! clients in `tests/js`. Every wait has a deadline; every process is killed by PID on
-//! drop. Server logs go to stderr only when `TEST_LOG` is set.
+//! directory (with `--allow-anonymous`, or strict as deployed), a minimal y-websocket
+//! client built on yrs, runners for the npm clients in `tests/js` (`driver`), a raw
+//! HTTP/1.1 client that checks responses against the served OpenAPI spec (`http`), and
+//! control-plane steps (`api`: signup, login, keys, tokens). Every wait has a deadline;
+//! every process is killed by PID on drop. Server logs go to stderr only when
+//! `TEST_LOG` is set.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -20,30 +23,61 @@ use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{Doc, GetString, Map, ReadTxn, StateVector, Text, Transact, Update};
 
+mod api;
+mod driver;
+mod http;
+
+pub use api::{enc, session_cookie, Account, Project};
+pub use driver::Driver;
+pub use http::{Cred, HttpResponse};
+
 /// A running `tandem serve`.
 pub struct Server {
     child: Option<Child>,
     pub addr: String,
     pub data_dir: PathBuf,
     args: Vec<String>,
+    /// Started with `--allow-anonymous` (kept across restarts).
+    anonymous: bool,
+    /// Every stdout line after `listening on …` (the first-start message, for one).
+    stdout: Arc<Mutex<Vec<String>>>,
+    /// The served OpenAPI spec, once fetched; with it, every response to a documented
+    /// route is checked against the spec (see [`Server::request`]).
+    spec: Mutex<Option<Arc<serde_json::Value>>>,
+    /// Whether [`Server::request`] checks responses (fetching the spec on first use):
+    /// on for strict servers.
+    check_spec: bool,
 }
 
 impl Server {
-    /// Starts a server with a fresh data directory (kept in `dir`).
+    /// Starts a server with a fresh data directory (kept in `dir`), letting token-less
+    /// connections in (`--allow-anonymous`).
     pub fn start(dir: &tempfile::TempDir, extra: &[&str]) -> Server {
         Self::start_in(dir.path(), extra)
     }
 
-    /// Starts a server on an existing data directory (a restart).
+    /// Starts an anonymous-access server on an existing data directory (a restart).
     pub fn start_in(data_dir: &Path, extra: &[&str]) -> Server {
+        Self::start_with(data_dir, extra, true)
+    }
+
+    /// Starts a server as deployed: every socket needs a token, every REST call a
+    /// credential. Responses of documented routes are checked against the served spec.
+    pub fn start_strict(dir: &tempfile::TempDir, extra: &[&str]) -> Server {
+        Self::start_with(dir.path(), extra, false)
+    }
+
+    fn start_with(data_dir: &Path, extra: &[&str], anonymous: bool) -> Server {
         let mut args = vec![
             "serve".to_owned(),
             "--listen".to_owned(),
             "127.0.0.1:0".to_owned(),
             "--data-dir".to_owned(),
             data_dir.display().to_string(),
-            "--allow-anonymous".to_owned(),
         ];
+        if anonymous {
+            args.push("--allow-anonymous".to_owned());
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
             .args(&args)
@@ -60,15 +94,20 @@ impl Server {
             .spawn()
             .expect("start tandem");
         let stdout = child.stdout.take().expect("stdout");
+        let rest = Arc::new(Mutex::new(Vec::new()));
         // The first stdout line names the bound address; read it on a thread so a
-        // server that never prints cannot hang the test past its deadline.
+        // server that never prints cannot hang the test past its deadline. Later lines
+        // are kept for tests that read them.
         let (tx, rx) = std::sync::mpsc::channel();
+        let keep = rest.clone();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             if let Some(Ok(line)) = lines.next() {
                 let _ = tx.send(line);
             }
-            for _ in lines {}
+            for line in lines.map_while(Result::ok) {
+                keep.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            }
         });
         let line = rx
             .recv_timeout(Duration::from_secs(30))
@@ -85,7 +124,19 @@ impl Server {
             addr,
             data_dir: data_dir.to_owned(),
             args: extra.iter().map(|s| s.to_string()).collect(),
+            anonymous,
+            stdout: rest,
+            spec: Mutex::new(None),
+            check_spec: !anonymous,
         }
+    }
+
+    /// The stdout lines printed after `listening on …` so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn pid(&self) -> i32 {
@@ -132,7 +183,9 @@ impl Server {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the server first");
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        *self = Server::start_in(&self.data_dir.clone(), &args);
+        let spec = self.spec.lock().unwrap_or_else(|e| e.into_inner()).take();
+        *self = Server::start_with(&self.data_dir.clone(), &args, self.anonymous);
+        *self.spec.lock().unwrap_or_else(|e| e.into_inner()) = spec;
     }
 
     /// The server's resident memory in bytes (Linux).
@@ -240,6 +293,12 @@ pub struct Client {
     pub awareness_log: Vec<(u64, Option<String>)>,
     pub closed: Option<Closed>,
     pub auth_denied: Option<String>,
+    /// Custom events (message type 100) received, as their JSON text.
+    pub events: Vec<String>,
+    /// Sync step 2 messages received (one per handshake or [`Client::round_trip`]).
+    pub step2_received: usize,
+    /// Binary frames received, of any type.
+    pub frames_received: usize,
     /// Replies produced while handling a frame (sync step 2 answers), sent after it.
     pending: Vec<Vec<u8>>,
 }
@@ -263,6 +322,9 @@ impl Client {
             awareness_log: Vec::new(),
             closed: None,
             auth_denied: None,
+            events: Vec::new(),
+            step2_received: 0,
+            frames_received: 0,
             pending: Vec::new(),
         }
     }
@@ -359,6 +421,7 @@ impl Client {
             }
             Message::SyncStep2(update) => {
                 self.synced = true;
+                self.step2_received += 1;
                 let update = Update::decode_v1(update).expect("update");
                 self.doc.transact_mut().apply_update(update).expect("apply");
             }
@@ -380,6 +443,7 @@ impl Client {
             }
             Message::AuthDenied(reason) => self.auth_denied = Some(reason.to_owned()),
             Message::QueryAwareness => {}
+            Message::Event(json) => self.events.push(json.to_owned()),
         }
     }
 
@@ -410,6 +474,7 @@ impl Client {
     ) {
         match next {
             Some(Ok(WsMessage::Binary(frame))) => {
+                self.frames_received += 1;
                 self.handle(&frame);
                 for reply in std::mem::take(&mut self.pending) {
                     self.send(reply).await;
@@ -434,6 +499,7 @@ impl Client {
                 Err(_) => panic!("server did not close the connection in time"),
                 Ok(next) => {
                     if let Some(Ok(WsMessage::Binary(frame))) = &next {
+                        self.frames_received += 1;
                         // Keep state current but do not answer: the peer may be hostile.
                         if let Ok(Message::Update(u) | Message::SyncStep2(u)) =
                             Message::decode(frame)
@@ -450,6 +516,26 @@ impl Client {
             }
         }
         self.closed.clone().unwrap_or(Closed::Dropped)
+    }
+
+    /// A barrier: sends sync step 1 and waits for the room's step 2 answer. The room
+    /// handles a connection's messages in order, so when this returns it has handled
+    /// everything this client sent before (and its answer carries the room's state).
+    pub async fn round_trip(&mut self) {
+        let before = self.step2_received;
+        let sv = self.doc.transact().state_vector().encode_v1();
+        self.send(Message::SyncStep1(&sv).encode()).await;
+        self.pump_until("sync step 2 answer", Duration::from_secs(10), |c| {
+            c.step2_received > before
+        })
+        .await;
+    }
+
+    /// The value of `key` in the root map `map`, as a string, if set.
+    pub fn map_get(&self, key: &str) -> Option<String> {
+        let map = self.doc.get_or_insert_map("map");
+        let txn = self.doc.transact();
+        map.get(&txn, key).map(|v| v.to_string(&txn))
     }
 
     /// Closes politely.

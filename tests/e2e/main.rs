@@ -5,7 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bad_input;
+mod control;
+mod control_isolation;
+mod control_keys;
+mod control_rooms;
+mod control_tokens;
 mod durability;
 mod harness;
 mod interop;
 mod lifecycle;
+mod openapi_check;
