@@ -333,6 +333,34 @@ mod tests {
     }
 
     #[test]
+    fn an_https_public_url_makes_session_cookies_secure() {
+        let c = Config::merge(ServeOptions::default(), ServeOptions::default()).unwrap();
+        assert!(!c.control.secure_cookies);
+        let https = ServeOptions {
+            public_url: Some("https://collab.example.com".into()),
+            ..Default::default()
+        };
+        assert!(
+            Config::merge(https, ServeOptions::default())
+                .unwrap()
+                .control
+                .secure_cookies
+        );
+        let http: ServeOptions = toml::from_str("public-url = \"http://10.0.0.1:8080\"").unwrap();
+        assert!(
+            !Config::merge(ServeOptions::default(), http)
+                .unwrap()
+                .control
+                .secure_cookies
+        );
+        let bad = ServeOptions {
+            public_url: Some("collab.example.com".into()),
+            ..Default::default()
+        };
+        assert!(Config::merge(bad, ServeOptions::default()).is_err());
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_errors() {
         assert!(toml::from_str::<ServeOptions>("lisen = \"x\"").is_err());
         let bad = ServeOptions {
