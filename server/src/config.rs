@@ -111,6 +111,14 @@ pub struct ServeOptions {
     #[arg(long, env = "TANDEM_LOGIN_FAILURES_PER_ACCOUNT", value_name = "COUNT")]
     pub login_failures_per_account: Option<u32>,
 
+    /// TOML file with plan limits: one table per plan (`[free]`, `[pro]`, …) with
+    /// kebab-case fields (connections-per-project, connections-per-room,
+    /// rooms-per-project, max-document-bytes, messages-per-second, message-burst,
+    /// bytes-per-second, byte-burst, rest-requests-per-minute); missing ones keep the
+    /// built-in values [default: built-in plans]
+    #[arg(long, env = "TANDEM_PLANS", value_name = "FILE")]
+    pub plans: Option<PathBuf>,
+
     /// Failed logins per client IP within 15 minutes before its logins are refused with
     /// 429 [default: 30]
     #[arg(long, env = "TANDEM_LOGIN_FAILURES_PER_IP", value_name = "COUNT")]
@@ -249,7 +257,13 @@ impl Config {
             }
         }
         let c = ControlConfig::default();
+        let plans = match cli.plans.or(file.plans) {
+            Some(path) => crate::control::plans::Plans::load(&path)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?,
+            None => c.plans.clone(),
+        };
         let control = ControlConfig {
+            plans,
             secure_cookies: public_url
                 .as_deref()
                 .is_some_and(|u| u.starts_with("https://")),

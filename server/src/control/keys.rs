@@ -356,11 +356,13 @@ impl ControlPlane {
                 ));
             }
         }
+        let limits = self.tenant_limits(&key.tenant_id).await?;
         Ok(ProjectAuth {
             tenant_id: key.tenant_id,
             project_id,
             key_id: key.id,
             publishable,
+            limits,
         })
     }
 

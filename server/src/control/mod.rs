@@ -11,6 +11,7 @@ pub mod error;
 pub mod keys;
 pub mod password;
 pub mod plane;
+pub mod plans;
 pub mod signing;
 pub mod tenants;
 pub mod throttle;

@@ -33,6 +33,8 @@ pub struct ControlConfig {
     pub login_failures_per_ip: u32,
     /// The window the failure limits count over.
     pub login_window: Duration,
+    /// Every plan's limits.
+    pub plans: super::plans::Plans,
 }
 
 impl Default for ControlConfig {
@@ -47,6 +49,7 @@ impl Default for ControlConfig {
             login_failures_per_account: 5,
             login_failures_per_ip: 30,
             login_window: Duration::from_secs(15 * 60),
+            plans: super::plans::Plans::default(),
         }
     }
 }
@@ -82,6 +85,8 @@ pub struct ProjectAuth {
     pub key_id: KeyId,
     /// Whether it was a publishable key (only `POST /v1/tokens` accepts those).
     pub publishable: bool,
+    /// The limits of the tenant's plan.
+    pub limits: crate::rooms::limits::Limits,
 }
 
 /// How a management request was authenticated.
@@ -182,6 +187,21 @@ impl ControlPlane {
         user: &UserRow,
     ) -> ControlResult<Vec<(crate::store::control::TenantRow, Role)>> {
         Ok(self.inner.store.tenants_of_user(&user.id).await?)
+    }
+
+    /// The limits of the tenant's plan.
+    pub async fn tenant_limits(
+        &self,
+        tenant_id: &TenantId,
+    ) -> ControlResult<crate::rooms::limits::Limits> {
+        let plan = self
+            .inner
+            .store
+            .tenant(tenant_id)
+            .await?
+            .map(|t| t.plan)
+            .unwrap_or_else(|| super::plans::DEFAULT_PLAN.to_owned());
+        Ok(self.config().plans.limits(&plan))
     }
 
     /// Records a security-relevant event. A failure is logged, not returned: the action

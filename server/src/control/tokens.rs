@@ -149,11 +149,25 @@ impl Authorizer for TokenAuthorizer {
                 reason: "this token does not allow this room".to_owned(),
             });
         }
+        let mut limits = None;
         if let (Some(key), Some(tenant)) = (&claims.key, &claims.ten) {
             let (Some(key_id), Some(tenant_id)) = (KeyId::parse(key), TenantId::parse(tenant))
             else {
                 return Err(Denied::unauthorized("malformed token"));
             };
+            let unavailable = |error: &dyn std::fmt::Display| {
+                tracing::warn!(%error, "checking a token's key failed");
+                Denied {
+                    code: close::TRY_AGAIN_LATER,
+                    reason: "storage unavailable; try again".to_owned(),
+                }
+            };
+            limits = Some(
+                self.plane
+                    .tenant_limits(&tenant_id)
+                    .await
+                    .map_err(|e| unavailable(&e))?,
+            );
             match self.plane.store().key(&tenant_id, &key_id).await {
                 Ok(Some(row)) if row.is_active(self.plane.now_ms()) => {}
                 Ok(_) => {
@@ -182,6 +196,7 @@ impl Authorizer for TokenAuthorizer {
             user_id: Some(claims.sub.clone()),
             user_info,
             key_id: claims.key.clone(),
+            limits,
         })
     }
 }

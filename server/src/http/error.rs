@@ -138,6 +138,12 @@ impl ApiError {
                     "Invalid state vector",
                     d.clone(),
                 ),
+                RoomError::DocumentTooLarge(d) => m(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "document_too_large",
+                    "Document too large",
+                    d.clone(),
+                ),
                 RoomError::Unavailable | RoomError::ShuttingDown => Mapped {
                     retry_after: Some(Duration::from_secs(5)),
                     ..m(

@@ -44,6 +44,8 @@ pub(crate) enum RoomMsg {
         outbox: OutboxTx,
         /// Who the connection is, from its grant.
         identity: Arc<Identity>,
+        /// The plan's room limits (`None`: unlimited).
+        limits: Option<RoomLimits>,
         reply: oneshot::Sender<Result<(), CloseReason>>,
     },
     /// The connection ended.
@@ -82,6 +84,23 @@ pub(crate) enum Open {
     /// Erase the room from the store without loading it, answer, and leave: holding the
     /// registry slot meanwhile keeps connections from loading the old document.
     Delete(Reply<bool>),
+}
+
+/// The limits a room enforces, from the plan of the connections that join it (all of
+/// one project, so one plan; the latest join's numbers win after a plan change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RoomLimits {
+    pub(crate) connections_per_room: u32,
+    pub(crate) max_document_bytes: u64,
+}
+
+impl From<&crate::rooms::limits::Limits> for RoomLimits {
+    fn from(limits: &crate::rooms::limits::Limits) -> Self {
+        Self {
+            connections_per_room: limits.connections_per_room,
+            max_document_bytes: limits.max_document_bytes,
+        }
+    }
 }
 
 /// An awareness entry owned by the message (the frame is gone by then).
@@ -157,6 +176,12 @@ pub(crate) struct RoomActor {
     log_updates: usize,
     log_bytes: usize,
     compaction: Option<tokio::task::JoinHandle<CompactionResult>>,
+    /// Bytes of the stored snapshot (what the log is folded into).
+    snapshot_bytes: usize,
+    /// Bytes handed to the writer and not yet acknowledged.
+    inflight_bytes: usize,
+    /// The plan's limits for this room, from the latest join.
+    limits: Option<RoomLimits>,
     idle_since: Instant,
     started: Instant,
 }
@@ -229,6 +254,7 @@ impl RoomActor {
             .unwrap_or(0);
         let log_updates = stored.updates.len();
         let log_bytes = stored.log_bytes();
+        let snapshot_bytes = stored.snapshot.as_ref().map_or(0, |(_, b)| b.len());
         let doc = doc::build(&stored);
         tracing::debug!(log_updates, log_bytes, "room loaded");
         let now = Instant::now();
@@ -251,6 +277,9 @@ impl RoomActor {
             log_updates,
             log_bytes,
             compaction: None,
+            snapshot_bytes,
+            inflight_bytes: 0,
+            limits: None,
             idle_since: now,
             started: now,
         }
@@ -306,8 +335,20 @@ impl RoomActor {
                 conn,
                 outbox,
                 identity,
+                limits,
                 reply,
             } => {
+                if let Some(limits) = limits {
+                    self.limits = Some(limits);
+                    let cap = usize::try_from(limits.connections_per_room).unwrap_or(usize::MAX);
+                    if self.conns.len() >= cap {
+                        let _ = reply.send(Err(crate::rooms::limits::rate_limited(
+                            &format!("connection limit: {cap} per room reached"),
+                            std::time::Duration::from_secs(30),
+                        )));
+                        return Flow::Continue;
+                    }
+                }
                 let state_vector = doc::state_vector(&self.doc);
                 let mut initial = vec![Bytes::from(Message::SyncStep1(&state_vector).encode())];
                 if let Some(states) = self.awareness.encode_live() {
@@ -371,6 +412,10 @@ impl RoomActor {
         if !self.conns.contains_key(&conn) {
             return Flow::Continue; // closed meanwhile (e.g. too slow): drop its input
         }
+        if let Err(reason) = self.check_document_size(payload.len()) {
+            self.remove_conn(conn, Some(reason));
+            return Flow::Continue;
+        }
         match self.check_and_apply(update, &payload) {
             Ok(()) => {}
             Err(Refused::Dependencies(sv)) => {
@@ -403,6 +448,31 @@ impl RoomActor {
         };
         self.persist(payload, [relay]).await;
         Flow::Continue
+    }
+
+    /// What the store holds (or will once in-flight appends land) for this room:
+    /// snapshot + log. This is the "document size" plans cap and metering bills.
+    pub(super) fn stored_bytes(&self) -> u64 {
+        (self.snapshot_bytes + self.log_bytes + self.inflight_bytes) as u64
+    }
+
+    /// Refuses an update of `len` bytes that would take the stored document past the
+    /// plan's cap (4413); nothing of it is applied.
+    pub(super) fn check_document_size(&self, len: usize) -> Result<(), CloseReason> {
+        let Some(limits) = self.limits else {
+            return Ok(());
+        };
+        let after = self.stored_bytes().saturating_add(len as u64);
+        if after > limits.max_document_bytes {
+            return Err(CloseReason::new(
+                close::TOO_LARGE,
+                format!(
+                    "document size limit: {} bytes (this update would make it {after})",
+                    limits.max_document_bytes
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Checks an update (already through the stateless validation) against the document

@@ -47,6 +47,10 @@ pub enum RoomError {
     /// The server is shutting down.
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The update would take the stored document past the plan's size cap; nothing of
+    /// it was applied.
+    #[error("{0}")]
+    DocumentTooLarge(String),
 }
 
 /// Why an update that builds on changes the room lacks is refused (a gap in a client's
@@ -105,6 +109,7 @@ pub(crate) enum AdminMsg {
     /// updates are rare, so that CPU is not worth spreading).
     ApplyUpdate {
         payload: Bytes,
+        max_document_bytes: Option<u64>,
         reply: Reply<()>,
     },
     Presence {
@@ -227,6 +232,17 @@ impl Rooms {
     /// changes nothing is accepted.
     #[tracing::instrument(level = "debug", skip_all, fields(project = %key.project_id, room = %key.name, bytes = update.len()))]
     pub async fn apply_update(&self, key: &RoomKey, update: Bytes) -> Result<(), RoomError> {
+        self.apply_update_limited(key, update, None).await
+    }
+
+    /// [`Self::apply_update`], refused with [`RoomError::DocumentTooLarge`] when it would
+    /// take the stored document past `max_document_bytes` (the project's plan).
+    pub async fn apply_update_limited(
+        &self,
+        key: &RoomKey,
+        update: Bytes,
+        max_document_bytes: Option<u64>,
+    ) -> Result<(), RoomError> {
         let limit = self.config().max_message_bytes;
         if update.len() > limit {
             let reason = format!("larger than the {limit}-byte message limit");
@@ -238,6 +254,7 @@ impl Rooms {
         let applied = self
             .ask(key, Need::Create, |reply| AdminMsg::ApplyUpdate {
                 payload: update.clone(),
+                max_document_bytes,
                 reply,
             })
             .await?;

@@ -27,6 +27,8 @@ pub struct Grant {
     /// The API key the credential descends from; revoking the key closes the
     /// connection.
     pub key_id: Option<String>,
+    /// The plan limits that apply (`None`: unlimited, e.g. `--allow-anonymous`).
+    pub limits: Option<super::limits::Limits>,
 }
 
 /// Why a connection was refused, as a WebSocket close code and reason.
@@ -74,6 +76,7 @@ impl Authorizer for AllowAnonymous {
             user_id: None,
             user_info: None,
             key_id: None,
+            limits: None,
         })
     }
 }

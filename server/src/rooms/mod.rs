@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod limits;
 pub mod session;
 
 mod actor;
@@ -118,6 +119,8 @@ pub(crate) struct Engine {
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
     next_conn: AtomicU64,
+    /// Live connections per project, for the plan's cap.
+    pub(crate) project_connections: Arc<limits::ProjectConnections>,
 }
 
 /// The rooms engine. Cheap to clone.
@@ -151,6 +154,7 @@ impl Rooms {
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 next_conn: AtomicU64::new(1),
+                project_connections: Arc::default(),
             }),
         }
     }
@@ -185,6 +189,11 @@ impl Rooms {
         F::Output: Send + 'static,
     {
         self.engine.tracker.track_future(future)
+    }
+
+    /// Live connections of `project` on this node.
+    pub fn project_connections(&self, project: &str) -> u32 {
+        self.engine.project_connections.count(project)
     }
 
     pub(crate) fn next_conn_id(&self) -> ConnId {

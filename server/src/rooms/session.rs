@@ -21,9 +21,10 @@ use tandem_protocol::{close, Message};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
-use super::actor::{Open, OwnedEntry, RoomMsg};
+use super::actor::{Open, OwnedEntry, RoomLimits, RoomMsg};
 use super::auth::Grant;
 use super::identity::{self, Identity, StateError};
+use super::limits::{rate_limited, ConnBuckets, ConnSlot, Limits};
 use super::outbox::{self, Event, OutboxRx};
 use super::{doc, validate};
 use super::{CloseReason, ConnId, RoomKey, Rooms};
@@ -86,6 +87,7 @@ where
         user_id,
         user_info,
         key_id,
+        limits,
         ..
     } = grant;
     let peer = Peer {
@@ -96,7 +98,20 @@ where
     };
     async move {
         let config = rooms.config();
-        let joined = Box::pin(join(&rooms, &key, conn, &peer.identity)).await;
+        // Counted in before joining, out when this future ends (dropped with it).
+        let admitted = match &limits {
+            Some(limits) => Box::pin(admit(&rooms, &key, limits)).await,
+            None => Ok(None),
+        };
+        let _slot = match admitted {
+            Ok(slot) => slot,
+            Err(reason) => {
+                Box::pin(send_close(&mut transport, &reason, config)).await;
+                return;
+            }
+        };
+        let room_limits = limits.as_ref().map(RoomLimits::from);
+        let joined = Box::pin(join(&rooms, &key, conn, &peer.identity, room_limits)).await;
         let Joined { room, outbox } = match joined {
             Ok(joined) => joined,
             Err(reason) => {
@@ -111,6 +126,7 @@ where
             Box::pin(tokio::time::sleep(left))
         });
         let mut told_read_only = false;
+        let mut buckets = limits.map(|l| ConnBuckets::new(&l, tokio::time::Instant::now()));
         let reason: Option<CloseReason> = loop {
             tokio::select! {
                 biased;
@@ -133,6 +149,14 @@ where
                 }
                 inbound = transport.next() => match inbound {
                     Some(Ok(Inbound::Binary(frame))) => {
+                        // Charged before anything is done with the frame: over the
+                        // limit, it is refused and the connection closed, while all it
+                        // sent before is already with the room.
+                        if let Some(buckets) = &mut buckets {
+                            if let Err(reason) = buckets.charge(frame.len(), tokio::time::Instant::now()) {
+                                break Some(reason);
+                            }
+                        }
                         match validate(&peer, frame, config.max_message_bytes) {
                             Ok(Valid::Msg(msg)) => {
                                 if Box::pin(room.send(msg)).await.is_err() {
@@ -240,6 +264,7 @@ async fn join(
     key: &RoomKey,
     conn: ConnId,
     identity: &Arc<Identity>,
+    limits: Option<RoomLimits>,
 ) -> Result<Joined, CloseReason> {
     let engine = rooms.engine();
     for _ in 0..JOIN_ATTEMPTS {
@@ -253,6 +278,7 @@ async fn join(
             conn,
             outbox: outbox_tx,
             identity: identity.clone(),
+            limits,
             reply: reply_tx,
         };
         if handle.tx.send(msg).await.is_err() {
@@ -274,6 +300,61 @@ async fn join(
         "room unavailable; reconnect",
     ))
 }
+
+/// Counts the connection into its project under the plan's cap, and checks the
+/// project's room count when this connection would create a room.
+async fn admit(
+    rooms: &Rooms,
+    key: &RoomKey,
+    limits: &Limits,
+) -> Result<Option<ConnSlot>, CloseReason> {
+    let engine = rooms.engine();
+    let Some(slot) = engine
+        .project_connections
+        .admit(&key.project_id, limits.connections_per_project)
+    else {
+        return Err(rate_limited(
+            &format!(
+                "connection limit: {} per project reached",
+                limits.connections_per_project
+            ),
+            CONNECTION_RETRY,
+        ));
+    };
+    if rooms.engine().registry.get(key).is_none() {
+        let existing = engine.store.find_room(&key.project_id, &key.name).await;
+        if let Ok(None) = existing {
+            let cap = usize::try_from(limits.rooms_per_project).unwrap_or(usize::MAX);
+            let limit = u32::try_from(cap).unwrap_or(u32::MAX);
+            match engine
+                .store
+                .list_rooms(&key.project_id, None, None, limit)
+                .await
+            {
+                Ok(rooms) if rooms.len() >= cap => {
+                    return Err(CloseReason::new(
+                        close::RATE_LIMITED,
+                        close::with_retry_after(
+                            &format!(
+                                "room limit: {} rooms per project reached",
+                                limits.rooms_per_project
+                            ),
+                            ROOM_RETRY,
+                        ),
+                    ));
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "counting rooms failed; admitting"),
+            }
+        }
+    }
+    Ok(Some(slot))
+}
+
+/// When to retry after a connection cap: others may leave soon.
+const CONNECTION_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+/// When to retry after the room cap: only deleting rooms frees one.
+const ROOM_RETRY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The connection as its frames are checked: its id, rights and identity. The grant's
 /// strings move into the shared [`Identity`] rather than being kept here too.

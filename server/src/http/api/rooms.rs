@@ -315,7 +315,7 @@ async fn get_update(
         (status = 204, description = "Applied and durable"),
         (status = 400, description = "Not a valid update for this document", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or revoked key", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Larger than the message limit", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than the message limit, or the document would pass the plan's size cap", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/octet-stream", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Storage unavailable; retry", body = Problem, content_type = "application/problem+json"),
     )
@@ -338,7 +338,10 @@ async fn apply_update(
         ));
     }
     let body = body.map_err(|e| ApiError::PayloadTooLarge(e.body_text()))?;
-    state.rooms.apply_update(&key, body).await?;
+    state
+        .rooms
+        .apply_update_limited(&key, body, Some(auth.limits.max_document_bytes))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -27,8 +27,14 @@ impl RoomActor {
                 let json = json::doc_to_json(&self.doc);
                 self.reply_when_durable(reply, json);
             }
-            AdminMsg::ApplyUpdate { payload, reply } => {
-                return self.apply_from_api(payload, reply).await;
+            AdminMsg::ApplyUpdate {
+                payload,
+                max_document_bytes,
+                reply,
+            } => {
+                return self
+                    .apply_from_api(payload, max_document_bytes, reply)
+                    .await;
             }
             AdminMsg::Presence { reply } => {
                 let _ = reply.send(Ok(self.presence()));
@@ -82,8 +88,22 @@ impl RoomActor {
         self.send_when_durable(reply_with(reply, value));
     }
 
-    async fn apply_from_api(&mut self, payload: Bytes, reply: Reply<()>) -> Flow {
+    async fn apply_from_api(
+        &mut self,
+        payload: Bytes,
+        max_document_bytes: Option<u64>,
+        reply: Reply<()>,
+    ) -> Flow {
         self.touch();
+        if let Some(max) = max_document_bytes {
+            let after = self.stored_bytes().saturating_add(payload.len() as u64);
+            if after > max {
+                let _ = reply.send(Err(RoomError::DocumentTooLarge(format!(
+                    "document size limit: {max} bytes (this update would make it {after})"
+                ))));
+                return Flow::Continue;
+            }
+        }
         let update = match doc::decode_update(&payload) {
             Ok(update) => update,
             Err(error) => {

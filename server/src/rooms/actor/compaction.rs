@@ -9,8 +9,9 @@ use super::RoomActor;
 use crate::rooms::{doc, Engine};
 use crate::store::{RoomId, Seq, StoreError};
 
-/// What a compaction folded (updates, bytes), `None` if nothing or it lost a race.
-pub(super) type CompactionResult = Result<Option<(usize, usize)>, StoreError>;
+/// What a compaction folded (updates, bytes) and the new snapshot's size, `None` if
+/// nothing or it lost a race.
+pub(super) type CompactionResult = Result<Option<(usize, usize, usize)>, StoreError>;
 
 impl RoomActor {
     pub(super) fn maybe_compact(&mut self) {
@@ -33,9 +34,10 @@ impl RoomActor {
     /// Accounts for a finished compaction; `false` if it failed.
     pub(super) fn on_compacted(&mut self, done: CompactionResult) -> bool {
         match done {
-            Ok(Some((updates, bytes))) => {
+            Ok(Some((updates, bytes, snapshot))) => {
                 self.log_updates = self.log_updates.saturating_sub(updates);
                 self.log_bytes = self.log_bytes.saturating_sub(bytes);
+                self.snapshot_bytes = snapshot;
                 tracing::debug!(updates, bytes, "log compacted into the snapshot");
                 true
             }
@@ -68,7 +70,7 @@ pub(super) async fn compact(engine: &Engine, room_id: RoomId, upto: Seq) -> Comp
         .store
         .replace_snapshot(room_id, prev, upto, &merged)
         .await?;
-    Ok(written.then_some(folded))
+    Ok(written.then_some((folded.0, folded.1, merged.len())))
 }
 
 /// The running compaction's result (pending forever when none runs, for `select!`).

@@ -23,6 +23,7 @@ impl RoomActor {
         let bytes = payload.len();
         let ack = self.engine.persister.append(self.room_id, payload).await;
         self.inflight.push_back(Inflight { ack, bytes });
+        self.inflight_bytes += bytes;
         for deferred in then {
             self.deferred.push_back((self.applied, deferred));
         }
@@ -32,6 +33,7 @@ impl RoomActor {
         let Some(done) = self.inflight.pop_front() else {
             return Flow::Continue;
         };
+        self.inflight_bytes = self.inflight_bytes.saturating_sub(done.bytes);
         match ack {
             Ok(seq) => {
                 self.persisted += 1;

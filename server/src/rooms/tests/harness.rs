@@ -95,6 +95,7 @@ pub(super) fn grant(project: &str) -> Grant {
         user_id: None,
         user_info: None,
         key_id: None,
+        limits: None,
     }
 }
 
@@ -152,6 +153,11 @@ impl Client {
             from_server,
             server_sv: Vec::new(),
         }
+    }
+
+    /// Connects without waiting for anything (for tests of refusals).
+    pub(super) fn spawn_for_test(rooms: &Rooms, key: &RoomKey, grant: Grant) -> Self {
+        Self::spawn(rooms, key, grant)
     }
 
     /// Connects and waits until the room has taken the connection in (its sync step 1

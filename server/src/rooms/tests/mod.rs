@@ -4,3 +4,4 @@
 mod admin;
 mod harness;
 mod presence;
+mod limits;

@@ -1,0 +1,257 @@
+//! Limits the engine enforces on connections and rooms, with numbers from the grant (the
+//! tenant's plan): token buckets per connection for messages and bytes, connection caps
+//! per project and per room at connect, and a cap on a document's stored size checked
+//! on every update. Over a limit the connection is closed with 4429 (with
+//! `retry-after=<s>` in the reason) or 4413, after everything it sent before the limit
+//! was handed to the room: a limit never drops an accepted update.
+//!
+//! Per node: with several nodes behind a load balancer, the project connection cap is
+//! per node until the cluster-wide count lands with scale-out.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tandem_protocol::close;
+use tokio::time::Instant;
+
+use super::CloseReason;
+
+/// One plan's numbers, as the engine and the HTTP layer use them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Concurrent connections in one project (per node).
+    pub connections_per_project: u32,
+    /// Concurrent connections in one room.
+    pub connections_per_room: u32,
+    /// Rooms one project may have.
+    pub rooms_per_project: u64,
+    /// Largest stored size of a room's document (snapshot + log), in bytes.
+    pub max_document_bytes: u64,
+    /// Sustained WebSocket messages per second per connection…
+    pub messages_per_second: u32,
+    /// …with bursts up to this many.
+    pub message_burst: u32,
+    /// Sustained bytes per second per connection…
+    pub bytes_per_second: u64,
+    /// …with bursts up to this many.
+    pub byte_burst: u64,
+    /// REST requests per minute per API key.
+    pub rest_requests_per_minute: u32,
+}
+
+/// A token bucket: `rate` tokens a second, holding at most `burst`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bucket {
+    tokens: f64,
+    rate: f64,
+    burst: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    pub(crate) fn new(rate: f64, burst: f64, now: Instant) -> Self {
+        Self {
+            tokens: burst,
+            rate,
+            burst,
+            last: now,
+        }
+    }
+
+    /// Takes `n` tokens, or says how long until they would be there.
+    pub(crate) fn take(&mut self, n: f64, now: Instant) -> Result<(), Duration> {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.last = now;
+        if self.tokens >= n {
+            self.tokens -= n;
+            Ok(())
+        } else {
+            let missing = (n - self.tokens).min(self.burst);
+            Err(Duration::from_secs_f64(missing / self.rate))
+        }
+    }
+}
+
+/// The two buckets of one connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnBuckets {
+    messages: Bucket,
+    bytes: Bucket,
+    limits: (u32, u64),
+}
+
+impl ConnBuckets {
+    pub(crate) fn new(limits: &Limits, now: Instant) -> Self {
+        Self {
+            messages: Bucket::new(
+                f64::from(limits.messages_per_second),
+                f64::from(limits.message_burst),
+                now,
+            ),
+            bytes: Bucket::new(
+                limits.bytes_per_second as f64,
+                limits.byte_burst as f64,
+                now,
+            ),
+            limits: (limits.messages_per_second, limits.bytes_per_second),
+        }
+    }
+
+    /// Charges one message of `len` bytes; over either limit, the close to send.
+    pub(crate) fn charge(&mut self, len: usize, now: Instant) -> Result<(), CloseReason> {
+        if let Err(wait) = self.messages.take(1.0, now) {
+            return Err(rate_limited(
+                &format!("rate limit: {} messages per second", self.limits.0),
+                wait,
+            ));
+        }
+        if let Err(wait) = self.bytes.take(len as f64, now) {
+            return Err(rate_limited(
+                &format!("rate limit: {} bytes per second", self.limits.1),
+                wait,
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A 4429 close whose reason says which limit and when to retry (whole seconds, at
+/// least one).
+pub(crate) fn rate_limited(what: &str, wait: Duration) -> CloseReason {
+    let secs = Duration::from_secs(wait.as_secs_f64().ceil().max(1.0) as u64);
+    CloseReason::new(close::RATE_LIMITED, close::with_retry_after(what, secs))
+}
+
+/// Live connections per project on this node.
+#[derive(Debug, Default)]
+pub(crate) struct ProjectConnections {
+    counts: Mutex<HashMap<Arc<str>, u32>>,
+}
+
+impl ProjectConnections {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, u32>> {
+        // Single-entry updates only: poisoning cannot leave the map inconsistent.
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a connection in if the project is under `cap`.
+    pub(crate) fn admit(self: &Arc<Self>, project: &Arc<str>, cap: u32) -> Option<ConnSlot> {
+        let mut counts = self.lock();
+        let count = counts.entry(project.clone()).or_insert(0);
+        if *count >= cap {
+            return None;
+        }
+        *count += 1;
+        Some(ConnSlot {
+            owner: self.clone(),
+            project: project.clone(),
+        })
+    }
+
+    /// Live connections in `project`.
+    pub(crate) fn count(&self, project: &str) -> u32 {
+        self.lock().get(project).copied().unwrap_or(0)
+    }
+}
+
+/// One counted connection; dropping it counts it out.
+#[derive(Debug)]
+pub(crate) struct ConnSlot {
+    owner: Arc<ProjectConnections>,
+    project: Arc<str>,
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        let mut counts = self.owner.lock();
+        if let Some(count) = counts.get_mut(&self.project) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.project);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_its_rate() {
+        let start = Instant::now();
+        let mut bucket = Bucket::new(10.0, 3.0, start);
+        for _ in 0..3 {
+            assert!(bucket.take(1.0, start).is_ok());
+        }
+        let wait = bucket.take(1.0, start).unwrap_err();
+        assert!((wait.as_secs_f64() - 0.1).abs() < 1e-9, "{wait:?}");
+        // 100 ms later exactly one more token is there.
+        let later = start + Duration::from_millis(100);
+        assert!(bucket.take(1.0, later).is_ok());
+        assert!(bucket.take(1.0, later).is_err());
+        // Never more than the burst, however long it rests.
+        let much_later = start + Duration::from_secs(3600);
+        for _ in 0..3 {
+            assert!(bucket.take(1.0, much_later).is_ok());
+        }
+        assert!(bucket.take(1.0, much_later).is_err());
+    }
+
+    #[test]
+    fn connection_buckets_name_the_limit_and_the_wait() {
+        let limits = Limits {
+            connections_per_project: 1,
+            connections_per_room: 1,
+            rooms_per_project: 1,
+            max_document_bytes: 1,
+            messages_per_second: 2,
+            message_burst: 2,
+            bytes_per_second: 100,
+            byte_burst: 100,
+            rest_requests_per_minute: 1,
+        };
+        let now = Instant::now();
+        let mut buckets = ConnBuckets::new(&limits, now);
+        assert!(buckets.charge(10, now).is_ok());
+        assert!(buckets.charge(10, now).is_ok());
+        let refused = buckets.charge(10, now).unwrap_err();
+        assert_eq!(refused.code, close::RATE_LIMITED);
+        assert!(
+            refused.reason.contains("2 messages per second"),
+            "{}",
+            refused.reason
+        );
+        assert_eq!(
+            close::retry_after(&refused.reason),
+            Some(Duration::from_secs(1))
+        );
+        let mut buckets = ConnBuckets::new(&limits, now);
+        let refused = buckets.charge(101, now).unwrap_err();
+        assert!(
+            refused.reason.contains("100 bytes per second"),
+            "{}",
+            refused.reason
+        );
+    }
+
+    #[test]
+    fn project_slots_count_in_and_out() {
+        let counts = Arc::new(ProjectConnections::default());
+        let project: Arc<str> = "prj_a".into();
+        let a = counts.admit(&project, 2).unwrap();
+        let b = counts.admit(&project, 2).unwrap();
+        assert!(counts.admit(&project, 2).is_none());
+        assert!(
+            counts.admit(&"prj_b".into(), 2).is_some(),
+            "other projects unaffected"
+        );
+        drop(a);
+        assert_eq!(counts.count("prj_a"), 1);
+        let _c = counts.admit(&project, 2).unwrap();
+        drop(b);
+        assert_eq!(counts.count("prj_a"), 1);
+    }
+}
