@@ -1,10 +1,81 @@
-//! Tandem's native client SDK.
+//! Tandem's native client SDK: rooms with a shared Yjs document, presence and custom
+//! events, kept connected by a tokio task.
 //!
-//! Not built yet (tracked by the "Rust SDK on a sans-IO client core" issue): today this
-//! crate only re-exports the wire protocol it will be built on, so that applications can
-//! already decode frames and interpret close codes the way the server means them.
+//! A [`Client`] knows the server and where tokens come from (a [`TokenProvider`]:
+//! usually your backend, which mints them with the project's secret key). Entering a
+//! room gives a [`Room`]: its yrs [`Doc`](yrs::Doc) (or the [`SharedMap`],
+//! [`SharedList`] and [`SharedText`] helpers), this client's presence, the
+//! [`others`](Room::others) with the user info the server attached from their tokens, a
+//! stream of [`RoomEvent`]s, and custom events.
+//!
+//! ```no_run
+//! use serde_json::json;
+//! use tandem_sdk::{Client, RoomEvent};
+//!
+//! # async fn my_backend_token(room: &str) -> Result<String, std::io::Error> { Ok(String::new()) }
+//! #[tokio::main]
+//! async fn main() -> Result<(), tandem_sdk::Error> {
+//!     let client = Client::builder("http://127.0.0.1:8080")
+//!         .token_provider(|room: String| async move { my_backend_token(&room).await })
+//!         .build()?;
+//!     let room = client.enter("my-room").await?;
+//!     room.wait_synced().await?;
+//!
+//!     room.update_presence(json!({"name": "Ada"}))?;
+//!     room.list("messages").push(json!({"text": "hello"}))?;
+//!
+//!     let mut events = room.events();
+//!     while let Some(event) = events.recv().await {
+//!         match event {
+//!             RoomEvent::DocumentChanged => println!("{}", room.list("messages").to_json()),
+//!             RoomEvent::Others(others) => println!("{} others online", others.len()),
+//!             RoomEvent::Error(e) if e.is_fatal() => return Err(e),
+//!             _ => {}
+//!         }
+//!     }
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Behaviour
+//!
+//! The protocol side lives in the sans-IO [`ClientSession`](tandem_protocol::client::ClientSession)
+//! shared with the WASM SDK; this crate is the transport around it (see `transport/`).
+//! Lost connections are retried with exponential backoff and full jitter (250 ms growing
+//! to 30 s by default); each new connection resynchronises the document by state vector,
+//! so edits made offline are sent then and nothing is lost. Close codes decide the rest:
+//! an expired or revoked token (4401) asks the provider for a fresh one at once; a rate
+//! limit (4429) waits the time the server names; a refusal that retrying cannot fix
+//! (4400 malformed, 4403 forbidden, 4404 room deleted, 4413 too large, or three fresh
+//! tokens refused in a row) stops the room with a fatal [`Error`].
+//!
+//! The socket is plain `ws://` (this build has no TLS); [`dev`] has a token provider for
+//! development and server-side tools.
 
+#![deny(missing_docs)]
+
+mod client;
+pub mod dev;
+mod error;
+mod event;
+mod room;
+mod shared;
+mod token;
+mod transport;
+mod url;
+
+pub use client::{Client, ClientBuilder, RoomOptions};
+pub use error::{BoxError, Error, Result};
+pub use event::{CustomEvent, RoomEvent, Status};
+pub use room::{Room, RoomEvents};
+pub use shared::{Change, SharedList, SharedMap, SharedText, Subscription};
+pub use tandem_protocol::client::Other;
+pub use token::{StaticToken, TokenFuture, TokenProvider};
+
+/// The wire protocol the SDK is built on (frames, close codes, the client session).
 pub use tandem_protocol as protocol;
+/// The CRDT library the documents are made of.
+pub use yrs;
 
 #[cfg(test)]
 mod tests {

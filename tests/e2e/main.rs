@@ -15,3 +15,6 @@ mod harness;
 mod interop;
 mod lifecycle;
 mod openapi_check;
+mod sdk;
+mod sdk_support;
+mod store_copy;
