@@ -121,6 +121,21 @@ pub struct ServeOptions {
 
     /// Failed logins per client IP within 15 minutes before its logins are refused with
     /// 429 [default: 30]
+    /// Requests per minute per client address on signup, login and token minting;
+    /// more get 429 [default: 30]
+    #[arg(long, env = "TANDEM_AUTH_REQUESTS_PER_MINUTE", value_name = "COUNT")]
+    pub auth_requests_per_minute: Option<u32>,
+
+    /// Proxies whose X-Forwarded-For is believed, comma-separated IP addresses (e.g.
+    /// your load balancer's); from anyone else the header is ignored [default: none]
+    #[arg(
+        long,
+        env = "TANDEM_TRUSTED_PROXIES",
+        value_name = "IP,…",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
+
     #[arg(long, env = "TANDEM_LOGIN_FAILURES_PER_IP", value_name = "COUNT")]
     pub login_failures_per_ip: Option<u32>,
 }
@@ -176,6 +191,10 @@ impl Config {
                     path: path.clone(),
                     source,
                 })?;
+    /// Requests per minute per client address on the public routes.
+    pub auth_requests_per_minute: u32,
+    /// Proxies whose X-Forwarded-For is believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
                 toml::from_str::<ServeOptions>(&text).map_err(|source| ConfigError::Parse {
                     path: path.clone(),
                     source: Box::new(source),
@@ -305,7 +324,21 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from("tandem-data")),
             allow_anonymous: cli
                 .allow_anonymous
+        let auth_requests_per_minute = cli
+            .auth_requests_per_minute
+            .or(file.auth_requests_per_minute)
+            .unwrap_or(30);
+        if auth_requests_per_minute == 0 {
+            return Err(ConfigError::Invalid(
+                "auth-requests-per-minute must be at least 1".into(),
+            ));
+        }
                 .or(file.allow_anonymous)
+            auth_requests_per_minute,
+            trusted_proxies: cli
+                .trusted_proxies
+                .or(file.trusted_proxies)
+                .unwrap_or_default(),
                 .unwrap_or(false),
             rooms,
             shutdown_timeout: dur(

@@ -92,6 +92,11 @@ pub async fn serve(
     tokio::spawn(async move {
         shutdown.await;
         trigger.cancel();
+        key_limits: Arc::default(),
+        ip_limits: Some(crate::http::IpLimits {
+            per_minute: config.auth_requests_per_minute,
+            peer: crate::http::limits::PeerIp::new(config.trusted_proxies.clone()),
+        }),
     });
     // TCP_NODELAY: relayed updates are small writes, and with Nagle on, one written
     // while an earlier one is unacknowledged waits for the peer's delayed ACK (up to

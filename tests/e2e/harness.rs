@@ -382,6 +382,20 @@ impl Client {
         self.send_update(update).await;
     }
 
+    /// Appends to the text without panicking when the server has closed: whether the
+    /// frame was written (for floods that expect to be cut off).
+    pub async fn try_text_push(&mut self, s: &str) -> bool {
+        let text = self.doc.get_or_insert_text("text");
+        let update = {
+            let mut txn = self.doc.transact_mut();
+            let len = text.len(&txn);
+            text.insert(&mut txn, len, s);
+            txn.encode_update_v1()
+        };
+        let frame = Message::Update(&update).encode();
+        self.ws.send(WsMessage::Binary(frame.into())).await.is_ok()
+    }
+
     pub async fn text_push(&mut self, s: &str) {
         let text = self.doc.get_or_insert_text("text");
         let update = {

@@ -52,6 +52,9 @@ pub enum ApiError {
     /// No such route.
     #[error("no such route")]
     NoRoute,
+    /// Over a rate limit; the state says which and when to retry.
+    #[error("rate limit exceeded ({} requests per {} s); retry in {} s", .0.policy.quota, .0.policy.window.as_secs(), .0.reset)]
+    RateLimited(super::limits::RateState),
 }
 
 /// Result alias for handlers.
@@ -63,6 +66,7 @@ struct Mapped {
     title: &'static str,
     detail: String,
     retry_after: Option<Duration>,
+    rate: Option<super::limits::RateState>,
 }
 
 impl ApiError {
@@ -73,6 +77,7 @@ impl ApiError {
             title,
             detail,
             retry_after: None,
+            rate: None,
         };
         match self {
             ApiError::Control(e) => match e {
@@ -172,6 +177,16 @@ impl ApiError {
                 "Payload too large",
                 d.clone(),
             ),
+            ApiError::RateLimited(state) => Mapped {
+                retry_after: Some(Duration::from_secs(state.reset.max(1))),
+                rate: Some(*state),
+                ..m(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "Rate limit exceeded",
+                    self.to_string(),
+                )
+            },
             ApiError::NoRoute => m(
                 StatusCode::NOT_FOUND,
                 "not_found",
@@ -200,6 +215,9 @@ impl IntoResponse for ApiError {
         let mut response = (mapped.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(rate) = mapped.rate {
+            rate.write(headers);
+        }
         if let Some(after) = mapped.retry_after {
             headers.insert(
                 header::RETRY_AFTER,

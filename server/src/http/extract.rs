@@ -101,6 +101,16 @@ pub(crate) fn session_cookie(parts: &Parts) -> Option<&str> {
         .map(|(_, value)| value)
 }
 
+/// Counts the request against the key's per-minute quota; the state goes to the
+/// response's `RateLimit` fields.
+fn charge(parts: &Parts, state: &AppState, key: &str, per_minute: u32) -> Result<(), ApiError> {
+    let rate = state.key_limits.check(key, per_minute)?;
+    if let Some(slot) = parts.extensions.get::<super::limits::RateSlot>() {
+        slot.set(rate);
+    }
+    Ok(())
+}
+
 /// A request made with a project's secret key (`Authorization: Bearer sk_…`).
 #[derive(Debug, Clone)]
 pub struct SecretKey(pub ProjectAuth);
@@ -112,9 +122,14 @@ impl FromRequestParts<AppState> for SecretKey {
         let key = bearer(parts).ok_or(ControlError::Unauthenticated(
             "send the project's secret key as Authorization: Bearer sk_…",
         ))?;
-        Ok(Self(
-            state.control.authenticate_project_key(key, false).await?,
-        ))
+        let auth = state.control.authenticate_project_key(key, false).await?;
+        charge(
+            parts,
+            state,
+            auth.key_id.as_str(),
+            auth.limits.rest_requests_per_minute,
+        )?;
+        Ok(Self(auth))
     }
 }
 
@@ -130,9 +145,32 @@ impl FromRequestParts<AppState> for TokenIssuer {
         let key = bearer(parts).ok_or(ControlError::Unauthenticated(
             "send a secret key (or a publishable key) as Authorization: Bearer …",
         ))?;
-        Ok(Self(
-            state.control.authenticate_project_key(key, true).await?,
-        ))
+        let auth = state.control.authenticate_project_key(key, true).await?;
+        charge(
+            parts,
+            state,
+            auth.key_id.as_str(),
+            auth.limits.rest_requests_per_minute,
+        )?;
+        // A publishable key is public: whoever holds it mints from their own address,
+        // so those requests are limited per client address too.
+        if auth.publishable {
+            if let (Some(ip_limits), Some(ConnectInfo(peer))) = (
+                &state.ip_limits,
+                parts.extensions.get::<ConnectInfo<SocketAddr>>(),
+            ) {
+                let client = ip_limits.peer.client(peer.ip(), &parts.headers);
+                let rate = state.key_limits.check_policy(
+                    &format!("ip:{client}"),
+                    ip_limits.per_minute,
+                    "per-ip",
+                )?;
+                if let Some(slot) = parts.extensions.get::<super::limits::RateSlot>() {
+                    slot.set(rate);
+                }
+            }
+        }
+        Ok(Self(auth))
     }
 }
 
@@ -146,7 +184,17 @@ impl FromRequestParts<AppState> for SignedIn {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if let Some(token) = bearer(parts) {
-            return Ok(Self(state.control.authenticate_pat(token).await?));
+            let auth = state.control.authenticate_pat(token).await?;
+            if let crate::control::plane::Via::Pat { key_id, tenant_id } = &auth.via {
+                let limits = state.control.tenant_limits(tenant_id).await?;
+                charge(
+                    parts,
+                    state,
+                    key_id.as_str(),
+                    limits.rest_requests_per_minute,
+                )?;
+            }
+            return Ok(Self(auth));
         }
         let cookie = session_cookie(parts).ok_or(ControlError::Unauthenticated(
             "sign in, or send a personal access token as Authorization: Bearer pat_…",

@@ -8,6 +8,7 @@ pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod limits;
 pub mod ws;
 
 use std::sync::Arc;
@@ -32,12 +33,39 @@ pub struct AppState {
     pub control: ControlPlane,
     /// Who may enter which room.
     pub authorizer: Arc<dyn Authorizer>,
+    /// REST quotas per API key / personal access token.
+    pub key_limits: Arc<limits::KeyLimits>,
+    /// The per-IP limit on signup, login and token minting (`None`: off).
+    pub ip_limits: Option<IpLimits>,
+}
+
+/// The per-IP limit of the public routes.
+#[derive(Debug, Clone)]
+pub struct IpLimits {
+    /// Requests per minute per client address.
+    pub per_minute: u32,
+    /// Who the client is (trusted proxies).
+    pub peer: limits::PeerIp,
 }
 
 /// The whole HTTP application.
 pub fn build_app(state: AppState) -> Router {
     let max_update = state.rooms.config().max_message_bytes;
-    let (api, spec) = api::split(max_update);
+    // One limiter per route: a burst of signups does not use up the login budget.
+    let ip_layer = || {
+        state.ip_limits.as_ref().and_then(|ip| {
+            let (layer, prune) = limits::per_ip_layer(ip.per_minute, ip.peer.clone())?;
+            spawn_pruning(prune);
+            Some(layer)
+        })
+    };
+    let ip_layers = api::IpLayers {
+        signup: ip_layer(),
+        login: ip_layer(),
+    };
+    let keys = state.key_limits.clone();
+    spawn_pruning(Arc::new(move || keys.retain_recent()));
+    let (api, spec) = api::split(max_update, ip_layers);
     let spec_json = spec.to_pretty_json().unwrap_or_else(|_| "{}".to_owned());
     Router::new()
         .merge(api)
@@ -46,9 +74,25 @@ pub fn build_app(state: AppState) -> Router {
         .merge(ws::router())
         .fallback(error::no_route)
         .with_state(state)
+        .layer(axum::middleware::from_fn(limits::rate_headers))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// Prunes rate-limit state every minute (keyed state grows until pruned). Outside a
+/// runtime (the spec generator) there is nothing to prune.
+fn spawn_pruning(prune: Arc<dyn Fn() + Send + Sync>) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            every.tick().await;
+            loop {
+                every.tick().await;
+                prune();
+            }
+        });
+    }
 }
 
 #[cfg(test)]

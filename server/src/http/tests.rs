@@ -32,6 +32,8 @@ async fn app(dir: &tempfile::TempDir) -> Router {
         docs: store,
         control,
         authorizer,
+        key_limits: Arc::default(),
+        ip_limits: None,
     })
 }
 
@@ -191,4 +193,38 @@ async fn a_bad_key_and_a_missing_session_are_401_with_www_authenticate() {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri} {auth:?}");
         assert_eq!(headers["www-authenticate"], "Bearer");
     }
+}
+
+#[tokio::test]
+async fn keyed_requests_carry_the_ratelimit_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open_dir(dir.path()).await.unwrap());
+    let control = ControlPlane::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        ControlConfig::default(),
+    )
+    .await
+    .unwrap();
+    let boot = control.bootstrap_if_empty().await.unwrap().unwrap();
+    let key = boot.secret_key.plaintext.expose().to_owned();
+    let app = build_app(AppState {
+        rooms: Rooms::new(store.clone(), RoomsConfig::default()),
+        docs: store,
+        authorizer: Arc::new(crate::control::tokens::TokenAuthorizer::new(
+            control.clone(),
+        )),
+        control,
+        key_limits: Arc::default(),
+        ip_limits: None,
+    });
+    let request = Request::builder()
+        .uri("/v1/rooms")
+        .header("authorization", format!("Bearer {key}"))
+        .body(Body::empty())
+        .unwrap();
+    let (status, headers, body) = send(&app, request).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(headers["ratelimit-policy"], "\"per-key\";q=600;w=60");
+    assert_eq!(headers["ratelimit"], "\"per-key\";r=599;t=1");
 }

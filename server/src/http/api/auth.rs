@@ -20,10 +20,20 @@ use crate::http::error::{ApiResult, Problem};
 use crate::http::extract::{session_cookie, ApiJson, Meta, SignedIn, SESSION_COOKIE};
 use crate::http::AppState;
 
-pub(super) fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router(ip_layers: super::IpLayers) -> OpenApiRouter<AppState> {
+    let limited = |router: OpenApiRouter<AppState>, layer| match layer {
+        Some(layer) => router.layer(layer),
+        None => router,
+    };
     OpenApiRouter::new()
-        .routes(routes!(signup))
-        .routes(routes!(login))
+        .merge(limited(
+            OpenApiRouter::new().routes(routes!(signup)),
+            ip_layers.signup,
+        ))
+        .merge(limited(
+            OpenApiRouter::new().routes(routes!(login)),
+            ip_layers.login,
+        ))
         .routes(routes!(logout))
         .routes(routes!(me))
 }

@@ -15,6 +15,7 @@ use utoipa::Modify;
 use utoipa_axum::router::OpenApiRouter;
 
 use super::error::{ApiError, Problem};
+use super::limits::IpLayer;
 use super::AppState;
 use crate::control::ControlError;
 
@@ -121,10 +122,20 @@ parse_ids!(
     crate::ids::KeyId
 );
 
+/// The per-IP limits of the routes anyone can call (token minting with a publishable
+/// key is limited per IP in its extractor).
+#[derive(Default)]
+pub struct IpLayers {
+    /// On `POST /v1/auth/signup`.
+    pub signup: Option<IpLayer>,
+    /// On `POST /v1/auth/login`.
+    pub login: Option<IpLayer>,
+}
+
 /// Every documented route, with its spec.
-pub fn router(max_update_bytes: usize) -> OpenApiRouter<AppState> {
+pub fn router(max_update_bytes: usize, ip_layers: IpLayers) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
-        .merge(auth::router())
+        .merge(auth::router(ip_layers))
         .merge(management::router())
         .merge(keys::router())
         .merge(tokens::router())
@@ -132,8 +143,8 @@ pub fn router(max_update_bytes: usize) -> OpenApiRouter<AppState> {
 }
 
 /// The routes and the finished spec.
-pub fn split(max_update_bytes: usize) -> (axum::Router<AppState>, OpenApi) {
-    let (routes, mut spec) = router(max_update_bytes).split_for_parts();
+pub fn split(max_update_bytes: usize, ip_layers: IpLayers) -> (axum::Router<AppState>, OpenApi) {
+    let (routes, mut spec) = router(max_update_bytes, ip_layers).split_for_parts();
     document_common_errors(&mut spec);
     (routes, spec)
 }
@@ -187,6 +198,17 @@ fn document_common_errors(spec: &mut OpenApi) {
                 add("413", "Body too large");
                 add("415", "Body is not JSON");
             }
+            let limited = operation.security.as_ref().is_some_and(|s| !s.is_empty())
+                || matches!(
+                    path.as_str(),
+                    "/v1/auth/signup" | "/v1/auth/login" | "/v1/tokens"
+                );
+            if limited {
+                add(
+                    "429",
+                    "Rate limit exceeded; see Retry-After and the RateLimit fields",
+                );
+            }
             add("500", "Internal error (details are logged, not returned)");
             if path != "/.well-known/jwks.json" {
                 add("503", "Storage unavailable; retry after Retry-After");
@@ -197,7 +219,11 @@ fn document_common_errors(spec: &mut OpenApi) {
 
 /// The OpenAPI document, as `tandem openapi` prints it and `/openapi.json` serves it.
 pub fn openapi() -> OpenApi {
-    split(crate::rooms::RoomsConfig::default().max_message_bytes).1
+    split(
+        crate::rooms::RoomsConfig::default().max_message_bytes,
+        IpLayers::default(),
+    )
+    .1
 }
 
 /// The spec as pretty JSON with a trailing newline (the committed file's format).
