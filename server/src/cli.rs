@@ -9,6 +9,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, ServeOptions};
+use crate::store::{DatabaseUrl, Stores};
 
 /// Tandem: a Yjs-compatible collaboration server.
 ///
@@ -32,6 +33,38 @@ enum Command {
         /// Directory of the embedded SQLite database [default: ./tandem-data]
         #[arg(long, env = "TANDEM_DATA_DIR", value_name = "DIR")]
         data_dir: Option<std::path::PathBuf>,
+        /// The database, when not the embedded one (as `serve --database-url`)
+        #[arg(
+            long,
+            env = "TANDEM_DATABASE_URL",
+            value_name = "URL",
+            hide_env_values = true
+        )]
+        database_url: Option<DatabaseUrl>,
+    },
+    /// Operations on a whole store.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Copy a whole installation (accounts, tenants, projects, keys, signing keys, audit
+    /// log, rooms and their documents) into an empty database, keeping every id, then
+    /// verify the copy. Stop the servers using the source first: what they write after
+    /// the copy starts is not copied.
+    ///
+    /// Example: tandem store copy --from sqlite://tandem-data/tandem.db --to postgres://tandem@127.0.0.1/tandem
+    Copy {
+        /// The installation to copy: `sqlite://path/to/tandem.db` or `postgres://…` (must exist)
+        #[arg(long, value_name = "URL")]
+        from: DatabaseUrl,
+        /// Where to: an empty (or new) database, `postgres://…` or `sqlite://…`
+        #[arg(long, value_name = "URL")]
+        to: DatabaseUrl,
+        /// Leave dashboard login sessions behind (everyone signs in again)
+        #[arg(long)]
+        without_sessions: bool,
     },
 }
 
@@ -45,13 +78,37 @@ pub fn main() -> ExitCode {
             print!("{}", crate::http::api::openapi_json());
             ExitCode::SUCCESS
         }
-        Command::RotateSigningKey { data_dir } => {
-            rotate_signing_key(data_dir.unwrap_or_else(|| std::path::PathBuf::from("tandem-data")))
+        Command::RotateSigningKey {
+            data_dir,
+            database_url,
+        } => {
+            let data_dir = data_dir.unwrap_or_else(|| std::path::PathBuf::from("tandem-data"));
+            run_once(async move {
+                use crate::control::signing::KeyRing;
+                let url = database_url.as_ref().map(DatabaseUrl::expose);
+                let store = Stores::open(url, &data_dir).await?;
+                let ring = KeyRing::load(
+                    store.control.clone(),
+                    std::sync::Arc::new(crate::control::clock::SystemClock),
+                    crate::control::ControlConfig::default().token_max_ttl,
+                )
+                .await?;
+                let kid = ring.rotate().await?;
+                store.close().await;
+                println!("signing client tokens with key {kid} from now on");
+                Ok(())
+            })
         }
+        Command::Store(StoreCommand::Copy {
+            from,
+            to,
+            without_sessions,
+        }) => run_once(copy_store(from, to, !without_sessions)),
     }
 }
 
-fn rotate_signing_key(data_dir: std::path::PathBuf) -> ExitCode {
+/// Runs a one-off command on a single-threaded runtime; errors go to stderr.
+fn run_once(command: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -62,30 +119,33 @@ fn rotate_signing_key(data_dir: std::path::PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result: anyhow::Result<String> = runtime.block_on(async move {
-        use crate::control::signing::KeyRing;
-        let store =
-            std::sync::Arc::new(crate::store::sqlite::SqliteStore::open_dir(&data_dir).await?);
-        let ring = KeyRing::load(
-            store.clone(),
-            std::sync::Arc::new(crate::control::clock::SystemClock),
-            crate::control::ControlConfig::default().token_max_ttl,
-        )
-        .await?;
-        let kid = ring.rotate().await?;
-        crate::store::DocStore::close(&*store).await;
-        Ok(kid)
-    });
-    match result {
-        Ok(kid) => {
-            println!("signing client tokens with key {kid} from now on");
-            ExitCode::SUCCESS
-        }
+    match runtime.block_on(command) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("tandem: {error:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+async fn copy_store(from: DatabaseUrl, to: DatabaseUrl, sessions: bool) -> anyhow::Result<()> {
+    use crate::store::copy::{copy, CopyOptions};
+    use anyhow::Context;
+    let source = Stores::open_existing(from.expose())
+        .await
+        .with_context(|| format!("opening the source {from:?}"))?;
+    let destination = Stores::open(Some(to.expose()), std::path::Path::new(""))
+        .await
+        .with_context(|| format!("opening the destination {to:?}"))?;
+    let copied = copy(&source, &destination, &CopyOptions { sessions }).await;
+    source.close().await;
+    destination.close().await;
+    let report = copied?;
+    println!("copied {from:?} to {to:?} and verified it:");
+    for (table, rows) in report.rows {
+        println!("  {:<16} {rows:>10} rows", table.name());
+    }
+    Ok(())
 }
 
 fn init_tracing() {

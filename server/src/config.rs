@@ -50,6 +50,16 @@ pub struct ServeOptions {
     #[arg(long, env = "TANDEM_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// Database to use instead of the embedded SQLite file: `postgres://user@host/db` (many
+    /// nodes can share one) or `sqlite://path/to/tandem.db` [default: SQLite in --data-dir]
+    #[arg(
+        long,
+        env = "TANDEM_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<crate::store::DatabaseUrl>,
+
     /// Let anyone connect to any room without a token (development only; logged as a
     /// warning) [default: false]
     #[arg(long, env = "TANDEM_ALLOW_ANONYMOUS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
@@ -111,16 +121,6 @@ pub struct ServeOptions {
     #[arg(long, env = "TANDEM_LOGIN_FAILURES_PER_ACCOUNT", value_name = "COUNT")]
     pub login_failures_per_account: Option<u32>,
 
-    /// TOML file with plan limits: one table per plan (`[free]`, `[pro]`, …) with
-    /// kebab-case fields (connections-per-project, connections-per-room,
-    /// rooms-per-project, max-document-bytes, messages-per-second, message-burst,
-    /// bytes-per-second, byte-burst, rest-requests-per-minute); missing ones keep the
-    /// built-in values [default: built-in plans]
-    #[arg(long, env = "TANDEM_PLANS", value_name = "FILE")]
-    pub plans: Option<PathBuf>,
-
-    /// Failed logins per client IP within 15 minutes before its logins are refused with
-    /// 429 [default: 30]
     /// Requests per minute per client address on signup, login and token minting;
     /// more get 429 [default: 30]
     #[arg(long, env = "TANDEM_AUTH_REQUESTS_PER_MINUTE", value_name = "COUNT")]
@@ -136,6 +136,16 @@ pub struct ServeOptions {
     )]
     pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
 
+    /// TOML file with plan limits: one table per plan (`[free]`, `[pro]`, …) with
+    /// kebab-case fields (connections-per-project, connections-per-room,
+    /// rooms-per-project, max-document-bytes, messages-per-second, message-burst,
+    /// bytes-per-second, byte-burst, rest-requests-per-minute); missing ones keep the
+    /// built-in values [default: built-in plans]
+    #[arg(long, env = "TANDEM_PLANS", value_name = "FILE")]
+    pub plans: Option<PathBuf>,
+
+    /// Failed logins per client IP within 15 minutes before its logins are refused with
+    /// 429 [default: 30]
     #[arg(long, env = "TANDEM_LOGIN_FAILURES_PER_IP", value_name = "COUNT")]
     pub login_failures_per_ip: Option<u32>,
 }
@@ -171,6 +181,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the embedded database lives.
     pub data_dir: PathBuf,
+    /// The database, when not the embedded one (its password is redacted in `Debug`).
+    pub database_url: Option<crate::store::DatabaseUrl>,
     /// Whether token-less connections are let in.
     pub allow_anonymous: bool,
     /// Rooms engine tuning.
@@ -179,6 +191,10 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Control-plane settings.
     pub control: ControlConfig,
+    /// Requests per minute per client address on the public routes.
+    pub auth_requests_per_minute: u32,
+    /// Proxies whose X-Forwarded-For is believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Config {
@@ -191,10 +207,6 @@ impl Config {
                     path: path.clone(),
                     source,
                 })?;
-    /// Requests per minute per client address on the public routes.
-    pub auth_requests_per_minute: u32,
-    /// Proxies whose X-Forwarded-For is believed.
-    pub trusted_proxies: Vec<std::net::IpAddr>,
                 toml::from_str::<ServeOptions>(&text).map_err(|source| ConfigError::Parse {
                     path: path.clone(),
                     source: Box::new(source),
@@ -312,18 +324,6 @@ impl Config {
             token_default_ttl: control.token_default_ttl.min(control.token_max_ttl),
             ..control
         };
-        Ok(Self {
-            control,
-            listen: cli
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
-            data_dir: cli
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from("tandem-data")),
-            allow_anonymous: cli
-                .allow_anonymous
         let auth_requests_per_minute = cli
             .auth_requests_per_minute
             .or(file.auth_requests_per_minute)
@@ -333,12 +333,25 @@ impl Config {
                 "auth-requests-per-minute must be at least 1".into(),
             ));
         }
-                .or(file.allow_anonymous)
+        Ok(Self {
             auth_requests_per_minute,
             trusted_proxies: cli
                 .trusted_proxies
                 .or(file.trusted_proxies)
                 .unwrap_or_default(),
+            control,
+            listen: cli
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            data_dir: cli
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("tandem-data")),
+            database_url: cli.database_url.or(file.database_url),
+            allow_anonymous: cli
+                .allow_anonymous
+                .or(file.allow_anonymous)
                 .unwrap_or(false),
             rooms,
             shutdown_timeout: dur(

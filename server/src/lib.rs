@@ -26,7 +26,7 @@ use crate::control::ControlPlane;
 use crate::http::{build_app, AppState};
 use crate::rooms::auth::Authorizer;
 use crate::rooms::Rooms;
-use crate::store::sqlite::SqliteStore;
+use crate::store::{DatabaseUrl, Stores};
 
 /// Runs a server with `config` until `shutdown` resolves, then shuts down gracefully:
 /// stop accepting, let every room flush, close every client with 1012.
@@ -35,11 +35,18 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let store = Arc::new(SqliteStore::open_dir(&config.data_dir).await?);
-    let rooms = Rooms::new(store.clone(), config.rooms.clone());
-    let control = ControlPlane::new(store.clone(), Arc::new(SystemClock), config.control.clone())
+    let url = config.database_url.as_ref().map(DatabaseUrl::expose);
+    let store = Stores::open(url, &config.data_dir)
         .await
-        .map_err(|e| anyhow::anyhow!("starting the control plane: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("opening the store: {e}"))?;
+    let rooms = Rooms::new(store.docs.clone(), config.rooms.clone());
+    let control = ControlPlane::new(
+        store.control.clone(),
+        Arc::new(SystemClock),
+        config.control.clone(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("starting the control plane: {e}"))?;
     if let Some(boot) = control
         .bootstrap_if_empty()
         .await
@@ -82,9 +89,14 @@ pub async fn serve(
     };
     let app = build_app(AppState {
         rooms: rooms.clone(),
-        docs: store.clone(),
+        docs: store.docs.clone(),
         control,
         authorizer,
+        key_limits: Arc::default(),
+        ip_limits: Some(crate::http::IpLimits {
+            per_minute: config.auth_requests_per_minute,
+            peer: crate::http::limits::PeerIp::new(config.trusted_proxies.clone()),
+        }),
     });
 
     let stop = CancellationToken::new();
@@ -92,11 +104,6 @@ pub async fn serve(
     tokio::spawn(async move {
         shutdown.await;
         trigger.cancel();
-        key_limits: Arc::default(),
-        ip_limits: Some(crate::http::IpLimits {
-            per_minute: config.auth_requests_per_minute,
-            peer: crate::http::limits::PeerIp::new(config.trusted_proxies.clone()),
-        }),
     });
     // TCP_NODELAY: relayed updates are small writes, and with Nagle on, one written
     // while an earlier one is unacknowledged waits for the peer's delayed ACK (up to

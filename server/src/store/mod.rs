@@ -1,11 +1,22 @@
 //! Durable storage. One trait per concern ([`DocStore`] for room documents,
-//! [`control::ControlStore`] for the control plane), a SQLite backend ([`sqlite`]) and
-//! the migrations that shape it ([`migrate`]). All SQL lives under this folder; the rest
-//! of the server sees rows and ids.
+//! [`control::ControlStore`] for the control plane, [`export::Export`] for copying a whole
+//! installation), two backends implementing all of them ([`sqlite`], embedded, the
+//! default; [`postgres`], for many nodes on one database), the migrations that shape
+//! each ([`migrate`]) and the choice between them ([`Stores::open`]). All SQL lives under
+//! this folder; the rest of the server sees rows and ids.
 
 pub mod control;
+pub mod copy;
+pub mod export;
 pub mod migrate;
+mod open;
+pub mod postgres;
+pub(crate) mod rows;
 pub mod sqlite;
+#[cfg(test)]
+mod suite;
+
+pub use open::{Backend, DatabaseUrl, Stores};
 
 use std::sync::Arc;
 
@@ -43,6 +54,9 @@ pub enum StoreError {
         /// The newest version this binary has.
         known: i64,
     },
+    /// The database URL names no backend this binary has.
+    #[error("database URL: {0}")]
+    InvalidUrl(String),
     /// Opening the data directory failed.
     #[error("data directory: {0}")]
     Io(#[from] std::io::Error),

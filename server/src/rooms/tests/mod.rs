@@ -3,5 +3,5 @@
 
 mod admin;
 mod harness;
-mod presence;
 mod limits;
+mod presence;

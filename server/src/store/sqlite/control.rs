@@ -1,135 +1,32 @@
 //! [`ControlStore`] on SQLite: the control plane's rows (migration `0002_control.sql`).
 //!
-//! Plain runtime queries, kept close to portable SQL so the Postgres backend can reuse
-//! them with `$n` placeholders. Writes of several statements run in one transaction whose
-//! first statement writes, so SQLite takes its write lock at once (waiting on
-//! `busy_timeout`) instead of failing on a late read-to-write upgrade.
+//! Plain runtime queries in portable SQL: the Postgres backend
+//! (`store/postgres/control.rs`) runs the same ones with `$n` placeholders, and the shared
+//! storage suite (`store/suite`) holds both to the same behaviour. Writes of several
+//! statements run in one transaction whose first statement writes, so SQLite takes its
+//! write lock at once (waiting on `busy_timeout`) instead of failing on a late
+//! read-to-write upgrade.
 
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
+use super::rows::{
+    all, audit_row, key_row, member_row, one, project_row, signing_key_row, tenant_row, user_row,
+};
 use super::SqliteStore;
 use crate::ids::{KeyId, ProjectId, TenantId, UserId};
 use crate::store::control::{
-    AuditRow, ControlStore, KeyFilter, KeyKindRow, KeyRow, MemberRow, NewAccount, ProjectPatch,
-    ProjectRow, Role, SigningKeyRow, TenantRow, UserRow,
+    AuditRow, ControlStore, KeyFilter, KeyRow, MemberRow, NewAccount, ProjectPatch, ProjectRow,
+    Role, SigningKeyRow, TenantRow, UserRow,
 };
-use crate::store::{StoreError, StoreResult};
+use crate::store::rows::{conflict, stored};
+use crate::store::StoreResult;
 
 const USER_COLUMNS: &str = "u.id, u.email, u.password_hash, u.created_at";
 const PROJECT_COLUMNS: &str = "id, tenant_id, name, public_access, created_at";
 const KEY_COLUMNS: &str = "id, tenant_id, project_id, user_id, kind, name, display_prefix, \
                            created_at, last_used_at, expires_at, revoked_at";
-
-/// Maps a unique-constraint violation to [`StoreError::Conflict`] with `message`; any
-/// other error stays `Unavailable`.
-fn conflict(message: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |error| match error {
-        sqlx::Error::Database(ref db) if db.is_unique_violation() => {
-            StoreError::Conflict(message.to_owned())
-        }
-        other => StoreError::Unavailable(other),
-    }
-}
-
-/// Parses a stored enum name; an unknown one is a decode error (the schema's CHECK
-/// constraints should make it impossible, but a bad row must not panic the server).
-fn stored<T>(column: &str, raw: String, parse: fn(&str) -> Option<T>) -> Result<T, sqlx::Error> {
-    parse(&raw).ok_or_else(|| sqlx::Error::ColumnDecode {
-        index: column.to_owned(),
-        source: format!("unknown stored value {raw:?}").into(),
-    })
-}
-
-fn user_row(row: &SqliteRow) -> Result<UserRow, sqlx::Error> {
-    Ok(UserRow {
-        id: UserId::from_db(row.try_get("id")?),
-        email: row.try_get("email")?,
-        password_hash: row.try_get("password_hash")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn tenant_row(row: &SqliteRow) -> Result<TenantRow, sqlx::Error> {
-    Ok(TenantRow {
-        id: TenantId::from_db(row.try_get("id")?),
-        name: row.try_get("name")?,
-        plan: row.try_get("plan")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn project_row(row: &SqliteRow) -> Result<ProjectRow, sqlx::Error> {
-    Ok(ProjectRow {
-        id: ProjectId::from_db(row.try_get("id")?),
-        tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
-        name: row.try_get("name")?,
-        public_access: row.try_get("public_access")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn key_row(row: &SqliteRow) -> Result<KeyRow, sqlx::Error> {
-    Ok(KeyRow {
-        id: KeyId::from_db(row.try_get("id")?),
-        tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
-        project_id: row
-            .try_get::<Option<String>, _>("project_id")?
-            .map(ProjectId::from_db),
-        user_id: row
-            .try_get::<Option<String>, _>("user_id")?
-            .map(UserId::from_db),
-        kind: stored("kind", row.try_get("kind")?, KeyKindRow::parse)?,
-        name: row.try_get("name")?,
-        display_prefix: row.try_get("display_prefix")?,
-        created_at: row.try_get("created_at")?,
-        last_used_at: row.try_get("last_used_at")?,
-        expires_at: row.try_get("expires_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-    })
-}
-
-fn signing_key_row(row: &SqliteRow) -> Result<SigningKeyRow, sqlx::Error> {
-    Ok(SigningKeyRow {
-        kid: row.try_get("kid")?,
-        secret: row.try_get("secret")?,
-        created_at: row.try_get("created_at")?,
-        retired_at: row.try_get("retired_at")?,
-    })
-}
-
-fn audit_row(row: &SqliteRow) -> Result<AuditRow, sqlx::Error> {
-    Ok(AuditRow {
-        id: row.try_get("id")?,
-        tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
-        project_id: row
-            .try_get::<Option<String>, _>("project_id")?
-            .map(ProjectId::from_db),
-        actor: row.try_get("actor")?,
-        action: row.try_get("action")?,
-        target: row.try_get("target")?,
-        ip: row.try_get("ip")?,
-        details: row.try_get("details")?,
-        at: row.try_get("at")?,
-    })
-}
-
-/// Decodes every row with `decode`.
-fn all<T>(
-    rows: &[SqliteRow],
-    decode: fn(&SqliteRow) -> Result<T, sqlx::Error>,
-) -> StoreResult<Vec<T>> {
-    Ok(rows.iter().map(decode).collect::<Result<_, _>>()?)
-}
-
-/// Decodes the row, if any, with `decode`.
-fn one<T>(
-    row: Option<SqliteRow>,
-    decode: fn(&SqliteRow) -> Result<T, sqlx::Error>,
-) -> StoreResult<Option<T>> {
-    Ok(row.as_ref().map(decode).transpose()?)
-}
 
 #[async_trait]
 impl ControlStore for SqliteStore {
@@ -312,15 +209,7 @@ impl ControlStore for SqliteStore {
         .bind(tenant_id.as_str())
         .fetch_all(&self.pool)
         .await?;
-        all(&rows, |row| {
-            Ok(MemberRow {
-                tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
-                user_id: UserId::from_db(row.try_get("user_id")?),
-                email: row.try_get("email")?,
-                role: stored("role", row.try_get("role")?, Role::parse)?,
-                created_at: row.try_get("created_at")?,
-            })
-        })
+        all(&rows, member_row)
     }
 
     async fn add_member(
@@ -680,7 +569,3 @@ impl ControlStore for SqliteStore {
         all(&rows, audit_row)
     }
 }
-
-#[cfg(test)]
-#[path = "control_tests.rs"]
-mod tests;

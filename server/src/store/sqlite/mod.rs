@@ -22,6 +22,11 @@ use tokio::sync::{Mutex, Notify};
 use super::{migrate, unix_ms, Append, DocStore, RoomId, RoomRow, Seq, StoreResult, StoredDoc};
 
 mod control;
+mod export;
+
+mod rows {
+    crate::store::rows::row_decoders!(sqlx::sqlite::SqliteRow);
+}
 
 /// How long the checkpointer lets appends accumulate in the WAL before copying them
 /// into the database file (one database sync per round, off the commit path).
@@ -49,9 +54,14 @@ impl SqliteStore {
         Self::open(options).await
     }
 
-    /// Opens a `sqlite://` URL and migrates it.
+    /// Opens a `sqlite://` URL (creating the file if missing) and migrates it.
     pub async fn open_url(url: &str) -> StoreResult<Self> {
         Self::open(SqliteConnectOptions::from_str(url)?.create_if_missing(true)).await
+    }
+
+    /// Opens a `sqlite://` URL whose file must exist, and migrates it.
+    pub async fn open_existing_url(url: &str) -> StoreResult<Self> {
+        Self::open(SqliteConnectOptions::from_str(url)?.create_if_missing(false)).await
     }
 
     async fn open(options: SqliteConnectOptions) -> StoreResult<Self> {
@@ -345,132 +355,5 @@ async fn checkpoint_after_appends(pool: SqlitePool, appended: Arc<Notify>) {
             }
             tracing::warn!(%error, "WAL checkpoint failed; will retry after the next append");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    async fn store() -> (tempfile::TempDir, SqliteStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open_dir(dir.path()).await.unwrap();
-        (dir, store)
-    }
-
-    fn append(room_id: RoomId, data: &'static [u8]) -> Append {
-        Append {
-            room_id,
-            data: Bytes::from_static(data),
-        }
-    }
-
-    #[tokio::test]
-    async fn append_load_and_compact_story() {
-        let (dir, store) = store().await;
-        let a = store.load("prj_a", "doc").await.unwrap();
-        let b = store.load("prj_b", "doc").await.unwrap();
-        assert_ne!(a.room_id, b.room_id, "rooms are namespaced by project");
-        assert!(a.snapshot.is_none() && a.updates.is_empty());
-
-        let seqs = store
-            .append(&[
-                append(a.room_id, b"1"),
-                append(b.room_id, b"x"),
-                append(a.room_id, b"2"),
-            ])
-            .await
-            .unwrap();
-        assert_eq!(seqs.len(), 3);
-        assert!(seqs.windows(2).all(|w| w[0] < w[1]));
-
-        let loaded = store.load("prj_a", "doc").await.unwrap();
-        assert_eq!(loaded.room_id, a.room_id);
-        let data: Vec<_> = loaded.updates.iter().map(|(_, d)| d.as_ref()).collect();
-        assert_eq!(data, [b"1".as_ref(), b"2".as_ref()]);
-
-        // Compact the first update only; the second stays in the log.
-        let upto = seqs[0];
-        let folded = store.read_upto(a.room_id, upto).await.unwrap();
-        assert_eq!(folded.updates.len(), 1);
-        assert!(store
-            .replace_snapshot(a.room_id, None, upto, b"S1")
-            .await
-            .unwrap());
-        // A racing compaction that read the old (absent) snapshot loses.
-        assert!(!store
-            .replace_snapshot(a.room_id, None, upto, b"S?")
-            .await
-            .unwrap());
-        let loaded = store.load("prj_a", "doc").await.unwrap();
-        assert_eq!(loaded.snapshot, Some((upto, Bytes::from_static(b"S1"))));
-        assert_eq!(loaded.updates.len(), 1);
-        assert_eq!(loaded.updates[0].1.as_ref(), b"2");
-
-        // Reopening the file (a restart) sees the same.
-        store.close().await;
-        let reopened = SqliteStore::open_dir(dir.path()).await.unwrap();
-        let again = reopened.load("prj_a", "doc").await.unwrap();
-        assert_eq!(again.snapshot, loaded.snapshot);
-        assert_eq!(again.updates, loaded.updates);
-        assert!(reopened
-            .replace_snapshot(a.room_id, Some(upto), seqs[2], b"S2")
-            .await
-            .unwrap());
-        let last = reopened.load("prj_a", "doc").await.unwrap();
-        assert!(last.updates.is_empty());
-        assert_eq!(last.snapshot.unwrap().0, seqs[2]);
-        // The other project's room is untouched.
-        assert_eq!(
-            reopened.load("prj_b", "doc").await.unwrap().updates.len(),
-            1
-        );
-    }
-
-    #[tokio::test]
-    async fn a_large_batch_gets_seqs_in_order() {
-        let (_dir, store) = store().await;
-        let a = store.load("prj", "a").await.unwrap().room_id;
-        let b = store.load("prj", "b").await.unwrap().room_id;
-        // Crosses several INSERT chunk sizes (256 + 64 + 32 + 16 + 8 + 4 + 2 + 1).
-        let batch: Vec<Append> = (0..383u32)
-            .map(|i| Append {
-                room_id: if i % 3 == 0 { b } else { a },
-                data: Bytes::from(i.to_le_bytes().to_vec()),
-            })
-            .collect();
-        let seqs = store.append(&batch).await.unwrap();
-        assert_eq!(seqs.len(), batch.len());
-        assert!(seqs.windows(2).all(|w| w[0] < w[1]));
-        let mut stored: Vec<(Seq, Bytes)> = store.load("prj", "a").await.unwrap().updates;
-        stored.extend(store.load("prj", "b").await.unwrap().updates);
-        stored.sort();
-        // Each seq belongs to the update it was returned for.
-        for ((seq, data), (item, expected)) in stored.iter().zip(batch.iter().zip(&seqs)) {
-            assert_eq!((seq, data), (expected, &item.data));
-        }
-    }
-
-    #[tokio::test]
-    async fn migrations_are_idempotent_and_edits_are_caught() {
-        let (dir, store) = store().await;
-        migrate::run_sqlite(&store.pool, migrate::SQLITE)
-            .await
-            .unwrap();
-        let edited = [migrate::Migration {
-            sql: "CREATE TABLE x (y INTEGER);",
-            ..migrate::SQLITE[0]
-        }];
-        let err = migrate::run_sqlite(&store.pool, &edited).await.unwrap_err();
-        assert!(matches!(
-            err,
-            super::super::StoreError::MigrationChanged { version: 1, .. }
-        ));
-        let err = migrate::run_sqlite(&store.pool, &[]).await.unwrap_err();
-        assert!(matches!(
-            err,
-            super::super::StoreError::SchemaTooNew { found: 1, known: 0 }
-        ));
-        drop(dir);
     }
 }

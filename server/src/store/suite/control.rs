@@ -1,26 +1,18 @@
-//! Story tests of the SQLite `ControlStore`, one per aggregate.
+//! Stories of the `ControlStore`, one per aggregate.
 
 use bytes::Bytes;
 
-use super::*;
+use super::TestStore;
 use crate::control::apikey::{self, KeyKind};
-use crate::store::{Append, DocStore};
+use crate::ids::{KeyId, ProjectId, TenantId, UserId};
+use crate::store::control::{
+    AuditRow, KeyFilter, KeyKindRow, KeyRow, NewAccount, ProjectPatch, ProjectRow, Role,
+    SigningKeyRow, TenantRow, UserRow,
+};
+use crate::store::export::Table;
+use crate::store::{Append, StoreError, StoreResult};
 
-async fn store() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open_dir(dir.path()).await.unwrap();
-    (dir, store)
-}
-
-async fn count(store: &SqliteStore, table: &str) -> i64 {
-    sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))
-        .fetch_one(&store.pool)
-        .await
-        .unwrap()
-        .get(0)
-}
-
-fn account(email: &str, at: i64) -> NewAccount {
+pub(super) fn account(email: &str, at: i64) -> NewAccount {
     let tenant_id = TenantId::generate().unwrap();
     NewAccount {
         user: UserRow {
@@ -39,7 +31,7 @@ fn account(email: &str, at: i64) -> NewAccount {
     }
 }
 
-fn project(tenant_id: &TenantId, name: &str, at: i64) -> ProjectRow {
+pub(super) fn project(tenant_id: &TenantId, name: &str, at: i64) -> ProjectRow {
     ProjectRow {
         id: ProjectId::generate().unwrap(),
         tenant_id: tenant_id.clone(),
@@ -50,7 +42,7 @@ fn project(tenant_id: &TenantId, name: &str, at: i64) -> ProjectRow {
 }
 
 /// A realistic key row and the hash of its (generated, then dropped) plaintext.
-fn key(
+pub(super) fn key(
     tenant_id: &TenantId,
     owner: Result<&ProjectId, &UserId>,
     kind: KeyKindRow,
@@ -82,9 +74,8 @@ fn is_conflict<T: std::fmt::Debug>(result: StoreResult<T>) -> bool {
     matches!(result, Err(StoreError::Conflict(_)))
 }
 
-#[tokio::test]
-async fn account_story() {
-    let (_dir, store) = store().await;
+pub(super) async fn account_story(test: TestStore) {
+    let store = test.control();
     assert_eq!(store.count_users().await.unwrap(), 0);
     let alice = account("alice@example.com", 1_000);
     store.create_account(&alice).await.unwrap();
@@ -115,8 +106,13 @@ async fn account_story() {
     let again = account("alice@example.com", 2_000);
     assert!(is_conflict(store.create_account(&again).await));
     assert_eq!(store.count_users().await.unwrap(), 1);
-    for table in ["users", "tenants", "members", "projects"] {
-        assert_eq!(count(&store, table).await, 1, "{table}");
+    for table in [
+        Table::Users,
+        Table::Tenants,
+        Table::Members,
+        Table::Projects,
+    ] {
+        assert_eq!(test.count(table).await, 1, "{table:?}");
     }
     assert_eq!(store.tenant(&again.tenant.id).await.unwrap(), None);
     assert!(store
@@ -126,9 +122,8 @@ async fn account_story() {
         .is_empty());
 }
 
-#[tokio::test]
-async fn session_story() {
-    let (_dir, store) = store().await;
+pub(super) async fn session_story(test: TestStore) {
+    let store = test.control();
     let alice = account("alice@example.com", 1_000);
     store.create_account(&alice).await.unwrap();
     let (id_hash, other_hash) = ([7u8; 32], [8u8; 32]);
@@ -147,9 +142,8 @@ async fn session_story() {
     assert_eq!(store.session_user(&id_hash, 1_000).await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn member_story() {
-    let (_dir, store) = store().await;
+pub(super) async fn member_story(test: TestStore) {
+    let store = test.control();
     let alice = account("alice@example.com", 1_000);
     let bob = account("bob@example.com", 2_000);
     store.create_account(&alice).await.unwrap();
@@ -226,9 +220,8 @@ async fn member_story() {
     assert_eq!(store.list_members(a).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn project_story() {
-    let (_dir, store) = store().await;
+pub(super) async fn project_story(test: TestStore) {
+    let store = test.control();
     let alice = account("alice@example.com", 1_000);
     let bob = account("bob@example.com", 1_000);
     store.create_account(&alice).await.unwrap();
@@ -302,8 +295,14 @@ async fn project_story() {
     // Keys and rooms (with documents) of the project; a room of another project.
     let (sk, hash) = key(a, Ok(&web.id), KeyKindRow::Secret, 3_000);
     store.insert_key(&sk, &hash).await.unwrap();
-    let room = store.load(web.id.as_str(), "doc").await.unwrap().room_id;
-    let other = store
+    let room = test
+        .docs()
+        .load(web.id.as_str(), "doc")
+        .await
+        .unwrap()
+        .room_id;
+    let other = test
+        .docs()
         .load(alice.project.id.as_str(), "doc")
         .await
         .unwrap()
@@ -312,8 +311,9 @@ async fn project_story() {
         room_id,
         data: Bytes::from_static(b"u"),
     });
-    let seqs = store.append(&batch).await.unwrap();
-    assert!(store
+    let seqs = test.docs().append(&batch).await.unwrap();
+    assert!(test
+        .docs()
         .replace_snapshot(room, None, seqs[0], b"S")
         .await
         .unwrap());
@@ -324,20 +324,26 @@ async fn project_story() {
     assert_eq!(store.project(a, &web.id).await.unwrap(), None);
     assert_eq!(store.key(a, &sk.id).await.unwrap(), None);
     assert_eq!(store.key_by_hash(&hash).await.unwrap(), None);
-    assert_eq!(store.find_room(web.id.as_str(), "doc").await.unwrap(), None);
-    assert_eq!(count(&store, "room_snapshots").await, 0);
+    assert_eq!(
+        test.docs().find_room(web.id.as_str(), "doc").await.unwrap(),
+        None
+    );
+    assert_eq!(test.count(Table::RoomSnapshots).await, 0);
     // Only the other project's room and update are left.
-    assert_eq!(count(&store, "rooms").await, 1);
-    assert_eq!(count(&store, "room_updates").await, 1);
-    let kept = store.load(alice.project.id.as_str(), "doc").await.unwrap();
+    assert_eq!(test.count(Table::Rooms).await, 1);
+    assert_eq!(test.count(Table::RoomUpdates).await, 1);
+    let kept = test
+        .docs()
+        .load(alice.project.id.as_str(), "doc")
+        .await
+        .unwrap();
     assert_eq!((kept.room_id, kept.updates.len()), (other, 1));
     assert!(!store.delete_project(a, &web.id).await.unwrap());
     assert_eq!(store.list_projects(b).await.unwrap().len(), 2);
 }
 
-#[tokio::test]
-async fn key_story() {
-    let (_dir, store) = store().await;
+pub(super) async fn key_story(test: TestStore) {
+    let store = test.control();
     let alice = account("alice@example.com", 1_000);
     let bob = account("bob@example.com", 1_000);
     store.create_account(&alice).await.unwrap();
@@ -427,9 +433,8 @@ async fn key_story() {
     assert!(touched.is_active(i64::MAX));
 }
 
-#[tokio::test]
-async fn api_keys_table_never_holds_the_plaintext() {
-    let (_dir, store) = store().await;
+pub(super) async fn api_keys_table_never_holds_the_plaintext(test: TestStore) {
+    let store = test.control();
     let alice = account("alice@example.com", 1_000);
     store.create_account(&alice).await.unwrap();
     let (plaintext, hash) = apikey::generate(KeyKind::Secret).unwrap();
@@ -452,29 +457,20 @@ async fn api_keys_table_never_holds_the_plaintext() {
     // Everything after the displayed prefix: stricter than the whole key (which
     // contains it), and the display prefix column legitimately holds the start.
     let hidden = &key[apikey::DISPLAY_PREFIX_LEN..];
-    let rows = sqlx::query("SELECT * FROM api_keys")
-        .fetch_all(&store.pool)
-        .await
-        .unwrap();
+    let rows = test.raw_rows(Table::ApiKeys).await;
     assert_eq!(rows.len(), 1);
-    for (index, column) in rows[0].columns().iter().enumerate() {
-        use sqlx::Column;
-        // Every SQLite value reads as bytes (text as UTF-8, numbers as their text).
-        let value: Option<Vec<u8>> = rows[0].try_get_unchecked(index).unwrap();
-        let value = value.unwrap_or_default();
-        assert!(
-            !value.windows(hidden.len()).any(|w| w == hidden),
-            "column {} holds the secret part of the key",
-            column.name()
-        );
-    }
-    let stored: Vec<u8> = rows[0].get("hash");
-    assert_eq!(stored, hash.as_bytes());
+    assert!(
+        !rows[0].windows(hidden.len()).any(|w| w == hidden),
+        "the api_keys row holds the secret part of the key"
+    );
+    // The sanity check of the check: the row does hold the display prefix.
+    let shown = row.display_prefix.as_bytes();
+    assert!(rows[0].windows(shown.len()).any(|w| w == shown));
+    assert_eq!(store.key_by_hash(hash.as_bytes()).await.unwrap(), Some(row));
 }
 
-#[tokio::test]
-async fn signing_key_story() {
-    let (_dir, store) = store().await;
+pub(super) async fn signing_key_story(test: TestStore) {
+    let store = test.control();
     let signing = |kid: &str, at| SigningKeyRow {
         kid: kid.to_owned(),
         secret: vec![at as u8; 32],
@@ -503,9 +499,8 @@ async fn signing_key_story() {
     assert_eq!(retired, expected.map(|(kid, at)| (kid.to_owned(), at)));
 }
 
-#[tokio::test]
-async fn audit_story() {
-    let (_dir, store) = store().await;
+pub(super) async fn audit_story(test: TestStore) {
+    let store = test.control();
     let (a, b) = (TenantId::generate().unwrap(), TenantId::generate().unwrap());
     let event = |tenant: &TenantId, n: i64| AuditRow {
         id: 0,
@@ -562,15 +557,4 @@ async fn audit_story() {
     let other = store.list_audit(&b, None, 100).await.unwrap();
     assert_eq!(other.len(), 5);
     assert!(other.iter().all(|e| e.tenant_id == b));
-}
-
-#[test]
-fn unknown_stored_names_are_errors_not_panics() {
-    assert_eq!(
-        stored("role", "owner".to_owned(), Role::parse).unwrap(),
-        Role::Owner
-    );
-    let err = stored("kind", "root".to_owned(), KeyKindRow::parse).unwrap_err();
-    assert!(matches!(err, sqlx::Error::ColumnDecode { ref index, .. } if index == "kind"));
-    assert!(matches!(StoreError::from(err), StoreError::Unavailable(_)));
 }

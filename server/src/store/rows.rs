@@ -1,0 +1,167 @@
+//! Row mapping shared by the backends: unique violations to [`StoreError::Conflict`],
+//! stored enum names parsed without panicking, and the decoders from a database row to
+//! the store's row types. The decoders are generated per backend by [`row_decoders!`]:
+//! the code is the same, only the row type differs, and both schemas use types that
+//! decode to the same Rust types (`BIGINT`/`INTEGER` → `i64`, `BYTEA`/`BLOB` → bytes,
+//! `BOOLEAN`/`INTEGER 0|1` → `bool`).
+
+use super::StoreError;
+
+/// Maps a unique-constraint violation to [`StoreError::Conflict`] with `message`; any
+/// other error stays `Unavailable`.
+pub(crate) fn conflict(message: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |error| match error {
+        sqlx::Error::Database(ref db) if db.is_unique_violation() => {
+            StoreError::Conflict(message.to_owned())
+        }
+        other => StoreError::Unavailable(other),
+    }
+}
+
+/// Parses a stored enum name; an unknown one is a decode error (the schema's CHECK
+/// constraints should make it impossible, but a bad row must not panic the server).
+pub(crate) fn stored<T>(
+    column: &str,
+    raw: String,
+    parse: fn(&str) -> Option<T>,
+) -> Result<T, sqlx::Error> {
+    parse(&raw).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: format!("unknown stored value {raw:?}").into(),
+    })
+}
+
+/// Defines, in the module it is invoked in, for the row type `$row`, one `pub(super)`
+/// decoder per control-plane row type (`user_row`, `tenant_row`, `member_row`,
+/// `project_row`, `key_row`, `signing_key_row`, `audit_row`) plus `all` and `one`, which
+/// apply a decoder to many rows or to an optional one. Each backend invokes it in its own
+/// `rows` module.
+macro_rules! row_decoders {
+    ($row:ty) => {
+        use sqlx::Row as _;
+        use $crate::ids::{KeyId, ProjectId, TenantId, UserId};
+        use $crate::store::control::{
+            AuditRow, KeyKindRow, KeyRow, MemberRow, ProjectRow, Role, SigningKeyRow, TenantRow,
+            UserRow,
+        };
+        use $crate::store::rows::stored;
+
+        pub(super) fn user_row(row: &$row) -> Result<UserRow, sqlx::Error> {
+            Ok(UserRow {
+                id: UserId::from_db(row.try_get("id")?),
+                email: row.try_get("email")?,
+                password_hash: row.try_get("password_hash")?,
+                created_at: row.try_get("created_at")?,
+            })
+        }
+
+        pub(super) fn tenant_row(row: &$row) -> Result<TenantRow, sqlx::Error> {
+            Ok(TenantRow {
+                id: TenantId::from_db(row.try_get("id")?),
+                name: row.try_get("name")?,
+                plan: row.try_get("plan")?,
+                created_at: row.try_get("created_at")?,
+            })
+        }
+
+        pub(super) fn member_row(row: &$row) -> Result<MemberRow, sqlx::Error> {
+            Ok(MemberRow {
+                tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
+                user_id: UserId::from_db(row.try_get("user_id")?),
+                email: row.try_get("email")?,
+                role: stored("role", row.try_get("role")?, Role::parse)?,
+                created_at: row.try_get("created_at")?,
+            })
+        }
+
+        pub(super) fn project_row(row: &$row) -> Result<ProjectRow, sqlx::Error> {
+            Ok(ProjectRow {
+                id: ProjectId::from_db(row.try_get("id")?),
+                tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
+                name: row.try_get("name")?,
+                public_access: row.try_get("public_access")?,
+                created_at: row.try_get("created_at")?,
+            })
+        }
+
+        pub(super) fn key_row(row: &$row) -> Result<KeyRow, sqlx::Error> {
+            Ok(KeyRow {
+                id: KeyId::from_db(row.try_get("id")?),
+                tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
+                project_id: row
+                    .try_get::<Option<String>, _>("project_id")?
+                    .map(ProjectId::from_db),
+                user_id: row
+                    .try_get::<Option<String>, _>("user_id")?
+                    .map(UserId::from_db),
+                kind: stored("kind", row.try_get("kind")?, KeyKindRow::parse)?,
+                name: row.try_get("name")?,
+                display_prefix: row.try_get("display_prefix")?,
+                created_at: row.try_get("created_at")?,
+                last_used_at: row.try_get("last_used_at")?,
+                expires_at: row.try_get("expires_at")?,
+                revoked_at: row.try_get("revoked_at")?,
+            })
+        }
+
+        pub(super) fn signing_key_row(row: &$row) -> Result<SigningKeyRow, sqlx::Error> {
+            Ok(SigningKeyRow {
+                kid: row.try_get("kid")?,
+                secret: row.try_get("secret")?,
+                created_at: row.try_get("created_at")?,
+                retired_at: row.try_get("retired_at")?,
+            })
+        }
+
+        pub(super) fn audit_row(row: &$row) -> Result<AuditRow, sqlx::Error> {
+            Ok(AuditRow {
+                id: row.try_get("id")?,
+                tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
+                project_id: row
+                    .try_get::<Option<String>, _>("project_id")?
+                    .map(ProjectId::from_db),
+                actor: row.try_get("actor")?,
+                action: row.try_get("action")?,
+                target: row.try_get("target")?,
+                ip: row.try_get("ip")?,
+                details: row.try_get("details")?,
+                at: row.try_get("at")?,
+            })
+        }
+
+        /// Decodes every row with `decode`.
+        pub(super) fn all<T>(
+            rows: &[$row],
+            decode: fn(&$row) -> Result<T, sqlx::Error>,
+        ) -> $crate::store::StoreResult<Vec<T>> {
+            Ok(rows.iter().map(decode).collect::<Result<_, _>>()?)
+        }
+
+        /// Decodes the row, if any, with `decode`.
+        pub(super) fn one<T>(
+            row: Option<$row>,
+            decode: fn(&$row) -> Result<T, sqlx::Error>,
+        ) -> $crate::store::StoreResult<Option<T>> {
+            Ok(row.as_ref().map(decode).transpose()?)
+        }
+    };
+}
+
+pub(crate) use row_decoders;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::control::{KeyKindRow, Role};
+
+    #[test]
+    fn unknown_stored_names_are_errors_not_panics() {
+        assert_eq!(
+            stored("role", "owner".to_owned(), Role::parse).unwrap(),
+            Role::Owner
+        );
+        let err = stored("kind", "root".to_owned(), KeyKindRow::parse).unwrap_err();
+        assert!(matches!(err, sqlx::Error::ColumnDecode { ref index, .. } if index == "kind"));
+        assert!(matches!(StoreError::from(err), StoreError::Unavailable(_)));
+    }
+}

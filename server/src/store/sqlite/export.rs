@@ -1,0 +1,341 @@
+//! [`Export`] on SQLite: a deferred read transaction (one WAL snapshot) for exports, a
+//! `BEGIN IMMEDIATE` write transaction for imports.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::rows::{
+    all, audit_row, key_row, member_row, project_row, signing_key_row, tenant_row, user_row,
+};
+use super::SqliteStore;
+use crate::ids::{ProjectId, UserId};
+use crate::store::export::{
+    ControlRows, Export, ExportTx, ImportTx, RoomContents, RoomEntry, SessionRow, SnapshotRow,
+    StoredKey, Table,
+};
+use crate::store::{RoomId, StoreResult};
+
+const KEY_COLUMNS: &str = "id, tenant_id, project_id, user_id, kind, name, display_prefix, \
+                           created_at, last_used_at, expires_at, revoked_at, hash";
+
+/// An export or import transaction.
+struct SqliteTx(Transaction<'static, Sqlite>);
+
+#[async_trait]
+impl Export for SqliteStore {
+    async fn export(&self) -> StoreResult<Box<dyn ExportTx>> {
+        Ok(Box::new(SqliteTx(self.pool.begin().await?)))
+    }
+
+    async fn import(&self) -> StoreResult<Box<dyn ImportTx>> {
+        // IMMEDIATE: take the write lock now, not on the first insert after the
+        // emptiness check has read.
+        Ok(Box::new(SqliteTx(
+            self.pool.begin_with("BEGIN IMMEDIATE").await?,
+        )))
+    }
+}
+
+impl SqliteTx {
+    async fn count(&mut self, table: Table) -> StoreResult<i64> {
+        let sql = format!("SELECT COUNT(*) FROM {}", table.name());
+        Ok(sqlx::query(&sql)
+            .fetch_one(&mut *self.0)
+            .await?
+            .try_get(0)?)
+    }
+
+    async fn fetch(&mut self, sql: &str) -> StoreResult<Vec<SqliteRow>> {
+        Ok(sqlx::query(sql).fetch_all(&mut *self.0).await?)
+    }
+}
+
+#[async_trait]
+impl ExportTx for SqliteTx {
+    async fn count(&mut self, table: Table) -> StoreResult<i64> {
+        SqliteTx::count(self, table).await
+    }
+
+    async fn control(&mut self) -> StoreResult<ControlRows> {
+        let users = self
+            .fetch("SELECT id, email, password_hash, created_at FROM users ORDER BY id")
+            .await?;
+        let sessions = self
+            .fetch("SELECT id_hash, user_id, created_at, expires_at FROM sessions ORDER BY id_hash")
+            .await?;
+        let tenants = self
+            .fetch("SELECT id, name, plan, created_at FROM tenants ORDER BY id")
+            .await?;
+        let members = self
+            .fetch(
+                "SELECT m.tenant_id, m.user_id, u.email, m.role, m.created_at
+                 FROM members m JOIN users u ON u.id = m.user_id
+                 ORDER BY m.tenant_id, m.user_id",
+            )
+            .await?;
+        let projects = self
+            .fetch(
+                "SELECT id, tenant_id, name, public_access, created_at FROM projects ORDER BY id",
+            )
+            .await?;
+        let keys = self
+            .fetch(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY id"))
+            .await?;
+        let signing_keys = self
+            .fetch("SELECT kid, secret, created_at, retired_at FROM signing_keys ORDER BY kid")
+            .await?;
+        let audit = self
+            .fetch(
+                "SELECT id, tenant_id, project_id, actor, action, target, ip, details, at
+                 FROM audit_log ORDER BY id",
+            )
+            .await?;
+        Ok(ControlRows {
+            users: all(&users, user_row)?,
+            sessions: all(&sessions, session_row)?,
+            tenants: all(&tenants, tenant_row)?,
+            members: all(&members, member_row)?,
+            projects: all(&projects, project_row)?,
+            keys: all(&keys, stored_key)?,
+            signing_keys: all(&signing_keys, signing_key_row)?,
+            audit: all(&audit, audit_row)?,
+        })
+    }
+
+    async fn rooms(&mut self) -> StoreResult<Vec<RoomEntry>> {
+        let rows = self
+            .fetch("SELECT id, project_id, name, created_at FROM rooms ORDER BY id")
+            .await?;
+        all(&rows, |row| {
+            Ok(RoomEntry {
+                id: row.try_get("id")?,
+                project_id: row.try_get("project_id")?,
+                name: row.try_get("name")?,
+                created_at: row.try_get("created_at")?,
+            })
+        })
+    }
+
+    async fn room(&mut self, room_id: RoomId) -> StoreResult<RoomContents> {
+        let snapshot =
+            sqlx::query("SELECT upto_seq, data, updated_at FROM room_snapshots WHERE room_id = ?")
+                .bind(room_id)
+                .fetch_optional(&mut *self.0)
+                .await?
+                .map(|row| -> Result<_, sqlx::Error> {
+                    Ok(SnapshotRow {
+                        upto_seq: row.try_get("upto_seq")?,
+                        data: Bytes::from(row.try_get::<Vec<u8>, _>("data")?),
+                        updated_at: row.try_get("updated_at")?,
+                    })
+                })
+                .transpose()?;
+        let updates =
+            sqlx::query("SELECT seq, data FROM room_updates WHERE room_id = ? ORDER BY seq")
+                .bind(room_id)
+                .fetch_all(&mut *self.0)
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok((
+                        row.try_get("seq")?,
+                        Bytes::from(row.try_get::<Vec<u8>, _>("data")?),
+                    ))
+                })
+                .collect::<Result<_, sqlx::Error>>()?;
+        Ok(RoomContents { snapshot, updates })
+    }
+}
+
+fn session_row(row: &SqliteRow) -> Result<SessionRow, sqlx::Error> {
+    Ok(SessionRow {
+        id_hash: row.try_get("id_hash")?,
+        user_id: UserId::from_db(row.try_get("user_id")?),
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+    })
+}
+
+fn stored_key(row: &SqliteRow) -> Result<StoredKey, sqlx::Error> {
+    Ok(StoredKey {
+        key: key_row(row)?,
+        hash: row.try_get("hash")?,
+    })
+}
+
+#[async_trait]
+impl ImportTx for SqliteTx {
+    async fn count(&mut self, table: Table) -> StoreResult<i64> {
+        SqliteTx::count(self, table).await
+    }
+
+    async fn control(&mut self, rows: &ControlRows) -> StoreResult<()> {
+        let tx = &mut *self.0;
+        for user in &rows.users {
+            sqlx::query(
+                "INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(user.id.as_str())
+            .bind(&user.email)
+            .bind(&user.password_hash)
+            .bind(user.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for session in &rows.sessions {
+            sqlx::query(
+                "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(session.id_hash.as_slice())
+            .bind(session.user_id.as_str())
+            .bind(session.created_at)
+            .bind(session.expires_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for tenant in &rows.tenants {
+            sqlx::query("INSERT INTO tenants (id, name, plan, created_at) VALUES (?, ?, ?, ?)")
+                .bind(tenant.id.as_str())
+                .bind(&tenant.name)
+                .bind(&tenant.plan)
+                .bind(tenant.created_at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for member in &rows.members {
+            sqlx::query(
+                "INSERT INTO members (tenant_id, user_id, role, created_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(member.tenant_id.as_str())
+            .bind(member.user_id.as_str())
+            .bind(member.role.as_str())
+            .bind(member.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for project in &rows.projects {
+            sqlx::query(
+                "INSERT INTO projects (id, tenant_id, name, public_access, created_at)
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(project.id.as_str())
+            .bind(project.tenant_id.as_str())
+            .bind(&project.name)
+            .bind(project.public_access)
+            .bind(project.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for StoredKey { key, hash } in &rows.keys {
+            sqlx::query(&format!(
+                "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ))
+            .bind(key.id.as_str())
+            .bind(key.tenant_id.as_str())
+            .bind(key.project_id.as_ref().map(ProjectId::as_str))
+            .bind(key.user_id.as_ref().map(UserId::as_str))
+            .bind(key.kind.as_str())
+            .bind(&key.name)
+            .bind(&key.display_prefix)
+            .bind(key.created_at)
+            .bind(key.last_used_at)
+            .bind(key.expires_at)
+            .bind(key.revoked_at)
+            .bind(hash.as_slice())
+            .execute(&mut *tx)
+            .await?;
+        }
+        for key in &rows.signing_keys {
+            sqlx::query(
+                "INSERT INTO signing_keys (kid, secret, created_at, retired_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(&key.kid)
+            .bind(key.secret.as_slice())
+            .bind(key.created_at)
+            .bind(key.retired_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for event in &rows.audit {
+            sqlx::query(
+                "INSERT INTO audit_log (id, tenant_id, project_id, actor, action, target, ip, details, at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(event.id)
+            .bind(event.tenant_id.as_str())
+            .bind(event.project_id.as_ref().map(ProjectId::as_str))
+            .bind(&event.actor)
+            .bind(&event.action)
+            .bind(event.target.as_deref())
+            .bind(event.ip.as_deref())
+            .bind(&event.details)
+            .bind(event.at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn room(&mut self, room: &RoomEntry, contents: &RoomContents) -> StoreResult<()> {
+        let tx = &mut *self.0;
+        sqlx::query("INSERT INTO rooms (id, project_id, name, created_at) VALUES (?, ?, ?, ?)")
+            .bind(room.id)
+            .bind(&room.project_id)
+            .bind(&room.name)
+            .bind(room.created_at)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(snapshot) = &contents.snapshot {
+            sqlx::query(
+                "INSERT INTO room_snapshots (room_id, upto_seq, data, updated_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(room.id)
+            .bind(snapshot.upto_seq)
+            .bind(snapshot.data.as_ref())
+            .bind(snapshot.updated_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (seq, data) in &contents.updates {
+            sqlx::query("INSERT INTO room_updates (seq, room_id, data) VALUES (?, ?, ?)")
+                .bind(seq)
+                .bind(room.id)
+                .bind(data.as_ref())
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        let mut tx = self.0;
+        // Explicit ids already moved `sqlite_sequence` past every inserted seq and audit
+        // id (and rooms, without AUTOINCREMENT, continue after the largest id). What is
+        // left is a snapshot covering seqs whose rows were compacted away: the counter
+        // must pass its `upto_seq` too, or new updates would sort before it and never
+        // be loaded.
+        let high: i64 = sqlx::query(
+            "SELECT MAX(COALESCE((SELECT MAX(seq) FROM room_updates), 0),
+                        COALESCE((SELECT MAX(upto_seq) FROM room_snapshots), 0))",
+        )
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        let raised =
+            sqlx::query("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'room_updates'")
+                .bind(high)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if raised == 0 && high > 0 {
+            sqlx::query("INSERT INTO sqlite_sequence (name, seq) VALUES ('room_updates', ?)")
+                .bind(high)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

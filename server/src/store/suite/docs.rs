@@ -1,0 +1,236 @@
+//! Stories of the `DocStore`: the update log, snapshots and compaction, room lookup and
+//! listing.
+
+use bytes::Bytes;
+
+use super::TestStore;
+use crate::store::{Append, RoomId, Seq};
+
+fn append(room_id: RoomId, data: &'static [u8]) -> Append {
+    Append {
+        room_id,
+        data: Bytes::from_static(data),
+    }
+}
+
+pub(super) async fn append_load_and_compact_story(store: TestStore) {
+    let docs = store.docs();
+    let a = docs.load("prj_a", "doc").await.unwrap();
+    let b = docs.load("prj_b", "doc").await.unwrap();
+    assert_ne!(a.room_id, b.room_id, "rooms are namespaced by project");
+    assert!(a.snapshot.is_none() && a.updates.is_empty());
+    assert!(docs.append(&[]).await.unwrap().is_empty());
+
+    let seqs = docs
+        .append(&[
+            append(a.room_id, b"1"),
+            append(b.room_id, b"x"),
+            append(a.room_id, b"2"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(seqs.len(), 3);
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+
+    let loaded = docs.load("prj_a", "doc").await.unwrap();
+    assert_eq!(loaded.room_id, a.room_id);
+    let data: Vec<_> = loaded.updates.iter().map(|(_, d)| d.as_ref()).collect();
+    assert_eq!(data, [b"1".as_ref(), b"2".as_ref()]);
+    assert_eq!(loaded.updates[0].0, seqs[0]);
+
+    // Compact the first update only; the second stays in the log.
+    let upto = seqs[0];
+    let folded = docs.read_upto(a.room_id, upto).await.unwrap();
+    assert_eq!(folded.updates.len(), 1);
+    assert!(docs
+        .replace_snapshot(a.room_id, None, upto, b"S1")
+        .await
+        .unwrap());
+    // A racing compaction that read the old (absent) snapshot loses.
+    assert!(!docs
+        .replace_snapshot(a.room_id, None, upto, b"S?")
+        .await
+        .unwrap());
+    let loaded = docs.load("prj_a", "doc").await.unwrap();
+    assert_eq!(loaded.snapshot, Some((upto, Bytes::from_static(b"S1"))));
+    assert_eq!(loaded.updates.len(), 1);
+    assert_eq!(loaded.updates[0].1.as_ref(), b"2");
+    // read_upto stops at `upto` and starts after the snapshot.
+    let folded = docs.read_upto(a.room_id, seqs[2]).await.unwrap();
+    assert_eq!(folded.snapshot, loaded.snapshot);
+    assert_eq!(folded.updates, loaded.updates);
+    assert!(docs
+        .read_upto(a.room_id, seqs[1])
+        .await
+        .unwrap()
+        .updates
+        .is_empty());
+
+    // Reopening (a restart) sees the same.
+    let store = store.reopen().await;
+    let docs = store.docs();
+    let again = docs.load("prj_a", "doc").await.unwrap();
+    assert_eq!(again.room_id, a.room_id);
+    assert_eq!(again.snapshot, loaded.snapshot);
+    assert_eq!(again.updates, loaded.updates);
+    // A compaction that read a stale snapshot loses; the right one wins.
+    assert!(!docs
+        .replace_snapshot(a.room_id, Some(upto - 1), seqs[2], b"S?")
+        .await
+        .unwrap());
+    assert!(docs
+        .replace_snapshot(a.room_id, Some(upto), seqs[2], b"S2")
+        .await
+        .unwrap());
+    let last = docs.load("prj_a", "doc").await.unwrap();
+    assert!(last.updates.is_empty());
+    assert_eq!(last.snapshot.unwrap().0, seqs[2]);
+    // The other project's room is untouched.
+    assert_eq!(docs.load("prj_b", "doc").await.unwrap().updates.len(), 1);
+
+    // After a restart, new updates still come after everything compacted.
+    let store = store.reopen().await;
+    let next = store
+        .docs()
+        .append(&[append(a.room_id, b"3")])
+        .await
+        .unwrap();
+    assert!(next[0] > seqs[2]);
+    let loaded = store.docs().load("prj_a", "doc").await.unwrap();
+    assert_eq!(loaded.updates, [(next[0], Bytes::from_static(b"3"))]);
+    store.stores.close().await;
+}
+
+pub(super) async fn a_large_batch_gets_seqs_in_order(store: TestStore) {
+    let docs = store.docs();
+    let a = docs.load("prj", "a").await.unwrap().room_id;
+    let b = docs.load("prj", "b").await.unwrap().room_id;
+    // On SQLite this crosses several INSERT chunk sizes (256 + 64 + 32 + 16 + 8 + 4 + 2 + 1).
+    let batch: Vec<Append> = (0..383u32)
+        .map(|i| Append {
+            room_id: if i % 3 == 0 { b } else { a },
+            data: Bytes::from(i.to_le_bytes().to_vec()),
+        })
+        .collect();
+    let seqs = docs.append(&batch).await.unwrap();
+    assert_eq!(seqs.len(), batch.len());
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+    let mut stored: Vec<(Seq, Bytes)> = docs.load("prj", "a").await.unwrap().updates;
+    stored.extend(docs.load("prj", "b").await.unwrap().updates);
+    stored.sort();
+    // Each seq belongs to the update it was returned for.
+    for ((seq, data), (item, expected)) in stored.iter().zip(batch.iter().zip(&seqs)) {
+        assert_eq!((seq, data), (expected, &item.data));
+    }
+    // A batch naming a room that does not exist writes nothing at all.
+    let bad = [append(a, b"ok"), append(RoomId::MAX, b"no such room")];
+    assert!(docs.append(&bad).await.is_err());
+    assert_eq!(docs.load("prj", "a").await.unwrap().updates.len(), 255);
+    store.stores.close().await;
+}
+
+pub(super) async fn room_listing_story(store: TestStore) {
+    let docs = store.docs();
+    // Names with LIKE wildcards, a backslash, uppercase, non-ASCII and slashes: the
+    // prefix match is exact and the order bytewise on every backend.
+    let names = [
+        "a%b", "a_b", "a\\b", "aXb", "ab", "abc", "B", "b/1", "b/2", "b/10", "é", "z",
+    ];
+    let mut ids = Vec::new();
+    for name in names {
+        ids.push(docs.load("prj", name).await.unwrap().room_id);
+    }
+    docs.load("prj_other", "ab").await.unwrap();
+    let listed = |prefix: Option<&'static str>, after: Option<&'static str>, limit| async move {
+        docs.list_rooms("prj", prefix, after, limit)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.name)
+            .collect::<Vec<_>>()
+    };
+    let mut sorted = names.map(str::to_owned).to_vec();
+    sorted.sort(); // Rust's str order is bytewise too.
+    assert_eq!(listed(None, None, 100).await, sorted);
+    assert_eq!(listed(Some("a%"), None, 100).await, ["a%b"]);
+    assert_eq!(listed(Some("a_"), None, 100).await, ["a_b"]);
+    assert_eq!(listed(Some("a\\"), None, 100).await, ["a\\b"]);
+    assert_eq!(listed(Some("ab"), None, 100).await, ["ab", "abc"]);
+    assert_eq!(listed(Some("b/"), None, 100).await, ["b/1", "b/10", "b/2"]);
+    assert_eq!(listed(Some("é"), None, 100).await, ["é"]);
+    assert!(listed(Some("x"), None, 100).await.is_empty());
+    // Paging with a cursor, with and without a prefix.
+    assert_eq!(listed(None, None, 2).await, sorted[..2]);
+    assert_eq!(listed(None, Some("ab"), 3).await, ["abc", "b/1", "b/10"]);
+    assert_eq!(listed(Some("b/"), Some("b/1"), 1).await, ["b/10"]);
+    let rows = docs.list_rooms("prj", Some("z"), None, 10).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].id, ids[names.len() - 1]);
+    assert!(rows[0].created_at > 0);
+
+    // Lookup never creates; deleting erases the room with its document.
+    assert_eq!(docs.find_room("prj", "ab").await.unwrap(), Some(ids[4]));
+    assert_eq!(docs.find_room("prj", "nope").await.unwrap(), None);
+    assert_eq!(docs.find_room("prj_none", "ab").await.unwrap(), None);
+    let seqs = docs
+        .append(&[append(ids[4], b"1"), append(ids[4], b"2")])
+        .await
+        .unwrap();
+    assert!(docs
+        .replace_snapshot(ids[4], None, seqs[0], b"S")
+        .await
+        .unwrap());
+    docs.delete_room(ids[4]).await.unwrap();
+    assert_eq!(docs.find_room("prj", "ab").await.unwrap(), None);
+    assert!(docs.find_room("prj_other", "ab").await.unwrap().is_some());
+    use crate::store::export::Table;
+    assert_eq!(store.count(Table::RoomSnapshots).await, 0);
+    assert_eq!(store.count(Table::RoomUpdates).await, 0);
+    // Loading it again starts a new, empty room.
+    let fresh = docs.load("prj", "ab").await.unwrap();
+    assert_ne!(fresh.room_id, ids[4]);
+    assert!(fresh.snapshot.is_none() && fresh.updates.is_empty());
+    docs.ping().await.unwrap();
+    store.stores.close().await;
+}
+
+pub(super) async fn concurrent_first_loads_find_one_room(store: TestStore) {
+    let docs = store.stores.docs.clone();
+    let loads = (0..8).map(|_| {
+        let docs = docs.clone();
+        tokio::spawn(async move { docs.load("prj", "new-room").await.unwrap().room_id })
+    });
+    let mut ids = Vec::new();
+    for load in loads {
+        ids.push(load.await.unwrap());
+    }
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
+    use crate::store::export::Table;
+    assert_eq!(store.count(Table::Rooms).await, 1);
+    store.stores.close().await;
+}
+
+pub(super) async fn racing_compactions_story(store: TestStore) {
+    let docs = store.stores.docs.clone();
+    let room = docs.load("prj", "doc").await.unwrap().room_id;
+    let seqs = docs
+        .append(&[append(room, b"1"), append(room, b"2")])
+        .await
+        .unwrap();
+    // Many compactions that all read "no snapshot": exactly one wins.
+    let racers = (0..8).map(|i| {
+        let docs = docs.clone();
+        let upto = seqs[i % 2];
+        tokio::spawn(async move { docs.replace_snapshot(room, None, upto, b"S").await.unwrap() })
+    });
+    let mut won = 0;
+    for racer in racers {
+        won += usize::from(racer.await.unwrap());
+    }
+    assert_eq!(won, 1);
+    let loaded = docs.load("prj", "doc").await.unwrap();
+    let upto = loaded.snapshot.as_ref().unwrap().0;
+    assert!(loaded.updates.iter().all(|(seq, _)| *seq > upto));
+    assert_eq!(loaded.updates.len(), usize::from(upto == seqs[0]));
+    store.stores.close().await;
+}
