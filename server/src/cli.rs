@@ -17,8 +17,26 @@ use crate::store::{DatabaseUrl, Stores};
 #[derive(Debug, Parser)]
 #[command(name = "tandem", version, about, long_about)]
 pub struct Cli {
+    /// Log format on stderr: `text` for people, `json` (one object a line) for log
+    /// collectors
+    #[arg(
+        long,
+        global = true,
+        env = "TANDEM_LOG_FORMAT",
+        value_name = "FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+
     #[command(subcommand)]
     command: Command,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,7 +89,7 @@ enum StoreCommand {
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(cli.log_format);
     match cli.command {
         Command::Serve(options) => serve(*options),
         Command::Openapi => {
@@ -148,13 +166,16 @@ async fn copy_store(from: DatabaseUrl, to: DatabaseUrl, sessions: bool) -> anyho
     Ok(())
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().with_current_span(true).init(),
+    }
 }
 
 fn serve(options: ServeOptions) -> ExitCode {

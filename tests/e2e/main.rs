@@ -14,6 +14,7 @@ mod durability;
 mod harness;
 mod interop;
 mod lifecycle;
+mod metrics;
 mod limits;
 mod openapi_check;
 mod sdk;

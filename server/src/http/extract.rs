@@ -101,14 +101,38 @@ pub(crate) fn session_cookie(parts: &Parts) -> Option<&str> {
         .map(|(_, value)| value)
 }
 
-/// Counts the request against the key's per-minute quota; the state goes to the
-/// response's `RateLimit` fields.
-fn charge(parts: &Parts, state: &AppState, key: &str, per_minute: u32) -> Result<(), ApiError> {
-    let rate = state.key_limits.check(key, per_minute)?;
+/// Counts the request of `key` against `per_minute` under `policy`; the state goes to
+/// the response's `RateLimit` fields.
+fn charge(
+    parts: &Parts,
+    state: &AppState,
+    key: &str,
+    per_minute: u32,
+    policy: &'static str,
+) -> Result<(), ApiError> {
+    let rate = state.key_limits.check_policy(key, per_minute, policy)?;
     if let Some(slot) = parts.extensions.get::<super::limits::RateSlot>() {
         slot.set(rate);
     }
     Ok(())
+}
+
+/// Authenticates the bearer project key (a publishable one only if allowed) and charges
+/// the request to the key's quota.
+async fn project_key(
+    parts: &Parts,
+    state: &AppState,
+    allow_publishable: bool,
+    missing: &'static str,
+) -> Result<ProjectAuth, ApiError> {
+    let key = bearer(parts).ok_or(ControlError::Unauthenticated(missing))?;
+    let auth = state
+        .control
+        .authenticate_project_key(key, allow_publishable)
+        .await?;
+    let quota = auth.limits.rest_requests_per_minute;
+    charge(parts, state, auth.key_id.as_str(), quota, "per-key")?;
+    Ok(auth)
 }
 
 /// A request made with a project's secret key (`Authorization: Bearer sk_…`).
@@ -119,17 +143,8 @@ impl FromRequestParts<AppState> for SecretKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let key = bearer(parts).ok_or(ControlError::Unauthenticated(
-            "send the project's secret key as Authorization: Bearer sk_…",
-        ))?;
-        let auth = state.control.authenticate_project_key(key, false).await?;
-        charge(
-            parts,
-            state,
-            auth.key_id.as_str(),
-            auth.limits.rest_requests_per_minute,
-        )?;
-        Ok(Self(auth))
+        let missing = "send the project's secret key as Authorization: Bearer sk_…";
+        Ok(Self(project_key(parts, state, false, missing).await?))
     }
 }
 
@@ -142,16 +157,8 @@ impl FromRequestParts<AppState> for TokenIssuer {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let key = bearer(parts).ok_or(ControlError::Unauthenticated(
-            "send a secret key (or a publishable key) as Authorization: Bearer …",
-        ))?;
-        let auth = state.control.authenticate_project_key(key, true).await?;
-        charge(
-            parts,
-            state,
-            auth.key_id.as_str(),
-            auth.limits.rest_requests_per_minute,
-        )?;
+        let missing = "send a secret key (or a publishable key) as Authorization: Bearer …";
+        let auth = project_key(parts, state, true, missing).await?;
         // A publishable key is public: whoever holds it mints from their own address,
         // so those requests are limited per client address too.
         if auth.publishable {
@@ -160,14 +167,8 @@ impl FromRequestParts<AppState> for TokenIssuer {
                 parts.extensions.get::<ConnectInfo<SocketAddr>>(),
             ) {
                 let client = ip_limits.peer.client(peer.ip(), &parts.headers);
-                let rate = state.key_limits.check_policy(
-                    &format!("ip:{client}"),
-                    ip_limits.per_minute,
-                    "per-ip",
-                )?;
-                if let Some(slot) = parts.extensions.get::<super::limits::RateSlot>() {
-                    slot.set(rate);
-                }
+                let key = format!("ip:{client}");
+                charge(parts, state, &key, ip_limits.per_minute, "per-ip")?;
             }
         }
         Ok(Self(auth))
@@ -187,12 +188,8 @@ impl FromRequestParts<AppState> for SignedIn {
             let auth = state.control.authenticate_pat(token).await?;
             if let crate::control::plane::Via::Pat { key_id, tenant_id } = &auth.via {
                 let limits = state.control.tenant_limits(tenant_id).await?;
-                charge(
-                    parts,
-                    state,
-                    key_id.as_str(),
-                    limits.rest_requests_per_minute,
-                )?;
+                let quota = limits.rest_requests_per_minute;
+                charge(parts, state, key_id.as_str(), quota, "per-key")?;
             }
             return Ok(Self(auth));
         }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod limits;
+pub mod metrics;
 pub mod ws;
 
 use std::sync::Arc;
@@ -71,6 +72,7 @@ pub fn build_app(state: AppState) -> Router {
         .merge(api)
         .merge(docs::router(spec_json))
         .merge(health::router())
+        .merge(metrics::router())
         .merge(ws::router())
         .fallback(error::no_route)
         .with_state(state)

@@ -512,6 +512,7 @@ impl RoomActor {
             None => false,
         };
         if full {
+            self.count_slow();
             self.remove_conn(conn, Some(too_slow()));
         }
     }
@@ -524,6 +525,7 @@ impl RoomActor {
             }
         }
         for id in slow {
+            self.count_slow();
             self.remove_conn(id, Some(too_slow()));
         }
     }
@@ -674,6 +676,15 @@ fn storage_unavailable() -> CloseReason {
         close::TRY_AGAIN_LATER,
         "storage unavailable, try again later",
     )
+}
+
+impl RoomActor {
+    fn count_slow(&self) {
+        self.engine
+            .metrics
+            .slow_consumers_closed
+            .fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 fn too_slow() -> CloseReason {

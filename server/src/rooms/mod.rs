@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod auth;
 pub mod limits;
+pub mod metrics;
 pub mod session;
 
 mod actor;
@@ -121,6 +122,8 @@ pub(crate) struct Engine {
     next_conn: AtomicU64,
     /// Live connections per project, for the plan's cap.
     pub(crate) project_connections: Arc<limits::ProjectConnections>,
+    /// Counters and histograms for `/metrics`.
+    pub(crate) metrics: Arc<metrics::EngineMetrics>,
 }
 
 /// The rooms engine. Cheap to clone.
@@ -140,10 +143,12 @@ impl std::fmt::Debug for Rooms {
 impl Rooms {
     /// Starts the engine (and its group-commit writer) on `store`.
     pub fn new(store: SharedDocStore, config: RoomsConfig) -> Self {
+        let metrics = Arc::new(metrics::EngineMetrics::default());
         let persister = Persister::spawn(
             store.clone(),
             config.group_commit_max,
             config.persist_timeout,
+            metrics.clone(),
         );
         Self {
             engine: Arc::new(Engine {
@@ -155,6 +160,7 @@ impl Rooms {
                 tracker: TaskTracker::new(),
                 next_conn: AtomicU64::new(1),
                 project_connections: Arc::default(),
+                metrics,
             }),
         }
     }
@@ -189,6 +195,16 @@ impl Rooms {
         F::Output: Send + 'static,
     {
         self.engine.tracker.track_future(future)
+    }
+
+    /// The engine's counters and histograms.
+    pub fn metrics(&self) -> &metrics::EngineMetrics {
+        &self.engine.metrics
+    }
+
+    /// Live connections in every loaded room of this node.
+    pub fn total_connections(&self) -> usize {
+        self.engine.registry.total_connections()
     }
 
     /// Live connections of `project` on this node.

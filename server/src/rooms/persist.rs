@@ -7,12 +7,14 @@
 //! every append in it is acknowledged with an error and the rooms close their clients
 //! with 1013 (the clients keep their edits and resend them on reconnect).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::metrics::EngineMetrics;
 use crate::store::{Append, RoomId, Seq, SharedDocStore};
 
 /// The acknowledgement of one append: its seq once durable, or an error.
@@ -35,9 +37,10 @@ impl Persister {
         store: SharedDocStore,
         max_batch: usize,
         persist_timeout: Duration,
+        metrics: Arc<EngineMetrics>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(max_batch.max(1) * 4);
-        tokio::spawn(run(store, rx, max_batch.max(1), persist_timeout));
+        tokio::spawn(run(store, rx, max_batch.max(1), persist_timeout, metrics));
         Self { tx }
     }
 
@@ -60,11 +63,14 @@ async fn run(
     mut rx: mpsc::Receiver<Request>,
     max_batch: usize,
     persist_timeout: Duration,
+    metrics: Arc<EngineMetrics>,
 ) {
     let mut batch: Vec<Request> = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         let appends: Vec<Append> = batch.iter().map(|r| r.append.clone()).collect();
+        let started = Instant::now();
         let result = write_with_retry(&store, &appends, persist_timeout).await;
+        metrics.commit(appends.len(), started.elapsed(), result.is_ok());
         tracing::trace!(batch = appends.len(), ok = result.is_ok(), "group commit");
         match result {
             Ok(seqs) => {

@@ -119,6 +119,14 @@ impl Registry {
             .collect()
     }
 
+    /// Live connections in every loaded room.
+    pub(crate) fn total_connections(&self) -> usize {
+        self.lock()
+            .values()
+            .map(|h| h.connections.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// How many rooms are loaded.
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
