@@ -16,3 +16,7 @@ if [ ! -f "$js/node_modules/.package-lock.json" ] || ! cmp -s "$js/package-lock.
 fi
 
 cargo test --workspace --locked "$@"
+
+# The npm package @tandem/client: built, packed, installed into a fresh project and
+# tested in Node and headless Chromium against the real binary.
+scripts/test-wasm.sh

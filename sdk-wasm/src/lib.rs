@@ -1,12 +1,28 @@
-//! Tandem's browser SDK (wasm-bindgen).
+//! Tandem's browser SDK (wasm-bindgen): the protocol crate's sans-IO
+//! [`ClientSession`](tandem_protocol::client::ClientSession) driven by the platform's
+//! `WebSocket`, `setTimeout` and `queueMicrotask`, with the room's yrs document living
+//! in Rust. The npm package (`@tandem/client`, assembled by `scripts/build-wasm.sh` from
+//! `sdk-wasm/npm/`) wraps these low-level exports in the app-facing API
+//! (`createClient`, `enterRoom`, React hooks); apps never call them directly.
 //!
-//! Only the first piece exists so far (the full client is tracked by the "WASM SDK on
-//! npm" issue): the protocol's close-code policy, exported to JavaScript so a browser
-//! app handling a `CloseEvent` from Tandem reacts the way the server intends. CI builds
-//! this crate for `wasm32-unknown-unknown`.
+//! - [`room`]: the transport loop ([`RoomCore`]) — the same behaviour as the Rust SDK's
+//!   tokio driver, but event-driven on one thread.
+//! - [`storage`]: maps, lists and texts of the room's document, as JSON across the
+//!   boundary.
+//! - [`error`]: errors thrown to JavaScript as `TandemError` (an `Error` subclass with a
+//!   `code`).
+//! - [`platform`]: the JS globals used (timers, microtasks, clock) and the room registry
+//!   that change notifications go through.
+
+pub mod error;
+pub mod platform;
+pub mod room;
+pub mod storage;
 
 use tandem_protocol::close::{retry_for, Retry};
 use wasm_bindgen::prelude::wasm_bindgen;
+
+pub use room::RoomCore;
 
 /// What to do after the server closed a connection with `code`: `"backoff"`,
 /// `"refresh-token"`, `"retry-after"` or `"never"`.

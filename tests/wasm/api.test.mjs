@@ -1,0 +1,205 @@
+// The package's framework-agnostic API against the real server, in Node (the `ws`
+// package stands in for the browser's WebSocket), plus interop with a stock
+// y-websocket client and the React entry's exports.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { WebSocket } from 'ws';
+import * as Y from 'yjs';
+import { WebsocketProvider } from 'y-websocket';
+import { freshRoom, importPackage, startServer, waitFor } from './harness.mjs';
+
+globalThis.WebSocket ??= WebSocket;
+
+let server;
+let tandem;
+const rooms = [];
+
+before(async () => {
+  server = await startServer();
+  tandem = await importPackage();
+});
+
+after(() => {
+  for (const room of rooms) room.leave();
+  server?.stop();
+});
+
+/** Enters `name` as `user` through a getToken callback. */
+function enter(name, user, options = {}) {
+  const client = tandem.createClient({
+    baseUrl: server.base,
+    getToken: (room) => server.mintToken(user, room, { name: user[0].toUpperCase() + user.slice(1) }),
+  });
+  const room = client.enterRoom(name, options);
+  rooms.push(room);
+  return room;
+}
+
+describe('@tandem/client in Node', () => {
+  test('status goes connecting → connected → synced, then disconnected on leave', async () => {
+    const name = freshRoom('status');
+    const client = tandem.createClient({ baseUrl: server.base, getToken: (r) => server.mintToken('sam', r) });
+    const room = client.enterRoom(name);
+    const seen = [room.getStatus()];
+    const off = room.subscribe('status', (s) => seen.push(s));
+    await room.waitUntilSynced();
+    room.leave();
+    off();
+    assert.deepEqual(seen, ['connecting', 'connected', 'synced', 'disconnected']);
+  });
+
+  test('map, list and text changes reach a second client, with subscriptions', async () => {
+    const name = freshRoom('storage');
+    const a = enter(name, 'alice');
+    const b = enter(name, 'bob');
+    await Promise.all([a.waitUntilSynced(), b.waitUntilSynced()]);
+    let mapCalls = 0;
+    let storageCalls = 0;
+    const offMap = b.getMap('settings').subscribe(() => (mapCalls += 1));
+    const offStorage = b.subscribe('storage', () => (storageCalls += 1));
+
+    a.getMap('settings').set('theme', { dark: true, size: 14 });
+    a.getList('todos').push({ text: 'write tests', done: false }, { text: 'ship', done: false });
+    a.getText('notes').insert(0, 'héllo 👋');
+    a.getText('notes').insert(8, '!');
+
+    await waitFor(() => b.getText('notes').toString() === 'héllo 👋!', 'the text at B');
+    await waitFor(() => b.getList('todos').length === 2, 'the list at B');
+    assert.deepEqual(b.getMap('settings').get('theme'), { dark: true, size: 14 });
+    assert.deepEqual(b.getList('todos').toArray().map((t) => t.text), ['write tests', 'ship']);
+    await waitFor(() => mapCalls > 0 && storageCalls > 0, 'subscriptions to fire');
+
+    b.getList('todos').delete(0);
+    b.getMap('settings').delete('theme');
+    await waitFor(() => a.getList('todos').length === 1 && !a.getMap('settings').has('theme'), 'B’s deletes at A');
+    offMap();
+    offStorage();
+    assert.throws(() => a.getList('todos').insert(5, 'x'), (e) => e instanceof tandem.TandemError && e.code === 'out_of_range');
+  });
+
+  test('presence and others carry the token’s user info; leaving removes it', async () => {
+    const name = freshRoom('presence');
+    const a = enter(name, 'alice', { initialPresence: { cursor: null } });
+    const b = enter(name, 'bob');
+    await waitFor(() => b.getOthers().some((o) => o.user?.id === 'alice'), 'alice in B’s others');
+    const alice = b.getOthers().find((o) => o.user?.id === 'alice');
+    assert.equal(alice.user.name, 'Alice');
+    assert.deepEqual(alice.presence, { cursor: null });
+    assert.equal(alice.clientId, a.clientId);
+
+    const updates = [];
+    const off = b.subscribe('others', (others) => updates.push(others));
+    a.updatePresence({ cursor: { x: 3, y: 4 } });
+    await waitFor(() => b.getOthers().find((o) => o.user?.id === 'alice')?.presence.cursor?.x === 3, 'alice’s cursor');
+    assert.ok(updates.length > 0);
+    assert.deepEqual(a.getPresence(), { cursor: { x: 3, y: 4 } });
+
+    a.leave();
+    await waitFor(() => !b.getOthers().some((o) => o.user?.id === 'alice'), 'alice gone from B’s others');
+    off();
+  });
+
+  test('custom events reach the other clients with the sender', async () => {
+    const name = freshRoom('events');
+    const a = enter(name, 'alice');
+    const b = enter(name, 'bob');
+    await Promise.all([a.waitUntilSynced(), b.waitUntilSynced()]);
+    const received = [];
+    b.subscribe('event', (e) => received.push(e));
+    a.broadcastEvent({ type: 'ping', n: 1 });
+    await waitFor(() => received.length === 1, 'the event at B');
+    assert.deepEqual(received[0].event, { type: 'ping', n: 1 });
+    assert.equal(received[0].userId, 'alice');
+    assert.equal(typeof received[0].connectionId, 'number');
+  });
+
+  test('broadcasting while offline throws TandemError not_connected', async () => {
+    const client = tandem.createClient({ baseUrl: 'http://127.0.0.1:9', getToken: () => 'x' });
+    const room = client.enterRoom(freshRoom('offline'));
+    rooms.push(room);
+    assert.throws(() => room.broadcastEvent({ a: 1 }), (e) => e instanceof tandem.TandemError && e instanceof Error && e.code === 'not_connected');
+  });
+
+  test('a token for another room is refused with a fatal forbidden error', async () => {
+    const name = freshRoom('forbidden');
+    const client = tandem.createClient({ baseUrl: server.base, getToken: () => server.mintToken('eve', 'other-room') });
+    const room = client.enterRoom(name);
+    rooms.push(room);
+    const error = await room.waitUntilSynced().then(() => null, (e) => e);
+    assert.ok(error instanceof tandem.TandemError, String(error));
+    assert.ok(['forbidden', 'unauthorized'].includes(error.code), error.code);
+    await waitFor(() => room.getStatus() === 'disconnected', 'disconnected');
+  });
+
+  test('a failing getToken is reported as a token error and retried', async () => {
+    let calls = 0;
+    const client = tandem.createClient({
+      baseUrl: server.base,
+      getToken: async (room) => {
+        calls += 1;
+        if (calls === 1) throw new Error('auth service down');
+        return server.mintToken('retry', room);
+      },
+    });
+    const room = client.enterRoom(freshRoom('token'));
+    rooms.push(room);
+    const errors = [];
+    room.subscribe('error', (e) => errors.push(e));
+    await room.waitUntilSynced();
+    assert.equal(errors[0]?.code, 'token');
+    assert.equal(calls, 2);
+  });
+
+  test('an auth endpoint URL is asked with POST {room}', async () => {
+    const name = freshRoom('endpoint');
+    const asked = [];
+    const fakeFetch = async (url, init) => {
+      asked.push([url, JSON.parse(init.body)]);
+      return new Response(JSON.stringify({ token: await server.mintToken('ep', name) }), { status: 200 });
+    };
+    const client = tandem.createClient({ baseUrl: server.base, authEndpoint: '/api/tandem-auth', fetch: fakeFetch });
+    const room = client.enterRoom(name);
+    rooms.push(room);
+    await room.waitUntilSynced();
+    assert.deepEqual(asked, [['/api/tandem-auth', { room: name }]]);
+  });
+
+  test('the package and a stock y-websocket client edit the same room and converge', async () => {
+    const name = freshRoom('interop');
+    const a = enter(name, 'alice');
+    const ydoc = new Y.Doc();
+    const token = await server.mintToken('yjs', name, { name: 'Stock' });
+    const provider = new WebsocketProvider(`${server.base.replace('http', 'ws')}/v1/connect`, name, ydoc, {
+      params: { token },
+      WebSocketPolyfill: WebSocket,
+      disableBc: true,
+    });
+    try {
+      await a.waitUntilSynced();
+      await waitFor(() => provider.synced, 'the stock client to sync');
+      a.getList('todos').push({ text: 'from wasm' });
+      a.getText('notes').insert(0, 'wasm ');
+      ydoc.getArray('todos').push([{ text: 'from yjs' }]);
+      ydoc.getText('notes').insert(0, 'yjs ');
+      ydoc.getMap('settings').set('by', 'yjs');
+      await waitFor(
+        () => a.getList('todos').length === 2 && ydoc.getArray('todos').length === 2 && a.getMap('settings').get('by') === 'yjs',
+        'both sides to have both items',
+      );
+      await waitFor(() => a.getText('notes').toString() === ydoc.getText('notes').toString(), 'the texts to converge');
+      assert.deepEqual(a.getList('todos').toArray(), ydoc.getArray('todos').toJSON());
+      assert.equal(a.getText('notes').length, ydoc.getText('notes').length);
+      await waitFor(() => a.getOthers().some((o) => o.user?.id === 'yjs'), 'the stock client in others');
+    } finally {
+      provider.destroy();
+      ydoc.destroy();
+    }
+  });
+
+  test('the react entry exports every hook', async () => {
+    const react = await importPackage('react.js');
+    for (const name of ['RoomProvider', 'useRoom', 'useOthers', 'useMyPresence', 'useUpdateMyPresence', 'useStorage', 'useMutation', 'useStatus', 'useBroadcastEvent', 'useEventListener']) {
+      assert.equal(typeof react[name], 'function', name);
+    }
+  });
+});
