@@ -99,6 +99,12 @@ pub struct ServeOptions {
     #[arg(long, env = "TANDEM_COMPACT_AFTER_BYTES", value_name = "BYTES")]
     pub compact_after_bytes: Option<usize>,
 
+    /// How often usage (messages, bytes, connection time, peaks, users, storage) is
+    /// written to the store; it is also written at every UTC hour and at shutdown. A
+    /// SIGKILL loses at most this much of it [default: 10s]
+    #[arg(long, env = "TANDEM_USAGE_FLUSH_INTERVAL", value_name = "DURATION")]
+    pub usage_flush_interval: Option<HumanDuration>,
+
     /// How long shutdown waits for rooms to flush and clients to be closed [default: 10s]
     #[arg(long, env = "TANDEM_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
     pub shutdown_timeout: Option<HumanDuration>,
@@ -251,6 +257,11 @@ impl Config {
                 .compact_after_bytes
                 .or(file.compact_after_bytes)
                 .unwrap_or(d.compact_after_bytes),
+            usage_flush_interval: dur(
+                cli.usage_flush_interval,
+                file.usage_flush_interval,
+                d.usage_flush_interval,
+            ),
             ..d
         };
         if rooms.max_message_bytes < 1024 {
@@ -272,6 +283,7 @@ impl Config {
             ("send-timeout", rooms.send_timeout),
             ("awareness-timeout", rooms.awareness_timeout),
             ("persist-timeout", rooms.persist_timeout),
+            ("usage-flush-interval", rooms.usage_flush_interval),
         ] {
             if value.is_zero() {
                 return Err(ConfigError::Invalid(format!(
@@ -373,6 +385,16 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.data_dir, PathBuf::from("tandem-data"));
         assert!(!c.allow_anonymous);
+        assert_eq!(c.rooms.usage_flush_interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn the_usage_flush_interval_is_configurable_and_positive() {
+        let file: ServeOptions = toml::from_str("usage-flush-interval = \"1s\"").unwrap();
+        let c = Config::merge(ServeOptions::default(), file).unwrap();
+        assert_eq!(c.rooms.usage_flush_interval, Duration::from_secs(1));
+        let zero: ServeOptions = toml::from_str("usage-flush-interval = \"0s\"").unwrap();
+        assert!(Config::merge(ServeOptions::default(), zero).is_err());
     }
 
     #[test]

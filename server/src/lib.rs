@@ -39,7 +39,11 @@ pub async fn serve(
     let store = Stores::open(url, &config.data_dir)
         .await
         .map_err(|e| anyhow::anyhow!("opening the store: {e}"))?;
-    let rooms = Rooms::new(store.docs.clone(), config.rooms.clone());
+    let rooms = Rooms::metered(
+        store.docs.clone(),
+        store.usage.clone(),
+        config.rooms.clone(),
+    );
     let control = ControlPlane::new(
         store.control.clone(),
         Arc::new(SystemClock),
@@ -90,6 +94,7 @@ pub async fn serve(
     let app = build_app(AppState {
         rooms: rooms.clone(),
         docs: store.docs.clone(),
+        usage: store.usage.clone(),
         control,
         authorizer,
         key_limits: Arc::default(),

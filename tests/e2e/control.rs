@@ -264,6 +264,7 @@ const V1_ROUTES: &[(&str, &str)] = &[
         "/v1/tenants/{tenantId}/personal-access-tokens/{keyId}",
     ),
     ("GET", "/v1/tenants/{tenantId}/audit-log"),
+    ("GET", "/v1/tenants/{tenantId}/usage"),
     ("GET", "/v1/keys"),
     ("POST", "/v1/keys"),
     ("POST", "/v1/keys/{keyId}/revoke"),
@@ -277,6 +278,7 @@ const V1_ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/rooms/{roomId}/document/update"),
     ("GET", "/v1/rooms/{roomId}/users"),
     ("POST", "/v1/rooms/{roomId}/events"),
+    ("GET", "/v1/usage"),
 ];
 
 fn spec_operations(spec: &Value) -> BTreeSet<(String, String)> {

@@ -9,7 +9,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -28,7 +28,7 @@ mod driver;
 mod http;
 
 pub use api::{enc, session_cookie, Account, Project};
-pub use driver::Driver;
+pub use driver::{node, Driver};
 pub use http::{Cred, HttpResponse};
 
 /// A running `tandem serve`.
@@ -297,8 +297,12 @@ pub struct Client {
     pub events: Vec<String>,
     /// Sync step 2 messages received (one per handshake or [`Client::round_trip`]).
     pub step2_received: usize,
-    /// Binary frames received, of any type.
+    /// Binary frames received, of any type, and their bytes.
     pub frames_received: usize,
+    pub bytes_received: usize,
+    /// Binary frames written to the socket, and their bytes.
+    pub frames_sent: usize,
+    pub bytes_sent: usize,
     /// Replies produced while handling a frame (sync step 2 answers), sent after it.
     pending: Vec<Vec<u8>>,
 }
@@ -325,6 +329,9 @@ impl Client {
             events: Vec::new(),
             step2_received: 0,
             frames_received: 0,
+            bytes_received: 0,
+            frames_sent: 0,
+            bytes_sent: 0,
             pending: Vec::new(),
         }
     }
@@ -352,10 +359,18 @@ impl Client {
     }
 
     pub async fn send(&mut self, frame: Vec<u8>) {
-        self.ws
-            .send(WsMessage::Binary(frame.into()))
-            .await
-            .expect("send");
+        assert!(self.try_send(frame).await, "send");
+    }
+
+    /// Sends a binary frame; whether it was written (counted only then).
+    pub async fn try_send(&mut self, frame: Vec<u8>) -> bool {
+        let len = frame.len();
+        let sent = self.ws.send(WsMessage::Binary(frame.into())).await.is_ok();
+        if sent {
+            self.frames_sent += 1;
+            self.bytes_sent += len;
+        }
+        sent
     }
 
     pub async fn send_text(&mut self, text: &str) {
@@ -373,13 +388,19 @@ impl Client {
     // Roots are resolved before a transaction opens: with yrs's `sync` feature,
     // `get_or_insert_*` takes its own write lock and would deadlock inside one.
     pub async fn map_set(&mut self, key: &str, value: &str) {
+        assert!(self.try_map_set(key, value).await, "send");
+    }
+
+    /// Sets a map entry without panicking when the server is gone: whether the update
+    /// was written.
+    pub async fn try_map_set(&mut self, key: &str, value: &str) -> bool {
         let map = self.doc.get_or_insert_map("map");
         let update = {
             let mut txn = self.doc.transact_mut();
             map.insert(&mut txn, key.to_owned(), value.to_owned());
             txn.encode_update_v1()
         };
-        self.send_update(update).await;
+        self.try_send(Message::Update(&update).encode()).await
     }
 
     /// Appends to the text without panicking when the server has closed: whether the
@@ -392,8 +413,7 @@ impl Client {
             text.insert(&mut txn, len, s);
             txn.encode_update_v1()
         };
-        let frame = Message::Update(&update).encode();
-        self.ws.send(WsMessage::Binary(frame.into())).await.is_ok()
+        self.try_send(Message::Update(&update).encode()).await
     }
 
     pub async fn text_push(&mut self, s: &str) {
@@ -489,6 +509,7 @@ impl Client {
         match next {
             Some(Ok(WsMessage::Binary(frame))) => {
                 self.frames_received += 1;
+                self.bytes_received += frame.len();
                 self.handle(&frame);
                 for reply in std::mem::take(&mut self.pending) {
                     self.send(reply).await;
@@ -514,6 +535,7 @@ impl Client {
                 Ok(next) => {
                     if let Some(Ok(WsMessage::Binary(frame))) = &next {
                         self.frames_received += 1;
+                        self.bytes_received += frame.len();
                         // Keep state current but do not answer: the peer may be hostile.
                         if let Ok(Message::Update(u) | Message::SyncStep2(u)) =
                             Message::decode(frame)
@@ -556,45 +578,4 @@ impl Client {
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }
-}
-
-/// Path of the npm client scripts, with `npm ci` run once per test process when
-/// `node_modules` is missing (the test script normally does it first).
-pub fn js_dir() -> &'static Path {
-    static READY: OnceLock<PathBuf> = OnceLock::new();
-    READY.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/js");
-        if !dir.join("node_modules/y-websocket").exists() {
-            let status = Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund"])
-                .current_dir(&dir)
-                .status()
-                .expect("npm is needed for the interop tests (Node 20)");
-            assert!(status.success(), "npm ci in tests/js failed");
-        }
-        dir
-    })
-}
-
-/// Runs `node <script> args…` from tests/js with a deadline; returns (success, stdout, stderr).
-pub async fn node(script: &str, args: &[&str], timeout: Duration) -> (bool, String, String) {
-    let dir = js_dir();
-    let child = tokio::process::Command::new("node")
-        .arg(script)
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node");
-    let output = tokio::time::timeout(timeout, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("node {script} did not finish within {timeout:?}"))
-        .expect("node output");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }

@@ -1,8 +1,8 @@
 //! The control plane: accounts and sessions ([`accounts`]), tenancy ([`tenants`]), API
-//! keys ([`keys`]), client tokens ([`tokens`], signed by the [`signing`] key ring), all
-//! through one service, [`ControlPlane`]. Under them, pure I/O-free primitives for key
-//! formats ([`apikey`]), passwords ([`password`]), JWTs ([`token`]) and time ([`clock`]).
-//! Nothing here knows HTTP.
+//! keys ([`keys`]), client tokens ([`tokens`], signed by the [`signing`] key ring), usage
+//! reports ([`usage`]), all through one service, [`ControlPlane`]. Under them, pure
+//! I/O-free primitives for key formats ([`apikey`]), passwords ([`password`]), JWTs
+//! ([`token`]) and time ([`clock`]). Nothing here knows HTTP.
 
 pub mod accounts;
 pub mod apikey;
@@ -17,6 +17,7 @@ pub mod tenants;
 pub mod throttle;
 pub mod token;
 pub mod tokens;
+pub mod usage;
 
 pub use error::{ControlError, ControlResult};
 pub use plane::{ControlConfig, ControlPlane};

@@ -21,6 +21,7 @@ use tower_http::trace::TraceLayer;
 use crate::control::ControlPlane;
 use crate::rooms::auth::Authorizer;
 use crate::rooms::Rooms;
+use crate::store::usage::SharedUsageStore;
 use crate::store::SharedDocStore;
 
 /// Everything a handler can reach.
@@ -30,6 +31,8 @@ pub struct AppState {
     pub rooms: Rooms,
     /// Room listings (the engine's store).
     pub docs: SharedDocStore,
+    /// Usage reports (what the engine's meter writes).
+    pub usage: SharedUsageStore,
     /// Accounts, tenants, keys and tokens.
     pub control: ControlPlane,
     /// Who may enter which room.

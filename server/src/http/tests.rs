@@ -29,7 +29,8 @@ async fn app(dir: &tempfile::TempDir) -> Router {
     ));
     build_app(AppState {
         rooms,
-        docs: store,
+        docs: store.clone(),
+        usage: store,
         control,
         authorizer,
         key_limits: Arc::default(),
@@ -210,7 +211,8 @@ async fn keyed_requests_carry_the_ratelimit_fields() {
     let key = boot.secret_key.plaintext.expose().to_owned();
     let app = build_app(AppState {
         rooms: Rooms::new(store.clone(), RoomsConfig::default()),
-        docs: store,
+        docs: store.clone(),
+        usage: store,
         authorizer: Arc::new(crate::control::tokens::TokenAuthorizer::new(
             control.clone(),
         )),

@@ -29,6 +29,7 @@ use yrs::{Doc, StateVector, Update};
 use super::admin::{AdminMsg, Reply, RoomError};
 use super::doc::{self, ApplyError};
 use super::identity::Identity;
+use super::meter::RoomStorage;
 use super::outbox::OutboxTx;
 use super::persist::Ack;
 use super::validate;
@@ -182,6 +183,8 @@ pub(crate) struct RoomActor {
     inflight_bytes: usize,
     /// The plan's limits for this room, from the latest join.
     limits: Option<RoomLimits>,
+    /// [`Self::stored_bytes`], published for usage metering after every step.
+    storage: RoomStorage,
     idle_since: Instant,
     started: Instant,
 }
@@ -258,6 +261,9 @@ impl RoomActor {
         let doc = doc::build(&stored);
         tracing::debug!(log_updates, log_bytes, "room loaded");
         let now = Instant::now();
+        let storage = engine
+            .meter
+            .room_storage(&key, (snapshot_bytes + log_bytes) as u64);
         Self {
             engine,
             key,
@@ -280,6 +286,7 @@ impl RoomActor {
             snapshot_bytes,
             inflight_bytes: 0,
             limits: None,
+            storage,
             idle_since: now,
             started: now,
         }
@@ -322,6 +329,7 @@ impl RoomActor {
                 },
                 _ = tick.tick() => self.on_tick().await,
             };
+            self.storage.set(self.stored_bytes());
             if let Flow::Stop = flow {
                 break;
             }

@@ -1,12 +1,14 @@
 //! The rooms engine: room actors owning yrs documents and presence ([`actor`]), the
 //! registry that finds or starts them ([`registry`]), group commit to the store
 //! ([`persist`]), the per-connection session loop ([`session`]), the authorizer seam
-//! ([`auth`]) and the control plane's API on [`Rooms`] ([`admin`]). Nothing here knows
-//! about HTTP; `http` adapts sockets to [`session`] and REST routes to [`admin`].
+//! ([`auth`]), usage metering ([`meter`]) and the control plane's API on [`Rooms`]
+//! ([`admin`]). Nothing here knows about HTTP; `http` adapts sockets to [`session`] and
+//! REST routes to [`admin`].
 
 pub mod admin;
 pub mod auth;
 pub mod limits;
+pub(crate) mod meter;
 pub mod metrics;
 pub mod session;
 
@@ -31,12 +33,14 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::store::usage::SharedUsageStore;
 use crate::store::SharedDocStore;
+use meter::Meter;
 use persist::Persister;
 use registry::Registry;
 
 /// A room's identity: rooms are namespaced by project.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RoomKey {
     /// The owning project.
     pub project_id: Arc<str>,
@@ -92,6 +96,8 @@ pub struct RoomsConfig {
     pub compact_after_bytes: usize,
     /// Most updates in one group commit.
     pub group_commit_max: usize,
+    /// How often usage is flushed to the store (also at every UTC hour and shutdown).
+    pub usage_flush_interval: Duration,
 }
 
 impl Default for RoomsConfig {
@@ -107,6 +113,7 @@ impl Default for RoomsConfig {
             compact_after_updates: 500,
             compact_after_bytes: 1024 * 1024,
             group_commit_max: 1024,
+            usage_flush_interval: Duration::from_secs(10),
         }
     }
 }
@@ -124,6 +131,15 @@ pub(crate) struct Engine {
     pub(crate) project_connections: Arc<limits::ProjectConnections>,
     /// Counters and histograms for `/metrics`.
     pub(crate) metrics: Arc<metrics::EngineMetrics>,
+    /// Usage counted per connection and room.
+    pub(crate) meter: Arc<Meter>,
+    /// The usage flusher and how to stop it (a deadline for its last flush).
+    flusher: std::sync::Mutex<Option<Flushing>>,
+}
+
+struct Flushing {
+    task: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::oneshot::Sender<tokio::time::Instant>,
 }
 
 /// The rooms engine. Cheap to clone.
@@ -141,8 +157,19 @@ impl std::fmt::Debug for Rooms {
 }
 
 impl Rooms {
-    /// Starts the engine (and its group-commit writer) on `store`.
+    /// Starts the engine (and its group-commit writer) on `store`, without usage
+    /// metering.
     pub fn new(store: SharedDocStore, config: RoomsConfig) -> Self {
+        Self::start(store, None, config)
+    }
+
+    /// Starts the engine with usage metering: usage is counted in memory and flushed
+    /// into `usage` every `config.usage_flush_interval` and at shutdown.
+    pub fn metered(store: SharedDocStore, usage: SharedUsageStore, config: RoomsConfig) -> Self {
+        Self::start(store, Some(usage), config)
+    }
+
+    fn start(store: SharedDocStore, usage: Option<SharedUsageStore>, config: RoomsConfig) -> Self {
         let metrics = Arc::new(metrics::EngineMetrics::default());
         let persister = Persister::spawn(
             store.clone(),
@@ -150,6 +177,14 @@ impl Rooms {
             config.persist_timeout,
             metrics.clone(),
         );
+        let now: meter::Now = Arc::new(crate::store::unix_ms);
+        let meter = Arc::new(Meter::new(now, usage.is_some()));
+        let flusher = usage.map(|usage| {
+            let (stop, stopped) = tokio::sync::oneshot::channel();
+            let flusher = meter::flusher::Flusher::new(meter.clone(), usage);
+            let task = tokio::spawn(flusher.run(config.usage_flush_interval, stopped));
+            Flushing { task, stop }
+        });
         Self {
             engine: Arc::new(Engine {
                 config,
@@ -161,6 +196,8 @@ impl Rooms {
                 next_conn: AtomicU64::new(1),
                 project_connections: Arc::default(),
                 metrics,
+                meter,
+                flusher: std::sync::Mutex::new(flusher),
             }),
         }
     }
@@ -222,7 +259,8 @@ impl Rooms {
 
     /// Graceful shutdown: every room lets its in-flight writes land, sends what is
     /// durable, and closes its connections with 1012; waits up to `timeout` for rooms and
-    /// connections to finish, then closes the store.
+    /// connections to finish, then flushes usage (retrying for up to `timeout` more),
+    /// then closes the store.
     pub async fn shutdown(&self, timeout: Duration) {
         self.engine.shutdown.cancel();
         self.engine.tracker.close();
@@ -234,6 +272,23 @@ impl Rooms {
                 ?timeout,
                 "shutdown timed out waiting for rooms and connections"
             );
+        }
+        // Every session has ended (and reported its last counters) and every room has
+        // stopped: the last flush sees everything.
+        let flushing = self
+            .engine
+            .flusher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(Flushing { task, stop }) = flushing {
+            let deadline = tokio::time::Instant::now() + timeout;
+            let _ = stop.send(deadline);
+            // The flusher gives up by the deadline; the margin covers one store call.
+            let margin = Duration::from_secs(6);
+            if tokio::time::timeout(timeout + margin, task).await.is_err() {
+                tracing::error!("the last usage flush did not finish; its usage is lost");
+            }
         }
         self.engine.store.close().await;
     }

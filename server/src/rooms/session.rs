@@ -25,6 +25,7 @@ use super::actor::{Open, OwnedEntry, RoomLimits, RoomMsg};
 use super::auth::Grant;
 use super::identity::{self, Identity, StateError};
 use super::limits::{rate_limited, ConnBuckets, ConnSlot, Limits};
+use super::meter::ConnMeter;
 use super::outbox::{self, Event, OutboxRx};
 use super::{doc, validate};
 use super::{CloseReason, ConnId, RoomKey, Rooms};
@@ -120,6 +121,12 @@ where
             }
         };
         tracing::debug!("connected");
+        // Usage: reported to the meter as ended when this future ends (dropped with it).
+        let metered = rooms
+            .engine()
+            .meter
+            .connect(&key, peer.identity.user_id.as_deref());
+        let meter = metered.counters();
         // Boxed: most connections have no expiry, and a timer is ~100 bytes.
         let mut expiry = expires_at.map(|at| {
             let left = at.duration_since(SystemTime::now()).unwrap_or_default();
@@ -134,12 +141,12 @@ where
                     Event::Close(reason) => {
                         // The room closed us (or is gone).
                         if reason.flush {
-                            Box::pin(flush_queued(&mut transport, &outbox, config)).await;
+                            Box::pin(flush_queued(&mut transport, &outbox, config, meter)).await;
                         }
                         break Some(reason);
                     }
                     Event::Frame(frame) => {
-                        if !Box::pin(send_batch(&mut transport, frame, &outbox, config)).await {
+                        if !Box::pin(send_batch(&mut transport, frame, &outbox, config, meter)).await {
                             break None;
                         }
                     }
@@ -149,6 +156,7 @@ where
                 }
                 inbound = transport.next() => match inbound {
                     Some(Ok(Inbound::Binary(frame))) => {
+                        meter.received(frame.len());
                         // Charged before anything is done with the frame: over the
                         // limit, it is refused and the connection closed, while all it
                         // sent before is already with the room.
@@ -167,9 +175,11 @@ where
                                 if !told_read_only {
                                     told_read_only = true;
                                     let denied = Message::AuthDenied("read-only: this connection may not change the document").encode();
+                                    let len = denied.len() as u64;
                                     if !Box::pin(send(&mut transport, Outbound::Binary(Bytes::from(denied)), config)).await {
                                         break None;
                                     }
+                                    meter.sent(1, len);
                                 }
                             }
                             Ok(Valid::Nothing) => {}
@@ -213,39 +223,54 @@ const MAX_BATCH: usize = 64;
 
 /// Sends `first` and whatever else is already queued (up to [`MAX_BATCH`] frames) with
 /// one flush, so a burst of frames released by one group commit costs one write to the
-/// socket instead of one per frame. `false` if the peer is gone or stuck.
+/// socket instead of one per frame. `false` if the peer is gone or stuck. The frames
+/// are metered once flushed to the socket (so a metered frame has reached the kernel).
 async fn send_batch<T>(
     transport: &mut T,
     first: Bytes,
     outbox: &OutboxRx,
     config: &super::RoomsConfig,
+    meter: &ConnMeter,
 ) -> bool
 where
     T: Sink<Outbound> + Unpin,
 {
     let write = async {
+        let (mut frames, mut bytes) = (1, first.len() as u64);
         transport.feed(Outbound::Binary(first)).await?;
         for _ in 1..MAX_BATCH {
             match outbox.try_pop() {
-                Some(frame) => transport.feed(Outbound::Binary(frame)).await?,
+                Some(frame) => {
+                    frames += 1;
+                    bytes += frame.len() as u64;
+                    transport.feed(Outbound::Binary(frame)).await?;
+                }
                 None => break,
             }
         }
-        transport.flush().await
+        transport.flush().await?;
+        Ok::<_, T::Error>((frames, bytes))
     };
-    matches!(
-        tokio::time::timeout(config.send_timeout, write).await,
-        Ok(Ok(()))
-    )
+    match tokio::time::timeout(config.send_timeout, write).await {
+        Ok(Ok((frames, bytes))) => {
+            meter.sent(frames, bytes);
+            true
+        }
+        _ => false,
+    }
 }
 
 /// Sends what the room queued before it closed us.
-async fn flush_queued<T>(transport: &mut T, outbox: &OutboxRx, config: &super::RoomsConfig)
-where
+async fn flush_queued<T>(
+    transport: &mut T,
+    outbox: &OutboxRx,
+    config: &super::RoomsConfig,
+    meter: &ConnMeter,
+) where
     T: Sink<Outbound> + Unpin,
 {
     while let Some(frame) = outbox.try_pop() {
-        if !send_batch(transport, frame, outbox, config).await {
+        if !send_batch(transport, frame, outbox, config, meter).await {
             break;
         }
     }

@@ -36,6 +36,11 @@ pub const SQLITE: &[Migration] = &[
         name: "0002_control.sql",
         sql: include_str!("../../migrations/sqlite/0002_control.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_usage.sql",
+        sql: include_str!("../../migrations/sqlite/0003_usage.sql"),
+    },
 ];
 
 /// The Postgres migrations, in order (same numbers as [`SQLITE`]).
@@ -49,6 +54,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 2,
         name: "0002_control.sql",
         sql: include_str!("../../migrations/postgres/0002_control.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "0003_usage.sql",
+        sql: include_str!("../../migrations/postgres/0003_usage.sql"),
     },
 ];
 

@@ -1,6 +1,6 @@
 //! Durable storage. One trait per concern ([`DocStore`] for room documents,
-//! [`control::ControlStore`] for the control plane, [`export::Export`] for copying a whole
-//! installation), two backends implementing all of them ([`sqlite`], embedded, the
+//! [`control::ControlStore`] for the control plane, [`usage::UsageStore`] for metering,
+//! [`export::Export`] for copying a whole installation), two backends implementing all of them ([`sqlite`], embedded, the
 //! default; [`postgres`], for many nodes on one database), the migrations that shape
 //! each ([`migrate`]) and the choice between them ([`Stores::open`]). All SQL lives under
 //! this folder; the rest of the server sees rows and ids.
@@ -15,6 +15,7 @@ pub(crate) mod rows;
 pub mod sqlite;
 #[cfg(test)]
 mod suite;
+pub mod usage;
 
 pub use open::{Backend, DatabaseUrl, Stores};
 

@@ -8,6 +8,7 @@ use super::control::ControlStore;
 use super::export::Export;
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
+use super::usage::{SharedUsageStore, UsageStore};
 use super::{SharedDocStore, StoreError, StoreResult};
 
 /// Which backend a database URL names.
@@ -76,7 +77,7 @@ impl std::fmt::Debug for DatabaseUrl {
     }
 }
 
-/// One opened store, as each trait its users need (one object behind all three).
+/// One opened store, as each trait its users need (one object behind all of them).
 #[derive(Clone)]
 pub struct Stores {
     /// Room documents.
@@ -85,6 +86,8 @@ pub struct Stores {
     pub control: Arc<dyn ControlStore>,
     /// Whole-installation copy (`tandem store copy`).
     pub export: Arc<dyn Export>,
+    /// Usage metering.
+    pub usage: SharedUsageStore,
 }
 
 impl std::fmt::Debug for Stores {
@@ -117,13 +120,14 @@ impl Stores {
 
     fn from_store<S>(store: S) -> Self
     where
-        S: super::DocStore + ControlStore + Export,
+        S: super::DocStore + ControlStore + Export + UsageStore,
     {
         let store = Arc::new(store);
         Self {
             docs: store.clone(),
             control: store.clone(),
-            export: store,
+            export: store.clone(),
+            usage: store,
         }
     }
 

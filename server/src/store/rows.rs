@@ -33,7 +33,8 @@ pub(crate) fn stored<T>(
 
 /// Defines, in the module it is invoked in, for the row type `$row`, one `pub(super)`
 /// decoder per control-plane row type (`user_row`, `tenant_row`, `member_row`,
-/// `project_row`, `key_row`, `signing_key_row`, `audit_row`) plus `all` and `one`, which
+/// `project_row`, `key_row`, `signing_key_row`, `audit_row`) and usage row type
+/// (`room_hour`, `project_hour`, `month_users`), plus `all` and `one`, which
 /// apply a decoder to many rows or to an optional one. Each backend invokes it in its own
 /// `rows` module.
 macro_rules! row_decoders {
@@ -126,6 +127,41 @@ macro_rules! row_decoders {
                 ip: row.try_get("ip")?,
                 details: row.try_get("details")?,
                 at: row.try_get("at")?,
+            })
+        }
+
+        pub(super) fn room_hour(row: &$row) -> Result<$crate::store::usage::RoomHour, sqlx::Error> {
+            Ok($crate::store::usage::RoomHour {
+                project_id: row.try_get("project_id")?,
+                room: row.try_get("room")?,
+                hour_start: row.try_get("hour_start")?,
+                messages_in: row.try_get("messages_in")?,
+                messages_out: row.try_get("messages_out")?,
+                bytes_in: row.try_get("bytes_in")?,
+                bytes_out: row.try_get("bytes_out")?,
+                connection_ms: row.try_get("connection_ms")?,
+                peak_connections: row.try_get("peak_connections")?,
+                active: row.try_get("active")?,
+                storage_bytes: row.try_get("storage_bytes")?,
+            })
+        }
+
+        pub(super) fn project_hour(
+            row: &$row,
+        ) -> Result<$crate::store::usage::ProjectHour, sqlx::Error> {
+            Ok($crate::store::usage::ProjectHour {
+                project_id: row.try_get("project_id")?,
+                hour_start: row.try_get("hour_start")?,
+                peak_connections: row.try_get("peak_connections")?,
+            })
+        }
+
+        pub(super) fn month_users(
+            row: &$row,
+        ) -> Result<$crate::store::usage::MonthUsers, sqlx::Error> {
+            Ok($crate::store::usage::MonthUsers {
+                month_start: row.try_get("month_start")?,
+                users: row.try_get("users")?,
             })
         }
 

@@ -2,15 +2,15 @@
 //! driven from a test: one JSON command per line on its stdin, replies and events as
 //! JSON lines on its stdout. Killed on drop.
 
-use std::process::Stdio;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin};
 use tokio::sync::mpsc;
-
-use super::js_dir;
 
 /// One running `driver.mjs`.
 pub struct Driver {
@@ -154,4 +154,45 @@ impl Driver {
             .await;
         event["code"].as_u64().expect("close code")
     }
+}
+
+/// Path of the npm client scripts, with `npm ci` run once per test process when
+/// `node_modules` is missing (the test script normally does it first).
+pub fn js_dir() -> &'static Path {
+    static READY: OnceLock<PathBuf> = OnceLock::new();
+    READY.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/js");
+        if !dir.join("node_modules/y-websocket").exists() {
+            let status = Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&dir)
+                .status()
+                .expect("npm is needed for the interop tests (Node 20)");
+            assert!(status.success(), "npm ci in tests/js failed");
+        }
+        dir
+    })
+}
+
+/// Runs `node <script> args…` from tests/js with a deadline; returns (success, stdout, stderr).
+pub async fn node(script: &str, args: &[&str], timeout: Duration) -> (bool, String, String) {
+    let dir = js_dir();
+    let child = tokio::process::Command::new("node")
+        .arg(script)
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node");
+    let output = tokio::time::timeout(timeout, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("node {script} did not finish within {timeout:?}"))
+        .expect("node output");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }

@@ -7,6 +7,7 @@ pub mod keys;
 pub mod management;
 pub mod rooms;
 pub mod tokens;
+pub mod usage;
 pub mod views;
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -32,8 +33,8 @@ use crate::control::ControlError;
     components(schemas(Problem)),
     tags(
         (name = "accounts", description = "Signup, login, logout"),
-        (name = "management", description = "Tenants, projects, members, keys, audit log (session or personal access token)"),
-        (name = "project", description = "Client tokens and keys (project secret key)"),
+        (name = "management", description = "Tenants, projects, members, keys, audit log, usage (session or personal access token)"),
+        (name = "project", description = "Client tokens, keys and usage (project secret key)"),
         (name = "rooms", description = "Rooms and their documents (project secret key)"),
         (name = "realtime", description = "The WebSocket endpoint (y-websocket protocol)"),
     )
@@ -140,6 +141,7 @@ pub fn router(max_update_bytes: usize, ip_layers: IpLayers) -> OpenApiRouter<App
         .merge(keys::router())
         .merge(tokens::router())
         .merge(rooms::router(max_update_bytes))
+        .merge(usage::router())
 }
 
 /// The routes and the finished spec.

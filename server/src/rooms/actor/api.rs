@@ -195,7 +195,11 @@ impl RoomActor {
             let _ = compaction.await;
         }
         let result = match self.engine.store.delete_room(self.room_id).await {
-            Ok(()) => Ok(true),
+            Ok(()) => {
+                // Nothing stored any more (what metering reports from now on).
+                (self.snapshot_bytes, self.log_bytes) = (0, 0);
+                Ok(true)
+            }
             Err(error) => {
                 tracing::warn!(%error, "deleting the room failed");
                 Err(RoomError::Unavailable)

@@ -20,6 +20,7 @@ use crate::rooms::auth::Grant;
 use crate::rooms::session::{self, Inbound, Outbound};
 use crate::rooms::{RoomKey, Rooms, RoomsConfig};
 use crate::store::sqlite::SqliteStore;
+use crate::store::usage::SharedUsageStore;
 use crate::store::SharedDocStore;
 
 /// How long any wait in these tests may take before it counts as a failure.
@@ -28,23 +29,31 @@ const DEADLINE: Duration = Duration::from_secs(10);
 pub(super) struct Harness {
     pub(super) rooms: Rooms,
     pub(super) store: SharedDocStore,
+    /// The same store, as usage metering writes to it.
+    pub(super) usage: SharedUsageStore,
     pub(super) dir: tempfile::TempDir,
 }
 
 impl Harness {
     pub(super) async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let (rooms, store) = open(&dir).await;
-        Self { rooms, store, dir }
+        let (rooms, store, usage) = open(&dir).await;
+        Self {
+            rooms,
+            store,
+            usage,
+            dir,
+        }
     }
 
     /// Shuts the engine down (every room flushed, the store closed) and starts a new one
     /// on the same data directory: what a restart sees.
     pub(super) async fn restart(&mut self) {
         self.rooms.shutdown(DEADLINE).await;
-        let (rooms, store) = open(&self.dir).await;
+        let (rooms, store, usage) = open(&self.dir).await;
         self.rooms = rooms;
         self.store = store;
+        self.usage = usage;
     }
 
     /// Updates in the room's stored log (`None` if the store has no such room).
@@ -68,14 +77,20 @@ impl Harness {
     }
 }
 
-async fn open(dir: &tempfile::TempDir) -> (Rooms, SharedDocStore) {
-    let store: SharedDocStore = Arc::new(SqliteStore::open_dir(dir.path()).await.unwrap());
+async fn open(dir: &tempfile::TempDir) -> (Rooms, SharedDocStore, SharedUsageStore) {
+    let sqlite = Arc::new(SqliteStore::open_dir(dir.path()).await.unwrap());
+    let store: SharedDocStore = sqlite.clone();
+    let usage: SharedUsageStore = sqlite;
     let config = RoomsConfig {
         // Rooms stay loaded for the whole test unless it says otherwise.
         room_idle_timeout: Duration::from_secs(600),
         ..RoomsConfig::default()
     };
-    (Rooms::new(store.clone(), config), store)
+    (
+        Rooms::metered(store.clone(), usage.clone(), config),
+        store,
+        usage,
+    )
 }
 
 pub(super) fn key(project: &str, name: &str) -> RoomKey {

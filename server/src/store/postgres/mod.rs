@@ -21,6 +21,7 @@ use super::{migrate, StoreResult};
 mod control;
 mod docs;
 mod export;
+mod usage;
 
 mod rows {
     crate::store::rows::row_decoders!(sqlx::postgres::PgRow);

@@ -23,6 +23,7 @@ use super::{migrate, unix_ms, Append, DocStore, RoomId, RoomRow, Seq, StoreResul
 
 mod control;
 mod export;
+mod usage;
 
 mod rows {
     crate::store::rows::row_decoders!(sqlx::sqlite::SqliteRow);

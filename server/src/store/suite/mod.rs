@@ -1,5 +1,5 @@
 //! The storage suite: one set of story tests, written against the traits
-//! (`DocStore`, `ControlStore`, `Export`), run against every backend — SQLite in a
+//! (`DocStore`, `ControlStore`, `Export`, `UsageStore`), run against every backend — SQLite in a
 //! temporary directory, Postgres in a database of its own per test (see [`pg`]). A
 //! behaviour one backend gets wrong fails there by name
 //! (`store::suite::postgres::member_story`).
@@ -14,6 +14,7 @@ mod copy;
 mod docs;
 mod migrations;
 pub(crate) mod pg;
+mod usage;
 
 /// A store under test and where it lives (removed when dropped).
 pub(crate) struct TestStore {
@@ -54,6 +55,10 @@ impl TestStore {
 
     pub fn control(&self) -> &dyn super::control::ControlStore {
         &*self.stores.control
+    }
+
+    pub fn usage(&self) -> &dyn super::usage::UsageStore {
+        &*self.stores.usage
     }
 
     /// Rows in `table`.
@@ -136,6 +141,7 @@ macro_rules! stories {
             copy::copy_story,
             copy::copy_refuses_a_destination_with_data,
             copy::verify_catches_a_difference,
+            usage::usage_story,
         );
     };
     (@each $open:path; $($module:ident :: $story:ident),* $(,)?) => {
