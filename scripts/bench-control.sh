@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# What the control plane costs on the hot path, measured in one run on one server:
-# the same tandem-bench scenario, alternately
-#   off: connections without a token (--allow-anonymous): no plan limits apply;
-#   on:  connections with a client token: token check on connect, plan limits per
-#        connection (message and byte buckets, connection caps, document-size check),
-#        server-attached user info in presence;
-# ROUNDS times each (interleaved, so drift hits both alike). Usage metering, when the
-# server has it, runs in both modes. Prints per-round figures and the medians of
-# delivered updates/s and p50/p99 latency.
+# What the control plane costs on the hot path, measured in one run: two servers from
+# the same build, benched one at a time with the same tandem-bench scenario, alternately
+#   off: --metering false, connections without a token (--allow-anonymous): no usage
+#        counting, no plan limits;
+#   on:  metering on, connections with a client token: token check on connect, plan
+#        limits per connection (message and byte buckets, connection caps, document-size
+#        check), server-attached user info in presence, usage counters and flushes;
+# ROUNDS times each (interleaved, so drift hits both alike). Prints per-round figures
+# and the medians of delivered updates/s, p50/p99 latency and server CPU.
 #
 # Usage: scripts/bench-control.sh     (ROUNDS, ROOMS, CLIENTS, RATE, DURATION from env)
 set -euo pipefail
@@ -22,15 +22,18 @@ DURATION=${DURATION:-5s}
 OUT=${OUT:-$(mktemp -d -t tandem-bench-control.XXXXXX)}
 mkdir -p "$OUT"
 
-SERVER_PID=
+PIDS=()
 DATA=$(mktemp -d -t tandem-bench-control-data.XXXXXX)
 cleanup() {
-  if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
+  local pid
+  for pid in "${PIDS[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
   rm -rf "$DATA"
 }
 trap cleanup EXIT
@@ -55,25 +58,38 @@ bytes-per-second = 10000000000
 byte-burst = 10000000000
 PLANS
 
-"$TANDEM" serve --listen 127.0.0.1:0 --data-dir "$DATA/db" --allow-anonymous \
-  --plans "$DATA/plans.toml" >"$OUT/server.out" 2>"$OUT/server.log" &
-SERVER_PID=$!
-for _ in $(seq 100); do grep -q '^  secret key: ' "$OUT/server.out" 2>/dev/null && break; sleep 0.1; done
-ADDR=$(sed -n 's|^listening on http://||p' "$OUT/server.out")
-KEY=$(sed -n 's|^  secret key: \(sk_[A-Za-z0-9]*\).*|\1|p' "$OUT/server.out")
-[[ -n $ADDR && -n $KEY ]] || { echo "server did not start: $(cat "$OUT/server.log")" >&2; exit 1; }
-TOKEN=$(curl -sf "http://$ADDR/v1/tokens" -H "Authorization: Bearer $KEY" \
+# start NAME ARGS...: starts a server, waits for its address; sets ADDR and PID.
+start() {
+  local name=$1
+  shift
+  "$TANDEM" serve --listen 127.0.0.1:0 --data-dir "$DATA/$name" --plans "$DATA/plans.toml" \
+    "$@" >"$OUT/$name.out" 2>"$OUT/$name.log" &
+  PID=$!
+  PIDS+=("$PID")
+  for _ in $(seq 100); do grep -q '^  secret key: ' "$OUT/$name.out" 2>/dev/null && break; sleep 0.1; done
+  ADDR=$(sed -n 's|^listening on http://||p' "$OUT/$name.out")
+  [[ -n $ADDR ]] || { echo "$name server did not start: $(cat "$OUT/$name.log")" >&2; exit 1; }
+}
+start off --allow-anonymous --metering false
+OFF_ADDR=$ADDR OFF_PID=$PID
+start on
+ON_ADDR=$ADDR ON_PID=$PID
+KEY=$(sed -n 's|^  secret key: \(sk_[A-Za-z0-9]*\).*|\1|p' "$OUT/on.out")
+TOKEN=$(curl -sf "http://$ON_ADDR/v1/tokens" -H "Authorization: Bearer $KEY" \
   -H 'Content-Type: application/json' \
   -d '{"userId":"bench","userInfo":{"name":"bench"},"permissions":{"*":["room:write"]},"expiresIn":86400}' |
   node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).token))')
 
 for round in $(seq "$ROUNDS"); do
   for mode in off on; do
-    query=()
-    [[ $mode == on ]] && query=(--query "token=$TOKEN")
+    if [[ $mode == on ]]; then
+      addr=$ON_ADDR pid=$ON_PID query=(--query "token=$TOKEN")
+    else
+      addr=$OFF_ADDR pid=$OFF_PID query=()
+    fi
     log "round $round, control plane $mode"
-    "$BENCH" --url "ws://$ADDR/v1/connect" --rooms "$ROOMS" --clients "$CLIENTS" \
-      --rate "$RATE" --duration "$DURATION" --warmup 1s --server-pid "$SERVER_PID" \
+    "$BENCH" --url "ws://$addr/v1/connect" --rooms "$ROOMS" --clients "$CLIENTS" \
+      --rate "$RATE" --duration "$DURATION" --warmup 1s --server-pid "$pid" \
       --room-prefix "$mode-$round" "${query[@]}" --json >"$OUT/$mode-$round.json"
   done
 done
@@ -91,7 +107,7 @@ for (let r = 1; r <= rounds; r++) for (const mode of ['off', 'on']) {
 const m = (mode, f) => median(rows[mode].map(f))
 const off = { tput: m('off', s => s.delivered_per_sec), p50: m('off', s => s.latency_ms.p50), p99: m('off', s => s.latency_ms.p99), cpu: m('off', s => s.server_cpu_pct ?? 0) }
 const on = { tput: m('on', s => s.delivered_per_sec), p50: m('on', s => s.latency_ms.p50), p99: m('on', s => s.latency_ms.p99), cpu: m('on', s => s.server_cpu_pct ?? 0) }
-console.log(`\nmedians over ${rounds} rounds (off = no token, no limits; on = token + plan limits):`)
+console.log(`\nmedians over ${rounds} rounds (off = no metering, no token, no limits; on = metering + token + plan limits):`)
 console.log(`  delivered/s  off ${off.tput.toFixed(0)}  on ${on.tput.toFixed(0)}  on/off ${(on.tput / off.tput).toFixed(3)}`)
 console.log(`  p50 ms       off ${off.p50.toFixed(2)}  on ${on.p50.toFixed(2)}  on/off ${(on.p50 / off.p50).toFixed(3)}`)
 console.log(`  p99 ms       off ${off.p99.toFixed(2)}  on ${on.p99.toFixed(2)}  on/off ${(on.p99 / off.p99).toFixed(3)}`)

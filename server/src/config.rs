@@ -65,6 +65,11 @@ pub struct ServeOptions {
     #[arg(long, env = "TANDEM_ALLOW_ANONYMOUS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub allow_anonymous: Option<bool>,
 
+    /// Count usage per project (GET /v1/usage). Turning it off is for measuring what it
+    /// costs (scripts/bench-control.sh), not for production [default: true]
+    #[arg(long, env = "TANDEM_METERING", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub metering: Option<bool>,
+
     /// Largest WebSocket message accepted, in bytes; a larger one closes the connection
     /// with 4413 [default: 4194304]
     #[arg(long, env = "TANDEM_MAX_MESSAGE_BYTES", value_name = "BYTES")]
@@ -191,6 +196,8 @@ pub struct Config {
     pub database_url: Option<crate::store::DatabaseUrl>,
     /// Whether token-less connections are let in.
     pub allow_anonymous: bool,
+    /// Whether usage is counted.
+    pub metering: bool,
     /// Rooms engine tuning.
     pub rooms: RoomsConfig,
     /// Graceful shutdown budget.
@@ -365,6 +372,7 @@ impl Config {
                 .allow_anonymous
                 .or(file.allow_anonymous)
                 .unwrap_or(false),
+            metering: cli.metering.or(file.metering).unwrap_or(true),
             rooms,
             shutdown_timeout: dur(
                 cli.shutdown_timeout,

@@ -39,11 +39,16 @@ pub async fn serve(
     let store = Stores::open(url, &config.data_dir)
         .await
         .map_err(|e| anyhow::anyhow!("opening the store: {e}"))?;
-    let rooms = Rooms::metered(
-        store.docs.clone(),
-        store.usage.clone(),
-        config.rooms.clone(),
-    );
+    let rooms = if config.metering {
+        Rooms::metered(
+            store.docs.clone(),
+            store.usage.clone(),
+            config.rooms.clone(),
+        )
+    } else {
+        tracing::warn!("--metering false: usage is not counted");
+        Rooms::new(store.docs.clone(), config.rooms.clone())
+    };
     let control = ControlPlane::new(
         store.control.clone(),
         Arc::new(SystemClock),
