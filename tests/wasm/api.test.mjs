@@ -174,6 +174,10 @@ describe('@tandem/client in Node', () => {
       WebSocketPolyfill: WebSocket,
       disableBc: true,
     });
+    // As apps do (a cursor, a name): without a state of its own the stock client's
+    // awareness stays at clock 0, which y-protocols receivers ignore until its first
+    // renewal 15 s later.
+    provider.awareness.setLocalStateField('cursor', 0);
     try {
       await a.waitUntilSynced();
       await waitFor(() => provider.synced, 'the stock client to sync');

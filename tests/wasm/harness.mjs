@@ -27,6 +27,15 @@ export async function waitFor(cond, label, ms = 15000) {
   }
 }
 
+/** Polls `cond` every 20 ms for `ms` and fails as soon as it is falsy (a bounded "never"). */
+export async function holdsFor(cond, label, ms) {
+  const deadline = Date.now() + ms;
+  do {
+    if (!(await cond())) throw new Error(`${label} stopped holding`);
+    await new Promise((r) => setTimeout(r, 20));
+  } while (Date.now() < deadline);
+}
+
 /** Starts `tandem serve`; resolves to { base, secret, mintToken, stop }. */
 export async function startServer() {
   const target = process.env.CARGO_TARGET_DIR || join(homedir(), '.cache/tandem/target');
