@@ -68,7 +68,7 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum StoreCommand {
     /// Copy a whole installation (accounts, tenants, projects, keys, signing keys, audit
-    /// log, rooms and their documents) into an empty database, keeping every id, then
+    /// log, rooms and their documents, usage) into an empty database, keeping every id, then
     /// verify the copy. Stop the servers using the source first: what they write after
     /// the copy starts is not copied.
     ///

@@ -126,6 +126,26 @@ async fn a_sqlite_installation_moves_to_postgres() {
     let (ok, stdout, stderr) = store_copy(&from, &db.url);
     assert!(ok, "store copy failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("verified"), "{stdout}");
+    // The usage the old server flushed at shutdown went along (verified row by row).
+    for table in [
+        "usage_flushes",
+        "usage_hourly",
+        "usage_project_hourly",
+        "usage_users",
+    ] {
+        let rows: u64 = stdout
+            .lines()
+            .find_map(|line| {
+                line.trim()
+                    .strip_prefix(table)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no {table} in {stdout}"));
+        assert!(rows > 0, "{table}: {stdout}");
+    }
     assert!(
         !stdout.contains("postgres@"),
         "the URL's user (and password) are not printed: {stdout}"

@@ -2,10 +2,11 @@
 //! the embedded SQLite file to Postgres) and proves the copy.
 //!
 //! The copy keeps every id (users, tenants, projects, keys, room ids, log seqs, audit
-//! ids) and every byte of every document, reads the source from one consistent snapshot,
+//! ids), every byte of every document and every usage row, applied flush ids included
+//! (a flush retried against the destination after the move is still applied once), reads the source from one consistent snapshot,
 //! and writes the destination in one transaction, so a failed copy leaves it empty. The
 //! destination must be empty to begin with. Then it verifies, reading the destination
-//! afresh: row counts per table, every control-plane row, and for every room its stored
+//! afresh: row counts per table, every control-plane and usage row, and for every room its stored
 //! rows, the document as the server would load it (snapshot and log through
 //! [`DocStore::load`](super::DocStore::load)) and the merged yrs document's encoded state,
 //! against the source's.
@@ -15,7 +16,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
-use super::export::{ControlRows, ExportTx, RoomContents, RoomEntry, Table};
+use super::export::{ControlRows, ExportTx, RoomContents, RoomEntry, Table, UsageRows};
 use super::{StoreError, StoredDoc, Stores};
 
 /// What to copy.
@@ -64,6 +65,7 @@ pub async fn copy(
     if !options.sessions {
         control.sessions.clear();
     }
+    let usage = source.usage().await?;
     let rooms = source.rooms().await?;
 
     let mut dest = to.export.import().await?;
@@ -77,6 +79,7 @@ pub async fn copy(
         }
     }
     dest.control(&control).await?;
+    dest.usage(&usage).await?;
     for (done, room) in rooms.iter().enumerate() {
         let contents = source.room(room.id).await?;
         dest.room(room, &contents).await?;
@@ -87,7 +90,7 @@ pub async fn copy(
     dest.commit().await?;
     tracing::info!(rooms = rooms.len(), "copied; verifying");
 
-    verify_against(&mut *source, to, &control, &rooms, options).await
+    verify_against(&mut *source, to, &control, &usage, &rooms, options).await
 }
 
 /// Compares `to` with `from` as [`copy`] does after copying: for checking a copy again
@@ -102,8 +105,9 @@ pub async fn verify(
     if !options.sessions {
         control.sessions.clear();
     }
+    let usage = source.usage().await?;
     let rooms = source.rooms().await?;
-    verify_against(&mut *source, to, &control, &rooms, options).await
+    verify_against(&mut *source, to, &control, &usage, &rooms, options).await
 }
 
 /// Reads the destination back and compares it with the source's snapshot.
@@ -111,6 +115,7 @@ async fn verify_against(
     source: &mut dyn ExportTx,
     to: &Stores,
     control: &ControlRows,
+    usage: &UsageRows,
     rooms: &[RoomEntry],
     options: &CopyOptions,
 ) -> Result<CopyReport, CopyError> {
@@ -131,6 +136,9 @@ async fn verify_against(
         report.push((table, found));
     }
     if let Some(table) = differing_table(control, &copied.control().await?) {
+        return Err(CopyError::Mismatch(format!("rows of {table} differ")));
+    }
+    if let Some(table) = differing_usage_table(usage, &copied.usage().await?) {
         return Err(CopyError::Mismatch(format!("rows of {table} differ")));
     }
     if copied.rooms().await? != rooms {
@@ -181,6 +189,18 @@ fn differing_table(a: &ControlRows, b: &ControlRows) -> Option<&'static str> {
     ]
     .into_iter()
     .find_map(|(differs, table)| differs.then_some(table))
+}
+
+/// The first usage table whose rows differ between `a` and `b`.
+fn differing_usage_table(a: &UsageRows, b: &UsageRows) -> Option<&'static str> {
+    [
+        (a.flushes != b.flushes, Table::UsageFlushes),
+        (a.rooms != b.rooms, Table::UsageHourly),
+        (a.projects != b.projects, Table::UsageProjectHourly),
+        (a.users != b.users, Table::UsageUsers),
+    ]
+    .into_iter()
+    .find_map(|(differs, table)| differs.then_some(table.name()))
 }
 
 /// Whether a loaded document is exactly the stored rows' (the snapshot and the log rows

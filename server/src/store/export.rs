@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::control::{AuditRow, KeyRow, MemberRow, ProjectRow, SigningKeyRow, TenantRow, UserRow};
+use super::usage::{MonthlyUser, ProjectHour, RoomHour};
 use super::{RoomId, Seq, StoreResult};
 use crate::ids::UserId;
 
@@ -27,11 +28,15 @@ pub enum Table {
     Rooms,
     RoomSnapshots,
     RoomUpdates,
+    UsageFlushes,
+    UsageHourly,
+    UsageProjectHourly,
+    UsageUsers,
 }
 
 impl Table {
     /// All tables, parents before children.
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 15] = [
         Table::Users,
         Table::Sessions,
         Table::Tenants,
@@ -43,6 +48,10 @@ impl Table {
         Table::Rooms,
         Table::RoomSnapshots,
         Table::RoomUpdates,
+        Table::UsageFlushes,
+        Table::UsageHourly,
+        Table::UsageProjectHourly,
+        Table::UsageUsers,
     ];
 
     /// The table's name in both schemas (a constant: safe to put into SQL).
@@ -59,6 +68,10 @@ impl Table {
             Table::Rooms => "rooms",
             Table::RoomSnapshots => "room_snapshots",
             Table::RoomUpdates => "room_updates",
+            Table::UsageFlushes => "usage_flushes",
+            Table::UsageHourly => "usage_hourly",
+            Table::UsageProjectHourly => "usage_project_hourly",
+            Table::UsageUsers => "usage_users",
         }
     }
 }
@@ -92,6 +105,27 @@ pub struct ControlRows {
     pub signing_keys: Vec<SigningKeyRow>,
     /// With their ids (kept on import).
     pub audit: Vec<AuditRow>,
+}
+
+/// An applied usage flush id (kept, so a flush retried against the copy is still
+/// applied once).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageFlushRow {
+    pub flush_id: String,
+    pub applied_at: i64,
+}
+
+/// Every usage-metering row, each list in a stable order (by primary key). No foreign
+/// keys: usage outlives the projects and rooms it describes, and is copied as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UsageRows {
+    pub flushes: Vec<UsageFlushRow>,
+    /// `usage_hourly`, by (project, hour, room).
+    pub rooms: Vec<RoomHour>,
+    /// `usage_project_hourly`, by (project, hour).
+    pub projects: Vec<ProjectHour>,
+    /// `usage_users`, by (project, month, user).
+    pub users: Vec<MonthlyUser>,
 }
 
 /// A room row.
@@ -137,6 +171,8 @@ pub trait ExportTx: Send {
     async fn count(&mut self, table: Table) -> StoreResult<i64>;
     /// Every control-plane row.
     async fn control(&mut self) -> StoreResult<ControlRows>;
+    /// Every usage row, applied flush ids included.
+    async fn usage(&mut self) -> StoreResult<UsageRows>;
     /// Every room, by id.
     async fn rooms(&mut self) -> StoreResult<Vec<RoomEntry>>;
     /// One room's snapshot and log.
@@ -150,6 +186,8 @@ pub trait ImportTx: Send {
     async fn count(&mut self, table: Table) -> StoreResult<i64>;
     /// Inserts every control-plane row.
     async fn control(&mut self, rows: &ControlRows) -> StoreResult<()>;
+    /// Inserts every usage row as it is (flush ids included).
+    async fn usage(&mut self, rows: &UsageRows) -> StoreResult<()>;
     /// Inserts a room with its snapshot and log.
     async fn room(&mut self, room: &RoomEntry, contents: &RoomContents) -> StoreResult<()>;
     /// Moves the id counters past every imported id (new rooms, log rows and audit

@@ -34,7 +34,8 @@ pub(crate) fn stored<T>(
 /// Defines, in the module it is invoked in, for the row type `$row`, one `pub(super)`
 /// decoder per control-plane row type (`user_row`, `tenant_row`, `member_row`,
 /// `project_row`, `key_row`, `signing_key_row`, `audit_row`) and usage row type
-/// (`room_hour`, `project_hour`, `month_users`), plus `all` and `one`, which
+/// (`room_hour`, `project_hour`, `month_users`, and for the copy `monthly_user` and
+/// `usage_flush`), plus `all` and `one`, which
 /// apply a decoder to many rows or to an optional one. Each backend invokes it in its own
 /// `rows` module.
 macro_rules! row_decoders {
@@ -162,6 +163,25 @@ macro_rules! row_decoders {
             Ok($crate::store::usage::MonthUsers {
                 month_start: row.try_get("month_start")?,
                 users: row.try_get("users")?,
+            })
+        }
+
+        pub(super) fn monthly_user(
+            row: &$row,
+        ) -> Result<$crate::store::usage::MonthlyUser, sqlx::Error> {
+            Ok($crate::store::usage::MonthlyUser {
+                project_id: row.try_get("project_id")?,
+                month_start: row.try_get("month_start")?,
+                user_id: row.try_get("user_id")?,
+            })
+        }
+
+        pub(super) fn usage_flush(
+            row: &$row,
+        ) -> Result<$crate::store::export::UsageFlushRow, sqlx::Error> {
+            Ok($crate::store::export::UsageFlushRow {
+                flush_id: row.try_get("flush_id")?,
+                applied_at: row.try_get("applied_at")?,
             })
         }
 

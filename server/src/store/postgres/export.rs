@@ -9,14 +9,16 @@ use sqlx::{Postgres, Row, Transaction};
 
 use super::docs::READ_SNAPSHOT;
 use super::rows::{
-    all, audit_row, key_row, member_row, project_row, signing_key_row, tenant_row, user_row,
+    all, audit_row, key_row, member_row, monthly_user, project_hour, project_row, room_hour,
+    signing_key_row, tenant_row, usage_flush, user_row,
 };
 use super::PostgresStore;
 use crate::ids::{ProjectId, UserId};
 use crate::store::export::{
     ControlRows, Export, ExportTx, ImportTx, RoomContents, RoomEntry, SessionRow, SnapshotRow,
-    StoredKey, Table,
+    StoredKey, Table, UsageRows,
 };
+use crate::store::usage::RoomHour;
 use crate::store::{RoomId, StoreResult};
 
 const KEY_COLUMNS: &str = "id, tenant_id, project_id, user_id, kind, name, display_prefix, \
@@ -99,6 +101,37 @@ impl ExportTx for PgTx {
             keys: all(&keys, stored_key)?,
             signing_keys: all(&signing_keys, signing_key_row)?,
             audit: all(&audit, audit_row)?,
+        })
+    }
+
+    async fn usage(&mut self) -> StoreResult<UsageRows> {
+        let flushes = self
+            .fetch("SELECT flush_id, applied_at FROM usage_flushes ORDER BY flush_id")
+            .await?;
+        let rooms = self
+            .fetch(
+                "SELECT project_id, room, hour_start, messages_in, messages_out, bytes_in,
+                        bytes_out, connection_ms, peak_connections, active, storage_bytes
+                 FROM usage_hourly ORDER BY project_id, hour_start, room",
+            )
+            .await?;
+        let projects = self
+            .fetch(
+                "SELECT project_id, hour_start, peak_connections FROM usage_project_hourly
+                 ORDER BY project_id, hour_start",
+            )
+            .await?;
+        let users = self
+            .fetch(
+                "SELECT project_id, month_start, user_id FROM usage_users
+                 ORDER BY project_id, month_start, user_id",
+            )
+            .await?;
+        Ok(UsageRows {
+            flushes: all(&flushes, usage_flush)?,
+            rooms: all(&rooms, room_hour)?,
+            projects: all(&projects, project_hour)?,
+            users: all(&users, monthly_user)?,
         })
     }
 
@@ -270,6 +303,83 @@ impl ImportTx for PgTx {
             .bind(event.ip.as_deref())
             .bind(&event.details)
             .bind(event.at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn usage(&mut self, rows: &UsageRows) -> StoreResult<()> {
+        // One statement per table (these tables grow with rooms × hours).
+        let tx = &mut *self.0;
+        let UsageRows {
+            flushes,
+            rooms: r,
+            projects: p,
+            users: u,
+        } = rows;
+        if !flushes.is_empty() {
+            sqlx::query(
+                "INSERT INTO usage_flushes (flush_id, applied_at)
+                 SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[])",
+            )
+            .bind(
+                flushes
+                    .iter()
+                    .map(|f| f.flush_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(flushes.iter().map(|f| f.applied_at).collect::<Vec<i64>>())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !r.is_empty() {
+            let col = |f: fn(&RoomHour) -> i64| r.iter().map(f).collect::<Vec<i64>>();
+            sqlx::query(
+                "INSERT INTO usage_hourly (project_id, room, hour_start, messages_in,
+                     messages_out, bytes_in, bytes_out, connection_ms, peak_connections,
+                     active, storage_bytes)
+                 SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[],
+                     $5::BIGINT[], $6::BIGINT[], $7::BIGINT[], $8::BIGINT[], $9::BIGINT[],
+                     $10::BOOLEAN[], $11::BIGINT[])",
+            )
+            .bind(r.iter().map(|x| x.project_id.as_str()).collect::<Vec<_>>())
+            .bind(r.iter().map(|x| x.room.as_str()).collect::<Vec<_>>())
+            .bind(col(|x| x.hour_start))
+            .bind(col(|x| x.messages_in))
+            .bind(col(|x| x.messages_out))
+            .bind(col(|x| x.bytes_in))
+            .bind(col(|x| x.bytes_out))
+            .bind(col(|x| x.connection_ms))
+            .bind(col(|x| x.peak_connections))
+            .bind(r.iter().map(|x| x.active).collect::<Vec<bool>>())
+            .bind(
+                r.iter()
+                    .map(|x| x.storage_bytes)
+                    .collect::<Vec<Option<i64>>>(),
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !p.is_empty() {
+            sqlx::query(
+                "INSERT INTO usage_project_hourly (project_id, hour_start, peak_connections)
+                 SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::BIGINT[])",
+            )
+            .bind(p.iter().map(|x| x.project_id.as_str()).collect::<Vec<_>>())
+            .bind(p.iter().map(|x| x.hour_start).collect::<Vec<i64>>())
+            .bind(p.iter().map(|x| x.peak_connections).collect::<Vec<i64>>())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !u.is_empty() {
+            sqlx::query(
+                "INSERT INTO usage_users (project_id, month_start, user_id)
+                 SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::TEXT[])",
+            )
+            .bind(u.iter().map(|x| x.project_id.as_str()).collect::<Vec<_>>())
+            .bind(u.iter().map(|x| x.month_start).collect::<Vec<i64>>())
+            .bind(u.iter().map(|x| x.user_id.as_str()).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;
         }

@@ -7,13 +7,14 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::rows::{
-    all, audit_row, key_row, member_row, project_row, signing_key_row, tenant_row, user_row,
+    all, audit_row, key_row, member_row, monthly_user, project_hour, project_row, room_hour,
+    signing_key_row, tenant_row, usage_flush, user_row,
 };
 use super::SqliteStore;
 use crate::ids::{ProjectId, UserId};
 use crate::store::export::{
     ControlRows, Export, ExportTx, ImportTx, RoomContents, RoomEntry, SessionRow, SnapshotRow,
-    StoredKey, Table,
+    StoredKey, Table, UsageRows,
 };
 use crate::store::{RoomId, StoreResult};
 
@@ -101,6 +102,37 @@ impl ExportTx for SqliteTx {
             keys: all(&keys, stored_key)?,
             signing_keys: all(&signing_keys, signing_key_row)?,
             audit: all(&audit, audit_row)?,
+        })
+    }
+
+    async fn usage(&mut self) -> StoreResult<UsageRows> {
+        let flushes = self
+            .fetch("SELECT flush_id, applied_at FROM usage_flushes ORDER BY flush_id")
+            .await?;
+        let rooms = self
+            .fetch(
+                "SELECT project_id, room, hour_start, messages_in, messages_out, bytes_in,
+                        bytes_out, connection_ms, peak_connections, active, storage_bytes
+                 FROM usage_hourly ORDER BY project_id, hour_start, room",
+            )
+            .await?;
+        let projects = self
+            .fetch(
+                "SELECT project_id, hour_start, peak_connections FROM usage_project_hourly
+                 ORDER BY project_id, hour_start",
+            )
+            .await?;
+        let users = self
+            .fetch(
+                "SELECT project_id, month_start, user_id FROM usage_users
+                 ORDER BY project_id, month_start, user_id",
+            )
+            .await?;
+        Ok(UsageRows {
+            flushes: all(&flushes, usage_flush)?,
+            rooms: all(&rooms, room_hour)?,
+            projects: all(&projects, project_hour)?,
+            users: all(&users, monthly_user)?,
         })
     }
 
@@ -272,6 +304,60 @@ impl ImportTx for SqliteTx {
             .bind(event.ip.as_deref())
             .bind(&event.details)
             .bind(event.at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn usage(&mut self, rows: &UsageRows) -> StoreResult<()> {
+        let tx = &mut *self.0;
+        for flush in &rows.flushes {
+            sqlx::query("INSERT INTO usage_flushes (flush_id, applied_at) VALUES (?, ?)")
+                .bind(&flush.flush_id)
+                .bind(flush.applied_at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for r in &rows.rooms {
+            sqlx::query(
+                "INSERT INTO usage_hourly (project_id, room, hour_start, messages_in,
+                     messages_out, bytes_in, bytes_out, connection_ms, peak_connections,
+                     active, storage_bytes)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&r.project_id)
+            .bind(&r.room)
+            .bind(r.hour_start)
+            .bind(r.messages_in)
+            .bind(r.messages_out)
+            .bind(r.bytes_in)
+            .bind(r.bytes_out)
+            .bind(r.connection_ms)
+            .bind(r.peak_connections)
+            .bind(r.active)
+            .bind(r.storage_bytes)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for p in &rows.projects {
+            sqlx::query(
+                "INSERT INTO usage_project_hourly (project_id, hour_start, peak_connections)
+                 VALUES (?, ?, ?)",
+            )
+            .bind(&p.project_id)
+            .bind(p.hour_start)
+            .bind(p.peak_connections)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for u in &rows.users {
+            sqlx::query(
+                "INSERT INTO usage_users (project_id, month_start, user_id) VALUES (?, ?, ?)",
+            )
+            .bind(&u.project_id)
+            .bind(u.month_start)
+            .bind(&u.user_id)
             .execute(&mut *tx)
             .await?;
         }

@@ -5,11 +5,61 @@ use bytes::Bytes;
 use yrs::{GetString, Text, Transact};
 
 use super::control::{account, key, project};
+use super::usage::{peak, room, user, FEB, H0, JAN};
 use super::TestStore;
 use crate::store::control::{AuditRow, KeyFilter, KeyKindRow, NewAccount, Role, SigningKeyRow};
 use crate::store::copy::{self, CopyError, CopyOptions};
 use crate::store::export::Table;
+use crate::store::usage::{UsageBatch, HOUR_MS};
 use crate::store::{Append, RoomId, StoredDoc};
+
+/// The flush id of [`usage_batch`] in [`populate`].
+const FLUSH: &str = "0123456789abcdef0123456789abcdef";
+/// When [`populate`] applies its flushes.
+const FLUSHED_AT: i64 = H0 + 2 * HOUR_MS;
+
+/// A flush spanning two hours, two projects and two months; one room not measured, one
+/// not active.
+fn usage_batch() -> UsageBatch {
+    let mut idle = room("prj_other", "idle", H0 + HOUR_MS, 0);
+    idle.active = false;
+    idle.storage_bytes = None;
+    UsageBatch {
+        rooms: vec![
+            room("prj_usage", "doc", H0, 3),
+            room("prj_usage", "b/2 é%_", H0, 1),
+            room("prj_usage", "doc", H0 + HOUR_MS, 5),
+            idle,
+        ],
+        projects: vec![
+            peak("prj_usage", H0, 4),
+            peak("prj_usage", H0 + HOUR_MS, 5),
+            peak("prj_other", H0 + HOUR_MS, 0),
+        ],
+        users: vec![
+            user("prj_usage", JAN, "ada"),
+            user("prj_usage", JAN, "bob"),
+            user("prj_usage", FEB, "ada"),
+            user("prj_other", FEB, "Zoë"),
+        ],
+    }
+}
+
+/// Every usage figure of the projects [`populate`] meters, as the usage API reads them.
+async fn usage_figures(store: &TestStore) -> Vec<String> {
+    let usage = store.usage();
+    let mut figures = Vec::new();
+    for project in ["prj_usage", "prj_other"] {
+        let (from, to) = (JAN, FEB + 31 * 24 * HOUR_MS);
+        figures.push(format!(
+            "{project}: {:?} {:?} {:?}",
+            usage.room_hours(project, from, to).await.unwrap(),
+            usage.project_hours(project, from, to).await.unwrap(),
+            usage.monthly_users(project, from, to).await.unwrap(),
+        ));
+    }
+    figures
+}
 
 /// What [`populate`] made, to check the copy against.
 struct Populated {
@@ -166,6 +216,22 @@ async fn populate(source: &TestStore) -> Populated {
         .await
         .unwrap());
 
+    // Usage: a flush with a known id, and a second adding to some of its rows.
+    let usage = source.usage();
+    assert!(usage
+        .apply_usage(FLUSH, &usage_batch(), FLUSHED_AT)
+        .await
+        .unwrap());
+    let more = UsageBatch {
+        rooms: vec![room("prj_usage", "doc", H0, 2)],
+        projects: vec![peak("prj_usage", H0, 9)],
+        users: vec![user("prj_usage", JAN, "ada"), user("prj_usage", JAN, "cy")],
+    };
+    assert!(usage
+        .apply_usage("second-flush", &more, FLUSHED_AT + 1)
+        .await
+        .unwrap());
+
     let text = doc.get_or_insert_text("t").get_string(&doc.transact());
     Populated {
         rooms: vec![
@@ -217,6 +283,37 @@ pub(super) async fn copy_story(dest: TestStore) {
         ),
         (2, 4, 3)
     );
+    assert_eq!(
+        (
+            rows(Table::UsageFlushes),
+            rows(Table::UsageHourly),
+            rows(Table::UsageProjectHourly),
+            rows(Table::UsageUsers)
+        ),
+        (2, 4, 3, 5)
+    );
+
+    // Usage reads the same through the destination's `UsageStore`, and a flush retried
+    // against it after the move (the same id) is not counted again; a new one is.
+    let figures = usage_figures(&source).await;
+    assert!(figures[0].contains("messages_in: 5"), "{figures:?}");
+    assert_eq!(usage_figures(&dest).await, figures);
+    assert!(!dest
+        .usage()
+        .apply_usage(FLUSH, &usage_batch(), FLUSHED_AT + 2)
+        .await
+        .unwrap());
+    assert_eq!(
+        usage_figures(&dest).await,
+        figures,
+        "the retry counted nothing"
+    );
+    assert!(dest
+        .usage()
+        .apply_usage("after-the-move", &usage_batch(), FLUSHED_AT + 3)
+        .await
+        .unwrap());
+    assert_ne!(usage_figures(&dest).await, figures);
 
     // Through the destination's runtime traits: the same accounts, keys and documents.
     let (from, to) = (source.control(), dest.control());
@@ -372,6 +469,39 @@ pub(super) async fn copy_refuses_a_destination_with_data(dest: TestStore) {
     source.stores.close().await;
 }
 
+pub(super) async fn copy_refuses_a_destination_with_only_usage(dest: TestStore) {
+    let source = TestStore::sqlite().await.unwrap();
+    populate(&source).await;
+    // Only an applied flush id with nothing in it: still not empty.
+    assert!(dest
+        .usage()
+        .apply_usage("early", &UsageBatch::default(), FLUSHED_AT)
+        .await
+        .unwrap());
+    let refused = copy::copy(
+        &source.stores,
+        &dest.stores,
+        &CopyOptions { sessions: true },
+    )
+    .await;
+    assert!(
+        matches!(
+            refused,
+            Err(CopyError::NotEmpty {
+                table: "usage_flushes",
+                rows: 1
+            })
+        ),
+        "{refused:?}"
+    );
+    for table in Table::ALL {
+        let expected = i64::from(table == Table::UsageFlushes);
+        assert_eq!(dest.count(table).await, expected, "{table:?}");
+    }
+    dest.stores.close().await;
+    source.stores.close().await;
+}
+
 pub(super) async fn verify_catches_a_difference(dest: TestStore) {
     let source = TestStore::sqlite().await.unwrap();
     let made = populate(&source).await;
@@ -423,6 +553,59 @@ pub(super) async fn verify_catches_a_difference(dest: TestStore) {
         "room_updates has 4 rows, the source 3",
     );
     source.docs().append(&[extra]).await.unwrap();
+    copy::verify(&source.stores, &dest.stores, &options)
+        .await
+        .unwrap();
+
+    // Usage: a flush applied to the copy only; then the same flush in the source.
+    let extra = UsageBatch {
+        rooms: vec![room("prj_usage", "doc", H0, 1)],
+        ..UsageBatch::default()
+    };
+    dest.usage()
+        .apply_usage("late", &extra, FLUSHED_AT)
+        .await
+        .unwrap();
+    mismatch(
+        copy::verify(&source.stores, &dest.stores, &options).await,
+        "usage_flushes has 3 rows, the source 2",
+    );
+    source
+        .usage()
+        .apply_usage("late", &extra, FLUSHED_AT)
+        .await
+        .unwrap();
+    copy::verify(&source.stores, &dest.stores, &options)
+        .await
+        .unwrap();
+    // The same row counts, different figures: one more flush on each side, counting
+    // different messages under the same id.
+    let (mut here, mut there) = (extra.clone(), extra);
+    here.rooms[0].messages_in = 1;
+    there.rooms[0].messages_in = 2;
+    dest.usage()
+        .apply_usage("diverging", &here, FLUSHED_AT)
+        .await
+        .unwrap();
+    source
+        .usage()
+        .apply_usage("diverging", &there, FLUSHED_AT)
+        .await
+        .unwrap();
+    mismatch(
+        copy::verify(&source.stores, &dest.stores, &options).await,
+        "rows of usage_hourly differ",
+    );
+    // Evened out (the upserts add): equal again.
+    dest.usage()
+        .apply_usage("evening", &there, FLUSHED_AT)
+        .await
+        .unwrap();
+    source
+        .usage()
+        .apply_usage("evening", &here, FLUSHED_AT)
+        .await
+        .unwrap();
     copy::verify(&source.stores, &dest.stores, &options)
         .await
         .unwrap();

@@ -140,6 +140,7 @@ macro_rules! stories {
             control::audit_story,
             copy::copy_story,
             copy::copy_refuses_a_destination_with_data,
+            copy::copy_refuses_a_destination_with_only_usage,
             copy::verify_catches_a_difference,
             usage::usage_story,
         );

@@ -9,12 +9,12 @@ use crate::store::usage::{
 };
 
 /// 2025-01-31T23:00:00Z: the last hour of a month.
-const H0: i64 = 1_738_364_400_000;
+pub(super) const H0: i64 = 1_738_364_400_000;
 /// 2025-01-01 and 2025-02-01.
-const JAN: i64 = 1_735_689_600_000;
-const FEB: i64 = 1_738_368_000_000;
+pub(super) const JAN: i64 = 1_735_689_600_000;
+pub(super) const FEB: i64 = 1_738_368_000_000;
 
-fn room(project: &str, name: &str, hour: i64, n: i64) -> RoomHour {
+pub(super) fn room(project: &str, name: &str, hour: i64, n: i64) -> RoomHour {
     RoomHour {
         project_id: project.to_owned(),
         room: name.to_owned(),
@@ -30,7 +30,7 @@ fn room(project: &str, name: &str, hour: i64, n: i64) -> RoomHour {
     }
 }
 
-fn user(project: &str, month: i64, id: &str) -> MonthlyUser {
+pub(super) fn user(project: &str, month: i64, id: &str) -> MonthlyUser {
     MonthlyUser {
         project_id: project.to_owned(),
         month_start: month,
@@ -38,7 +38,7 @@ fn user(project: &str, month: i64, id: &str) -> MonthlyUser {
     }
 }
 
-fn peak(project: &str, hour: i64, peak: i64) -> ProjectHour {
+pub(super) fn peak(project: &str, hour: i64, peak: i64) -> ProjectHour {
     ProjectHour {
         project_id: project.to_owned(),
         hour_start: hour,
