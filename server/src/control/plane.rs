@@ -171,22 +171,9 @@ impl ControlPlane {
         self.inner.clock.now()
     }
 
-    /// Now, in unix milliseconds (the store's unit).
-    pub(crate) fn now_ms(&self) -> i64 {
+    /// Now, in unix milliseconds (the store's unit), by the control plane's clock.
+    pub fn now_ms(&self) -> i64 {
         to_ms(self.now())
-    }
-
-    /// Now, in unix milliseconds, by the control plane's clock.
-    pub fn now_ms_public(&self) -> i64 {
-        self.now_ms()
-    }
-
-    /// Every tenant the user belongs to, with their role.
-    pub async fn store_tenants_of_user(
-        &self,
-        user: &UserRow,
-    ) -> ControlResult<Vec<(crate::store::control::TenantRow, Role)>> {
-        Ok(self.inner.store.tenants_of_user(&user.id).await?)
     }
 
     /// The limits of the tenant's plan.

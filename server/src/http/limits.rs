@@ -105,11 +105,6 @@ impl KeyLimits {
             .clone()
     }
 
-    /// Counts one request of `key` against `per_minute` ("per-key" policy).
-    pub fn check(&self, key: &str, per_minute: u32) -> Result<RateState, ApiError> {
-        self.check_policy(key, per_minute, "per-key")
-    }
-
     /// Counts one request of `key` against `per_minute`, reported as policy `name`.
     pub fn check_policy(
         &self,
@@ -324,15 +319,15 @@ mod tests {
     fn a_key_gets_its_quota_then_a_retry_time() {
         let limits = KeyLimits::default();
         for i in 0..3 {
-            let state = limits.check("key_a", 3).unwrap();
+            let state = limits.check_policy("key_a", 3, "per-key").unwrap();
             assert_eq!(state.remaining, 2 - i);
         }
-        let Err(ApiError::RateLimited(state)) = limits.check("key_a", 3) else {
+        let Err(ApiError::RateLimited(state)) = limits.check_policy("key_a", 3, "per-key") else {
             panic!("the fourth request is refused")
         };
         assert_eq!((state.remaining, state.reset), (0, 20));
         assert!(
-            limits.check("key_b", 3).is_ok(),
+            limits.check_policy("key_b", 3, "per-key").is_ok(),
             "other keys are not affected"
         );
         let mut headers = HeaderMap::new();

@@ -80,7 +80,7 @@ pub struct Me {
 }
 
 fn session_cookie_header(state: &AppState, session: &NewSession) -> HeaderValue {
-    let max_age = (session.expires_at - state.control.now_ms_public()).max(0) / 1000;
+    let max_age = (session.expires_at - state.control.now_ms()).max(0) / 1000;
     let secure = if state.control.config().secure_cookies {
         "; Secure"
     } else {
@@ -168,14 +168,11 @@ async fn login(
         .login(&body.email, &body.password, &meta)
         .await?;
     let session = state.control.create_session(&user).await?;
-    let tenants = state.control.store_tenants_of_user(&user).await?;
-    let body = Me {
-        user: User::from(&user),
-        tenants: tenants
-            .iter()
-            .map(|(t, r)| Tenant::new(t, Some(*r)))
-            .collect(),
+    let auth = crate::control::plane::UserAuth {
+        user,
+        via: crate::control::plane::Via::Session,
     };
+    let body = me_view(&state, &auth).await?;
     Ok((
         [(header::SET_COOKIE, session_cookie_header(&state, &session))],
         axum::Json(body),
@@ -213,12 +210,17 @@ async fn logout(
     )
 )]
 async fn me(State(state): State<AppState>, SignedIn(auth): SignedIn) -> ApiResult<axum::Json<Me>> {
-    let tenants = state.control.tenants_of(&auth).await?;
-    Ok(axum::Json(Me {
+    Ok(axum::Json(me_view(&state, &auth).await?))
+}
+
+/// The user and the tenants their credential reaches.
+async fn me_view(state: &AppState, auth: &crate::control::plane::UserAuth) -> ApiResult<Me> {
+    let tenants = state.control.tenants_of(auth).await?;
+    Ok(Me {
         user: User::from(&auth.user),
         tenants: tenants
             .iter()
             .map(|(t, r)| Tenant::new(t, Some(*r)))
             .collect(),
-    }))
+    })
 }

@@ -81,7 +81,7 @@ async fn list(
     project: &ProjectId,
 ) -> ApiResult<Json<List<ApiKey>>> {
     let rows = state.control.list_project_keys(tenant, project).await?;
-    let now = state.control.now_ms_public();
+    let now = state.control.now_ms();
     Ok(Json(List {
         data: rows.iter().map(|r| ApiKey::new(r, now)).collect(),
     }))
@@ -106,7 +106,7 @@ async fn create(
             meta,
         )
         .await?;
-    let now = state.control.now_ms_public();
+    let now = state.control.now_ms();
     Ok((StatusCode::CREATED, Json(CreatedApiKey::new(created, now))))
 }
 
@@ -134,7 +134,7 @@ async fn revoke(
             ),
         )
         .await;
-    Ok(Json(ApiKey::new(&row, state.control.now_ms_public())))
+    Ok(Json(ApiKey::new(&row, state.control.now_ms())))
 }
 
 async fn roll(
@@ -158,7 +158,7 @@ async fn roll(
             meta,
         )
         .await?;
-    let now = state.control.now_ms_public();
+    let now = state.control.now_ms();
     Ok(Json(RolledKey {
         new_key: CreatedApiKey::new(created, now),
         old_key: ApiKey::new(&old, now),

@@ -395,7 +395,7 @@ async fn list_pats(
 ) -> ApiResult<Json<List<ApiKey>>> {
     let access = access(&state, &auth, &tenant, Role::Member).await?;
     let rows = state.control.list_pats(&access.tenant_id, &auth).await?;
-    let now = state.control.now_ms_public();
+    let now = state.control.now_ms();
     Ok(Json(List {
         data: rows.iter().map(|r| ApiKey::new(r, now)).collect(),
     }))
@@ -447,7 +447,7 @@ async fn create_pat(
             &meta,
         )
         .await?;
-    let now = state.control.now_ms_public();
+    let now = state.control.now_ms();
     Ok((StatusCode::CREATED, Json(CreatedApiKey::new(created, now))))
 }
 
