@@ -203,29 +203,21 @@ fn differing_usage_table(a: &UsageRows, b: &UsageRows) -> Option<&'static str> {
     .find_map(|(differs, table)| differs.then_some(table.name()))
 }
 
-/// Whether a loaded document is exactly the stored rows' (the snapshot and the log rows
-/// after it).
+/// Whether a loaded document is exactly the stored rows' (the snapshot and every log
+/// row: compaction deletes exactly the rows it folds, so none left is in the snapshot,
+/// even one below its `upto_seq`).
 fn same_doc(loaded: &StoredDoc, stored: &RoomContents) -> bool {
     let snapshot = stored
         .snapshot
         .as_ref()
         .map(|s| (s.upto_seq, s.data.clone()));
-    let after = snapshot.as_ref().map_or(0, |(seq, _)| *seq);
-    let tail: Vec<_> = stored
-        .updates
-        .iter()
-        .filter(|(seq, _)| *seq > after)
-        .cloned()
-        .collect();
-    loaded.snapshot == snapshot && loaded.updates == tail
+    loaded.snapshot == snapshot && loaded.updates == stored.updates
 }
 
 fn merged(stored: &RoomContents) -> Result<Vec<u8>, String> {
-    let after = stored.snapshot.as_ref().map_or(0, |s| s.upto_seq);
-    let updates = stored.updates.iter().filter(|(seq, _)| *seq > after);
     merge(
         stored.snapshot.as_ref().map(|s| s.data.as_ref()),
-        updates.map(|(_, data)| data.as_ref()),
+        stored.updates.iter().map(|(_, data)| data.as_ref()),
     )
 }
 

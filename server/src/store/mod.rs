@@ -71,9 +71,13 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub struct StoredDoc {
     /// The room's id (created on first load).
     pub room_id: RoomId,
-    /// The compacted snapshot and the last log seq it covers.
+    /// The compacted snapshot and its `upto_seq` (its version: the highest seq it
+    /// folded, or a previous snapshot's if higher).
     pub snapshot: Option<(Seq, Bytes)>,
-    /// Log rows after the snapshot, in order.
+    /// The log rows still stored (none of them is in the snapshot: a compaction deletes
+    /// exactly the rows it folded), in seq order. Some may have seqs below the
+    /// snapshot's `upto_seq`: on Postgres concurrent commits become visible out of seq
+    /// order, and a compaction leaves a row it did not read.
     pub updates: Vec<(Seq, Bytes)>,
 }
 
@@ -93,6 +97,25 @@ pub struct Append {
     pub data: Bytes,
 }
 
+/// A cheap fingerprint of a room's stored document ([`DocStore::room_version`]), read
+/// in one query. Nodes compare it with the one they saw last to tell whether the room
+/// changed in the database meanwhile (another node appended or compacted): an append
+/// adds a log row (`log_rows` grows), a compaction replaces the snapshot
+/// (`snapshot_upto` strictly grows) and deletes rows. Equal versions mean an unchanged
+/// document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomVersion {
+    /// The snapshot's `upto_seq`, `None` when the room has no snapshot.
+    pub snapshot_upto: Option<Seq>,
+    /// How many log rows the room has.
+    pub log_rows: i64,
+    /// The highest seq in the log, `None` when it is empty.
+    pub log_max: Option<Seq>,
+    /// The sum of the log's seqs (0 when empty): changes whenever the set of rows does,
+    /// even when their count and maximum do not.
+    pub log_seq_sum: i64,
+}
+
 /// A room as listed by [`DocStore::list_rooms`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoomRow {
@@ -107,27 +130,40 @@ pub struct RoomRow {
 /// Room documents: a snapshot plus an append-only update log per room.
 #[async_trait]
 pub trait DocStore: Send + Sync + 'static {
-    /// Loads a room (creating its row if new): snapshot and log tail in one read.
+    /// Loads a room (creating its row if new): the snapshot and every log row still
+    /// stored, in one read.
     async fn load(&self, project_id: &str, room: &str) -> StoreResult<StoredDoc>;
 
     /// Appends updates, possibly for many rooms, in one transaction with one sync to
     /// disk (group commit). Returns each update's seq, in order. All or nothing.
     async fn append(&self, batch: &[Append]) -> StoreResult<Vec<Seq>>;
 
-    /// Reads what a compaction up to `upto` folds: the snapshot and log rows `<= upto`.
+    /// Reads what a compaction up to `upto` folds: the snapshot and the log rows
+    /// `<= upto`, in one read.
     async fn read_upto(&self, room_id: RoomId, upto: Seq) -> StoreResult<StoredDoc>;
 
-    /// Replaces the snapshot with `data` (covering every row `<= upto`) and deletes
-    /// those rows, in one transaction. `expected_prev` is the snapshot's `upto_seq`
-    /// when it was read (`None` = no snapshot); if another compaction replaced it
-    /// meanwhile nothing is written and `false` is returned.
+    /// Replaces the snapshot with `data` (the old snapshot merged with the log rows
+    /// `folded`) and deletes exactly the rows `folded`, in one transaction. Rows it does
+    /// not name stay, even below `upto`: on Postgres a row can commit after the
+    /// compaction's read with a smaller seq than rows it read.
+    ///
+    /// `upto` becomes the snapshot's `upto_seq`, its version: `max(expected_prev, max
+    /// folded)`, and it must exceed `expected_prev` so that every replacement changes the
+    /// version. `expected_prev` is the snapshot's `upto_seq` when it was read (`None` =
+    /// no snapshot); if another compaction replaced it meanwhile nothing is written and
+    /// `false` is returned.
     async fn replace_snapshot(
         &self,
         room_id: RoomId,
         expected_prev: Option<Seq>,
         upto: Seq,
+        folded: &[Seq],
         data: &[u8],
     ) -> StoreResult<bool>;
+
+    /// The room's [`RoomVersion`] in one query, `None` when the room does not exist
+    /// (never created, or deleted).
+    async fn room_version(&self, room_id: RoomId) -> StoreResult<Option<RoomVersion>>;
 
     /// The room's id if it exists (never creates it).
     async fn find_room(&self, project_id: &str, room: &str) -> StoreResult<Option<RoomId>>;

@@ -52,13 +52,27 @@ impl RoomActor {
 
 /// Folds the log up to `upto` into the snapshot. Returns what was folded, or `None` when
 /// there was nothing to do or another compaction won the race.
+///
+/// Deletes exactly the rows it read (on Postgres a row can commit after this read with a
+/// smaller seq than rows read; it stays in the log for the next compaction). The new
+/// snapshot's `upto_seq` is the highest seq folded, which must exceed the previous one:
+/// the store's check that the snapshot is still the one read compares `upto_seq` only, so
+/// a replacement keeping it would let a racing compaction that read the same snapshot
+/// overwrite this one (and lose the rows this one folded). When every row read is below
+/// the snapshot's `upto_seq` (only late rows), it waits for a newer row instead.
 pub(super) async fn compact(engine: &Engine, room_id: RoomId, upto: Seq) -> CompactionResult {
     let stored = engine.store.read_upto(room_id, upto).await?;
-    if stored.updates.is_empty() {
+    let folded: Vec<Seq> = stored.updates.iter().map(|(seq, _)| *seq).collect();
+    let Some(&max_folded) = folded.iter().max() else {
+        return Ok(None);
+    };
+    let prev = stored.snapshot.as_ref().map(|(seq, _)| *seq);
+    if prev.is_some_and(|prev| max_folded <= prev) {
         return Ok(None);
     }
-    let folded = (stored.updates.len(), stored.log_bytes());
-    let prev = stored.snapshot.as_ref().map(|(seq, _)| *seq);
+    // max(prev, max folded), which the check above makes the highest seq folded.
+    let upto = max_folded;
+    let counts = (stored.updates.len(), stored.log_bytes());
     let stored = Arc::new(stored);
     let merged = {
         let stored = stored.clone();
@@ -68,9 +82,9 @@ pub(super) async fn compact(engine: &Engine, room_id: RoomId, upto: Seq) -> Comp
     };
     let written = engine
         .store
-        .replace_snapshot(room_id, prev, upto, &merged)
+        .replace_snapshot(room_id, prev, upto, &folded, &merged)
         .await?;
-    Ok(written.then_some((folded.0, folded.1, merged.len())))
+    Ok(written.then_some((counts.0, counts.1, merged.len())))
 }
 
 /// The running compaction's result (pending forever when none runs, for `select!`).

@@ -6,7 +6,9 @@ use bytes::Bytes;
 use sqlx::{PgConnection, Row};
 
 use super::PostgresStore;
-use crate::store::{unix_ms, Append, DocStore, RoomId, RoomRow, Seq, StoreResult, StoredDoc};
+use crate::store::{
+    unix_ms, Append, DocStore, RoomId, RoomRow, RoomVersion, Seq, StoreResult, StoredDoc,
+};
 
 /// Appends a batch in one statement (one round trip, one commit, one WAL flush). The
 /// seqs are drawn from the log's sequence first, sorted, and handed out in batch order,
@@ -58,10 +60,10 @@ impl PostgresStore {
         Ok(row.try_get("id")?)
     }
 
-    /// Reads the snapshot and the log rows in `(snapshot, upto]` from one snapshot of
-    /// the database: REPEATABLE READ, because under READ COMMITTED a compaction
-    /// committing between the two SELECTs would make the log read miss the rows the
-    /// (older) snapshot read does not cover.
+    /// Reads the snapshot and the log rows `<= upto` from one snapshot of the database:
+    /// REPEATABLE READ, because under READ COMMITTED a compaction committing between the
+    /// two SELECTs would make the log read miss the rows the (older) snapshot read does
+    /// not cover.
     async fn read(&self, room_id: RoomId, upto: Seq) -> StoreResult<StoredDoc> {
         let mut tx = self.pool.begin_with(READ_SNAPSHOT).await?;
         let doc = read_doc(&mut tx, room_id, upto).await?;
@@ -71,7 +73,10 @@ impl PostgresStore {
 }
 
 /// The snapshot and log rows `<= upto` of a room, read with `conn` (which the caller
-/// makes a consistent snapshot).
+/// makes a consistent snapshot). Every log row still stored is outside the snapshot
+/// (compaction deletes exactly what it folded), so none is filtered by the snapshot's
+/// `upto_seq`: a row that committed after a compaction's read with a smaller seq than
+/// the rows it folded is still read.
 async fn read_doc(conn: &mut PgConnection, room_id: RoomId, upto: Seq) -> StoreResult<StoredDoc> {
     let snapshot = sqlx::query("SELECT upto_seq, data FROM room_snapshots WHERE room_id = $1")
         .bind(room_id)
@@ -84,13 +89,10 @@ async fn read_doc(conn: &mut PgConnection, room_id: RoomId, upto: Seq) -> StoreR
             ))
         })
         .transpose()?;
-    let after = snapshot.as_ref().map_or(0, |(seq, _)| *seq);
     let rows = sqlx::query(
-        "SELECT seq, data FROM room_updates
-         WHERE room_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq",
+        "SELECT seq, data FROM room_updates WHERE room_id = $1 AND seq <= $2 ORDER BY seq",
     )
     .bind(room_id)
-    .bind(after)
     .bind(upto)
     .fetch_all(&mut *conn)
     .await?;
@@ -146,6 +148,7 @@ impl DocStore for PostgresStore {
         room_id: RoomId,
         expected_prev: Option<Seq>,
         upto: Seq,
+        folded: &[Seq],
         data: &[u8],
     ) -> StoreResult<bool> {
         // READ COMMITTED is enough: a concurrent compaction's UPDATE (or INSERT) makes
@@ -179,13 +182,43 @@ impl DocStore for PostgresStore {
             tx.rollback().await?;
             return Ok(false);
         }
-        sqlx::query("DELETE FROM room_updates WHERE room_id = $1 AND seq <= $2")
+        // Exactly the rows folded, not `seq <= upto`: a row below `upto` that committed
+        // after the compaction's read is not in `data` and must stay.
+        sqlx::query("DELETE FROM room_updates WHERE room_id = $1 AND seq = ANY($2::BIGINT[])")
             .bind(room_id)
-            .bind(upto)
+            .bind(folded)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn room_version(&self, room_id: RoomId) -> StoreResult<Option<RoomVersion>> {
+        // One statement, so one snapshot of the database; no row when the room does not
+        // exist. SUM(BIGINT) is NUMERIC and cannot overflow; the cast back to BIGINT
+        // could only fail past 2^63, far beyond the seqs of one room's log (bounded by
+        // compaction).
+        let row = sqlx::query(
+            "SELECT s.upto_seq, COUNT(u.seq) AS log_rows, MAX(u.seq) AS log_max,
+                    COALESCE(SUM(u.seq), 0)::BIGINT AS log_seq_sum
+             FROM rooms r
+             LEFT JOIN room_snapshots s ON s.room_id = r.id
+             LEFT JOIN room_updates u ON u.room_id = r.id
+             WHERE r.id = $1
+             GROUP BY r.id, s.upto_seq",
+        )
+        .bind(room_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(RoomVersion {
+                snapshot_upto: row.try_get("upto_seq")?,
+                log_rows: row.try_get("log_rows")?,
+                log_max: row.try_get("log_max")?,
+                log_seq_sum: row.try_get("log_seq_sum")?,
+            })
+        })
+        .transpose()
     }
 
     async fn find_room(&self, project_id: &str, room: &str) -> StoreResult<Option<RoomId>> {

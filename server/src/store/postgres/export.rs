@@ -426,7 +426,8 @@ impl ImportTx for PgTx {
         let mut tx = self.0;
         // Explicit ids do not advance identity sequences: move each past the largest id
         // imported. The log's must also pass every snapshot's `upto_seq` (the rows it
-        // covered may be gone), or new updates would sort before it and never be loaded.
+        // covered may be gone): it is the snapshot's version, which every compaction must
+        // raise with a newer seq (new updates sorting before it would never be compacted).
         // `setval(…, n, false)`: the next value handed out is n.
         for sql in [
             "SELECT setval(pg_get_serial_sequence('rooms', 'id'),

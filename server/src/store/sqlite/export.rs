@@ -400,8 +400,9 @@ impl ImportTx for SqliteTx {
         // Explicit ids already moved `sqlite_sequence` past every inserted seq and audit
         // id (and rooms, without AUTOINCREMENT, continue after the largest id). What is
         // left is a snapshot covering seqs whose rows were compacted away: the counter
-        // must pass its `upto_seq` too, or new updates would sort before it and never
-        // be loaded.
+        // must pass its `upto_seq` too: that is the snapshot's version, which every
+        // compaction must raise with a newer seq than it (new updates sorting before it
+        // would never be compacted).
         let high: i64 = sqlx::query(
             "SELECT MAX(COALESCE((SELECT MAX(seq) FROM room_updates), 0),
                         COALESCE((SELECT MAX(upto_seq) FROM room_snapshots), 0))",

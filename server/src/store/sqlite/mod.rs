@@ -19,7 +19,9 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, Row, SqlitePool};
 use tokio::sync::{Mutex, Notify};
 
-use super::{migrate, unix_ms, Append, DocStore, RoomId, RoomRow, Seq, StoreResult, StoredDoc};
+use super::{
+    migrate, unix_ms, Append, DocStore, RoomId, RoomRow, RoomVersion, Seq, StoreResult, StoredDoc,
+};
 
 mod control;
 mod export;
@@ -117,7 +119,9 @@ impl SqliteStore {
         Ok(row.try_get("id")?)
     }
 
-    /// Reads the snapshot and the log rows in `(snapshot, upto]`, in one transaction.
+    /// Reads the snapshot and the log rows `<= upto`, in one transaction. Every log row
+    /// still stored is outside the snapshot (compaction deletes exactly what it folded),
+    /// so none is filtered by the snapshot's `upto_seq`.
     async fn read(&self, room_id: RoomId, upto: Seq) -> StoreResult<StoredDoc> {
         let mut tx = self.pool.begin().await?;
         let snapshot = sqlx::query("SELECT upto_seq, data FROM room_snapshots WHERE room_id = ?")
@@ -131,12 +135,10 @@ impl SqliteStore {
                 ))
             })
             .transpose()?;
-        let after = snapshot.as_ref().map_or(0, |(seq, _)| *seq);
         let rows = sqlx::query(
-            "SELECT seq, data FROM room_updates WHERE room_id = ? AND seq > ? AND seq <= ? ORDER BY seq",
+            "SELECT seq, data FROM room_updates WHERE room_id = ? AND seq <= ? ORDER BY seq",
         )
         .bind(room_id)
-        .bind(after)
         .bind(upto)
         .fetch_all(&mut *tx)
         .await?;
@@ -160,6 +162,21 @@ impl SqliteStore {
 
 /// Most rows in one INSERT (a power of two; SQLite allows 32766 bound values).
 const MAX_INSERT_ROWS: usize = 256;
+
+/// `DELETE ... WHERE room_id = ? AND seq IN (?, ...)` for `rows` seqs (a power of two up
+/// to [`MAX_INSERT_ROWS`]), built once per size like [`insert_sql`], so only a few
+/// distinct statements reach the statement cache.
+fn delete_sql(rows: usize) -> &'static str {
+    const SIZES: usize = MAX_INSERT_ROWS.ilog2() as usize + 1;
+    static SQL: std::sync::OnceLock<[String; SIZES]> = std::sync::OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        std::array::from_fn(|i| {
+            let seqs = vec!["?"; 1 << i].join(", ");
+            format!("DELETE FROM room_updates WHERE room_id = ? AND seq IN ({seqs})")
+        })
+    });
+    &all[rows.ilog2() as usize]
+}
 
 /// `INSERT ... VALUES (?, ?), ... RETURNING seq` for `rows` rows (a power of two up to
 /// [`MAX_INSERT_ROWS`]), built once per size.
@@ -225,6 +242,7 @@ impl DocStore for SqliteStore {
         room_id: RoomId,
         expected_prev: Option<Seq>,
         upto: Seq,
+        folded: &[Seq],
         data: &[u8],
     ) -> StoreResult<bool> {
         // The first statement writes, so the transaction takes SQLite's write lock at
@@ -256,13 +274,48 @@ impl DocStore for SqliteStore {
             tx.rollback().await?;
             return Ok(false);
         }
-        sqlx::query("DELETE FROM room_updates WHERE room_id = ? AND seq <= ?")
-            .bind(room_id)
-            .bind(upto)
-            .execute(&mut *tx)
-            .await?;
+        // Exactly the rows folded, not `seq <= upto` (see the trait), in power-of-two
+        // chunks.
+        let mut rest = folded;
+        while !rest.is_empty() {
+            let rows = 1 << rest.len().min(MAX_INSERT_ROWS).ilog2();
+            let (chunk, tail) = rest.split_at(rows);
+            rest = tail;
+            let mut query = sqlx::query(delete_sql(rows)).bind(room_id);
+            for seq in chunk {
+                query = query.bind(seq);
+            }
+            query.execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn room_version(&self, room_id: RoomId) -> StoreResult<Option<RoomVersion>> {
+        // No row when the room does not exist. SUM of integers fails on overflow in
+        // SQLite: the seqs of one room's log (bounded by compaction) add up to far less
+        // than 2^63.
+        let row = sqlx::query(
+            "SELECT s.upto_seq, COUNT(u.seq) AS log_rows, MAX(u.seq) AS log_max,
+                    COALESCE(SUM(u.seq), 0) AS log_seq_sum
+             FROM rooms r
+             LEFT JOIN room_snapshots s ON s.room_id = r.id
+             LEFT JOIN room_updates u ON u.room_id = r.id
+             WHERE r.id = ?
+             GROUP BY r.id, s.upto_seq",
+        )
+        .bind(room_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(RoomVersion {
+                snapshot_upto: row.try_get("upto_seq")?,
+                log_rows: row.try_get("log_rows")?,
+                log_max: row.try_get("log_max")?,
+                log_seq_sum: row.try_get("log_seq_sum")?,
+            })
+        })
+        .transpose()
     }
 
     async fn find_room(&self, project_id: &str, room: &str) -> StoreResult<Option<RoomId>> {

@@ -314,7 +314,7 @@ pub(super) async fn project_story(test: TestStore) {
     let seqs = test.docs().append(&batch).await.unwrap();
     assert!(test
         .docs()
-        .replace_snapshot(room, None, seqs[0], b"S")
+        .replace_snapshot(room, None, seqs[0], &seqs[..1], b"S")
         .await
         .unwrap());
     assert!(!store.delete_project(b, &web.id).await.unwrap());

@@ -175,7 +175,13 @@ async fn populate(source: &TestStore) -> Populated {
         snapshot_doc.transact_mut().apply_update(update).unwrap();
     }
     assert!(docs
-        .replace_snapshot(main.room_id, None, seqs[2], &state(&snapshot_doc))
+        .replace_snapshot(
+            main.room_id,
+            None,
+            seqs[2],
+            &seqs[..3],
+            &state(&snapshot_doc)
+        )
         .await
         .unwrap());
 
@@ -200,19 +206,21 @@ async fn populate(source: &TestStore) -> Populated {
 
     let last = yrs::Doc::new();
     let compacted = docs.load(web.id.as_str(), "compacted").await.unwrap();
-    let mut upto = 0;
+    let mut folded = Vec::new();
     for word in ["all", " folded"] {
         let update = edit(&last, word);
-        upto = docs
-            .append(&[Append {
+        folded.extend(
+            docs.append(&[Append {
                 room_id: compacted.room_id,
                 data: update,
             }])
             .await
-            .unwrap()[0];
+            .unwrap(),
+        );
     }
+    let upto = folded[1];
     assert!(docs
-        .replace_snapshot(compacted.room_id, None, upto, &state(&last))
+        .replace_snapshot(compacted.room_id, None, upto, &folded, &state(&last))
         .await
         .unwrap());
 

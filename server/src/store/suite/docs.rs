@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::TestStore;
-use crate::store::{Append, RoomId, Seq};
+use crate::store::{Append, RoomId, RoomVersion, Seq};
 
 fn append(room_id: RoomId, data: &'static [u8]) -> Append {
     Append {
@@ -43,19 +43,19 @@ pub(super) async fn append_load_and_compact_story(store: TestStore) {
     let folded = docs.read_upto(a.room_id, upto).await.unwrap();
     assert_eq!(folded.updates.len(), 1);
     assert!(docs
-        .replace_snapshot(a.room_id, None, upto, b"S1")
+        .replace_snapshot(a.room_id, None, upto, &[upto], b"S1")
         .await
         .unwrap());
     // A racing compaction that read the old (absent) snapshot loses.
     assert!(!docs
-        .replace_snapshot(a.room_id, None, upto, b"S?")
+        .replace_snapshot(a.room_id, None, upto, &[upto], b"S?")
         .await
         .unwrap());
     let loaded = docs.load("prj_a", "doc").await.unwrap();
     assert_eq!(loaded.snapshot, Some((upto, Bytes::from_static(b"S1"))));
     assert_eq!(loaded.updates.len(), 1);
     assert_eq!(loaded.updates[0].1.as_ref(), b"2");
-    // read_upto stops at `upto` and starts after the snapshot.
+    // read_upto stops at `upto`; what is left of the log is all after the snapshot.
     let folded = docs.read_upto(a.room_id, seqs[2]).await.unwrap();
     assert_eq!(folded.snapshot, loaded.snapshot);
     assert_eq!(folded.updates, loaded.updates);
@@ -75,11 +75,16 @@ pub(super) async fn append_load_and_compact_story(store: TestStore) {
     assert_eq!(again.updates, loaded.updates);
     // A compaction that read a stale snapshot loses; the right one wins.
     assert!(!docs
-        .replace_snapshot(a.room_id, Some(upto - 1), seqs[2], b"S?")
+        .replace_snapshot(a.room_id, Some(upto - 1), seqs[2], &[seqs[2]], b"S?")
         .await
         .unwrap());
+    assert_eq!(
+        docs.load("prj_a", "doc").await.unwrap().updates,
+        loaded.updates,
+        "a losing compaction deletes nothing"
+    );
     assert!(docs
-        .replace_snapshot(a.room_id, Some(upto), seqs[2], b"S2")
+        .replace_snapshot(a.room_id, Some(upto), seqs[2], &[seqs[2]], b"S2")
         .await
         .unwrap());
     let last = docs.load("prj_a", "doc").await.unwrap();
@@ -126,6 +131,26 @@ pub(super) async fn a_large_batch_gets_seqs_in_order(store: TestStore) {
     let bad = [append(a, b"ok"), append(RoomId::MAX, b"no such room")];
     assert!(docs.append(&bad).await.is_err());
     assert_eq!(docs.load("prj", "a").await.unwrap().updates.len(), 255);
+    // A compaction folding all of them but one deletes exactly those (on SQLite in
+    // several chunks) and nothing of the other room.
+    let a_seqs: Vec<Seq> = docs
+        .load("prj", "a")
+        .await
+        .unwrap()
+        .updates
+        .iter()
+        .map(|(seq, _)| *seq)
+        .collect();
+    let kept = a_seqs[100];
+    let folded: Vec<Seq> = a_seqs.iter().copied().filter(|seq| *seq != kept).collect();
+    let upto = *a_seqs.last().unwrap();
+    assert!(docs
+        .replace_snapshot(a, None, upto, &folded, b"S")
+        .await
+        .unwrap());
+    let left = docs.load("prj", "a").await.unwrap().updates;
+    assert_eq!(left.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), [kept]);
+    assert_eq!(docs.load("prj", "b").await.unwrap().updates.len(), 128);
     store.stores.close().await;
 }
 
@@ -177,7 +202,7 @@ pub(super) async fn room_listing_story(store: TestStore) {
         .await
         .unwrap();
     assert!(docs
-        .replace_snapshot(ids[4], None, seqs[0], b"S")
+        .replace_snapshot(ids[4], None, seqs[0], &seqs[..1], b"S")
         .await
         .unwrap());
     docs.delete_room(ids[4]).await.unwrap();
@@ -221,7 +246,12 @@ pub(super) async fn racing_compactions_story(store: TestStore) {
     let racers = (0..8).map(|i| {
         let docs = docs.clone();
         let upto = seqs[i % 2];
-        tokio::spawn(async move { docs.replace_snapshot(room, None, upto, b"S").await.unwrap() })
+        let folded = seqs[..=i % 2].to_vec();
+        tokio::spawn(async move {
+            docs.replace_snapshot(room, None, upto, &folded, b"S")
+                .await
+                .unwrap()
+        })
     });
     let mut won = 0;
     for racer in racers {
@@ -232,5 +262,210 @@ pub(super) async fn racing_compactions_story(store: TestStore) {
     let upto = loaded.snapshot.as_ref().unwrap().0;
     assert!(loaded.updates.iter().all(|(seq, _)| *seq > upto));
     assert_eq!(loaded.updates.len(), usize::from(upto == seqs[0]));
+    store.stores.close().await;
+}
+
+/// A yrs update inserting `s` at the end of the text `t` of `doc`.
+fn edit(doc: &yrs::Doc, s: &str) -> Bytes {
+    use yrs::Text;
+    let text = doc.get_or_insert_text("t");
+    let mut txn = yrs::Transact::transact_mut(doc);
+    let len = text.len(&txn);
+    text.insert(&mut txn, len, s);
+    Bytes::from(txn.encode_update_v1())
+}
+
+/// The text `t` after applying `updates` to a fresh document, in order.
+fn text_after<'a>(updates: impl IntoIterator<Item = &'a Bytes>) -> String {
+    use yrs::updates::decoder::Decode;
+    use yrs::{GetString, Transact};
+    let doc = yrs::Doc::new();
+    let text = doc.get_or_insert_text("t");
+    for data in updates {
+        let update = yrs::Update::decode_v1(data).unwrap();
+        doc.transact_mut().apply_update(update).unwrap();
+    }
+    let txn = doc.transact();
+    text.get_string(&txn)
+}
+
+/// `updates` merged into one update (a snapshot).
+fn merged<'a>(updates: impl IntoIterator<Item = &'a Bytes>) -> Bytes {
+    use yrs::updates::decoder::Decode;
+    use yrs::{ReadTxn, Transact};
+    let doc = yrs::Doc::new();
+    for data in updates {
+        let update = yrs::Update::decode_v1(data).unwrap();
+        doc.transact_mut().apply_update(update).unwrap();
+    }
+    let state = doc
+        .transact()
+        .encode_state_as_update_v1(&yrs::StateVector::default());
+    Bytes::from(state)
+}
+
+/// The stored document's text: the snapshot, then every log row.
+fn text_of(stored: &crate::store::StoredDoc) -> String {
+    text_after(
+        stored
+            .snapshot
+            .iter()
+            .map(|(_, data)| data)
+            .chain(stored.updates.iter().map(|(_, data)| data)),
+    )
+}
+
+/// With several nodes on one Postgres, seqs come from a sequence but commits become
+/// visible in any order: a compaction may read seqs 1 and 3 while 2 is not committed
+/// yet. It must delete exactly what it folded, and loads must still read row 2 although
+/// it is below the snapshot's `upto_seq`.
+pub(super) async fn a_row_committed_late_survives_compaction(store: TestStore) {
+    let docs = store.docs();
+    let room = docs.load("prj", "doc").await.unwrap().room_id;
+    // Two writers: A and C from one, B concurrently from another.
+    let (one, two) = (yrs::Doc::new(), yrs::Doc::new());
+    let a = edit(&one, "hello");
+    let b = edit(&two, "late");
+    let c = edit(&one, " world");
+    let mut seqs = Vec::new();
+    for data in [&a, &b, &c] {
+        let batch = [Append {
+            room_id: room,
+            data: data.clone(),
+        }];
+        seqs.extend(docs.append(&batch).await.unwrap());
+    }
+    let full = text_after([&a, &b, &c]);
+    assert!(
+        full.contains("hello world") && full.contains("late"),
+        "{full}"
+    );
+
+    // A compaction that read A and C only (B committed after its read).
+    assert!(docs
+        .replace_snapshot(room, None, seqs[2], &[seqs[0], seqs[2]], &merged([&a, &c]))
+        .await
+        .unwrap());
+    let loaded = docs.load("prj", "doc").await.unwrap();
+    assert_eq!(loaded.snapshot.as_ref().unwrap().0, seqs[2]);
+    assert_eq!(
+        loaded.updates,
+        [(seqs[1], b.clone())],
+        "B is still in the log"
+    );
+    assert_eq!(text_of(&loaded), full);
+    // A compaction's read sees it too, and folding it (with a newer row) empties the log.
+    let read = docs.read_upto(room, seqs[2]).await.unwrap();
+    assert_eq!(read.updates, loaded.updates);
+    let d = edit(&one, "!");
+    let d_seq = docs
+        .append(&[Append {
+            room_id: room,
+            data: d.clone(),
+        }])
+        .await
+        .unwrap()[0];
+    let read = docs.read_upto(room, d_seq).await.unwrap();
+    assert_eq!(read.updates, [(seqs[1], b.clone()), (d_seq, d.clone())]);
+    let snapshot = merged([&read.snapshot.as_ref().unwrap().1, &b, &d]);
+    assert!(docs
+        .replace_snapshot(room, Some(seqs[2]), d_seq, &[seqs[1], d_seq], &snapshot)
+        .await
+        .unwrap());
+
+    // After a restart the document is whole.
+    let store = store.reopen().await;
+    let loaded = store.docs().load("prj", "doc").await.unwrap();
+    assert_eq!(loaded.snapshot.as_ref().unwrap().0, d_seq);
+    assert!(loaded.updates.is_empty());
+    assert_eq!(text_of(&loaded), text_after([&a, &b, &c, &d]));
+    store.stores.close().await;
+}
+
+pub(super) async fn room_version_story(store: TestStore) {
+    let docs = store.docs();
+    assert_eq!(docs.room_version(RoomId::MAX).await.unwrap(), None);
+    let room = docs.load("prj", "doc").await.unwrap().room_id;
+    let other = docs.load("prj", "other").await.unwrap().room_id;
+    let empty = docs.room_version(room).await.unwrap().unwrap();
+    assert_eq!(
+        empty,
+        RoomVersion {
+            snapshot_upto: None,
+            log_rows: 0,
+            log_max: None,
+            log_seq_sum: 0,
+        }
+    );
+    // Nothing happened: the same version (loading is not a change).
+    docs.load("prj", "doc").await.unwrap();
+    assert_eq!(docs.room_version(room).await.unwrap(), Some(empty));
+
+    let seqs = docs
+        .append(&[append(room, b"1"), append(other, b"x"), append(room, b"2")])
+        .await
+        .unwrap();
+    let appended = docs.room_version(room).await.unwrap().unwrap();
+    assert_ne!(appended, empty);
+    assert_eq!(
+        appended,
+        RoomVersion {
+            snapshot_upto: None,
+            log_rows: 2,
+            log_max: Some(seqs[2]),
+            log_seq_sum: seqs[0] + seqs[2],
+        }
+    );
+    // Another room's append is not this room's change.
+    docs.append(&[append(other, b"y")]).await.unwrap();
+    assert_eq!(docs.room_version(room).await.unwrap(), Some(appended));
+
+    // A compaction changes it; a losing one does not.
+    assert!(docs
+        .replace_snapshot(room, None, seqs[0], &seqs[..1], b"S1")
+        .await
+        .unwrap());
+    let compacted = docs.room_version(room).await.unwrap().unwrap();
+    assert_ne!(compacted, appended);
+    assert_eq!(
+        compacted,
+        RoomVersion {
+            snapshot_upto: Some(seqs[0]),
+            log_rows: 1,
+            log_max: Some(seqs[2]),
+            log_seq_sum: seqs[2],
+        }
+    );
+    assert!(!docs
+        .replace_snapshot(room, None, seqs[2], &seqs[2..], b"S?")
+        .await
+        .unwrap());
+    assert_eq!(docs.room_version(room).await.unwrap(), Some(compacted));
+    // Compacting everything: an empty log, a newer snapshot.
+    assert!(docs
+        .replace_snapshot(room, Some(seqs[0]), seqs[2], &seqs[2..], b"S2")
+        .await
+        .unwrap());
+    let all = docs.room_version(room).await.unwrap().unwrap();
+    assert_eq!(
+        all,
+        RoomVersion {
+            snapshot_upto: Some(seqs[2]),
+            log_rows: 0,
+            log_max: None,
+            log_seq_sum: 0,
+        }
+    );
+    // A restart changes nothing.
+    let store = store.reopen().await;
+    let docs = store.docs();
+    assert_eq!(docs.room_version(room).await.unwrap(), Some(all));
+
+    // Deleted: gone, and the new room of the same name is another id.
+    docs.delete_room(room).await.unwrap();
+    assert_eq!(docs.room_version(room).await.unwrap(), None);
+    assert!(docs.room_version(other).await.unwrap().is_some());
+    let fresh = docs.load("prj", "doc").await.unwrap().room_id;
+    assert_eq!(docs.room_version(fresh).await.unwrap(), Some(empty));
     store.stores.close().await;
 }

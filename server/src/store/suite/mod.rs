@@ -130,6 +130,8 @@ macro_rules! stories {
             docs::room_listing_story,
             docs::concurrent_first_loads_find_one_room,
             docs::racing_compactions_story,
+            docs::a_row_committed_late_survives_compaction,
+            docs::room_version_story,
             control::account_story,
             control::session_story,
             control::member_story,
