@@ -6,6 +6,11 @@
 //! If the store fails, the batch is retried with backoff until `persist_timeout`; then
 //! every append in it is acknowledged with an error and the rooms close their clients
 //! with 1013 (the clients keep their edits and resend them on reconnect).
+//!
+//! One failure is not retried: an append for a room that no longer exists (deleted on
+//! another node of a cluster while the update waited here) violates the log's foreign
+//! key. Then each room's appends are written on their own, so the other rooms in the
+//! batch still land, and the deleted room's are refused at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,20 +74,58 @@ async fn run(
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         let appends: Vec<Append> = batch.iter().map(|r| r.append.clone()).collect();
         let started = Instant::now();
-        let result = write_with_retry(&store, &appends, persist_timeout).await;
-        metrics.commit(appends.len(), started.elapsed(), result.is_ok());
-        tracing::trace!(batch = appends.len(), ok = result.is_ok(), "group commit");
-        match result {
-            Ok(seqs) => {
-                for (request, seq) in batch.drain(..).zip(seqs) {
-                    let _ = request.ack.send(Ok(seq));
+        let results = write_batch(&store, &appends, persist_timeout).await;
+        let ok = results.iter().all(Result::is_ok);
+        metrics.commit(appends.len(), started.elapsed(), ok);
+        tracing::trace!(batch = appends.len(), ok, "group commit");
+        for (request, result) in batch.drain(..).zip(results) {
+            let _ = request.ack.send(result);
+        }
+    }
+}
+
+enum Failure {
+    /// The store stayed unavailable past the timeout.
+    GaveUp,
+    /// A room in the batch no longer exists.
+    RoomGone,
+}
+
+/// Writes the batch in one transaction; if a room in it was deleted meanwhile, writes
+/// each room's appends on their own instead. One result per append, in order.
+async fn write_batch(
+    store: &SharedDocStore,
+    appends: &[Append],
+    persist_timeout: Duration,
+) -> Vec<Result<Seq, ()>> {
+    match write_with_retry(store, appends, persist_timeout).await {
+        Ok(seqs) => seqs.into_iter().map(Ok).collect(),
+        Err(Failure::GaveUp) => vec![Err(()); appends.len()],
+        Err(Failure::RoomGone) => {
+            let mut results = vec![Err(()); appends.len()];
+            let mut rooms: Vec<RoomId> = appends.iter().map(|a| a.room_id).collect();
+            rooms.sort_unstable();
+            rooms.dedup();
+            for room in rooms {
+                let (positions, own): (Vec<usize>, Vec<Append>) = appends
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| a.room_id == room)
+                    .map(|(i, a)| (i, a.clone()))
+                    .unzip();
+                match write_with_retry(store, &own, persist_timeout).await {
+                    Ok(seqs) => {
+                        for (i, seq) in positions.into_iter().zip(seqs) {
+                            results[i] = Ok(seq);
+                        }
+                    }
+                    Err(Failure::RoomGone) => {
+                        tracing::debug!(room, "dropping updates of a room deleted meanwhile");
+                    }
+                    Err(Failure::GaveUp) => {}
                 }
             }
-            Err(()) => {
-                for request in batch.drain(..) {
-                    let _ = request.ack.send(Err(()));
-                }
-            }
+            results
         }
     }
 }
@@ -91,7 +134,7 @@ async fn write_with_retry(
     store: &SharedDocStore,
     appends: &[Append],
     persist_timeout: Duration,
-) -> Result<Vec<Seq>, ()> {
+) -> Result<Vec<Seq>, Failure> {
     let deadline = Instant::now() + persist_timeout;
     let mut backoff = Duration::from_millis(20);
     loop {
@@ -103,12 +146,17 @@ async fn write_with_retry(
                     got = seqs.len(),
                     "store returned the wrong number of seqs"
                 );
-                return Err(());
+                return Err(Failure::GaveUp);
+            }
+            Err(crate::store::StoreError::Unavailable(sqlx::Error::Database(error)))
+                if error.is_foreign_key_violation() =>
+            {
+                return Err(Failure::RoomGone);
             }
             Err(error) => {
                 if Instant::now() + backoff >= deadline {
                     tracing::error!(%error, batch = appends.len(), "giving up on persisting updates");
-                    return Err(());
+                    return Err(Failure::GaveUp);
                 }
                 tracing::warn!(%error, retry_in = ?backoff, "persisting updates failed; retrying");
                 tokio::time::sleep(backoff).await;
