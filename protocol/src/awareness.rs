@@ -209,6 +209,16 @@ impl AwarenessTable {
         self.remove(stale, now_ms)
     }
 
+    /// One client's live entry (its clock and state), `None` if it has no state.
+    pub fn live_entry(&self, client_id: u64) -> Option<AwarenessEntry<'_>> {
+        let meta = self.clients.get(&client_id)?;
+        Some(AwarenessEntry {
+            client_id,
+            clock: meta.clock,
+            state: meta.state.as_deref()?,
+        })
+    }
+
     /// Every live client as `(client id, JSON state)`, in no particular order.
     pub fn live(&self) -> impl Iterator<Item = (u64, &str)> + '_ {
         self.clients

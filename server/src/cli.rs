@@ -59,6 +59,23 @@ enum Command {
             hide_env_values = true
         )]
         database_url: Option<DatabaseUrl>,
+        /// The cluster's Redis (as `serve --redis-url`): its nodes are told to load the
+        /// new key at once instead of within 30 s
+        #[arg(
+            long,
+            env = "TANDEM_REDIS_URL",
+            value_name = "URL",
+            hide_env_values = true
+        )]
+        redis_url: Option<String>,
+        /// The cluster's prefix (as `serve --cluster-prefix`)
+        #[arg(
+            long,
+            env = "TANDEM_CLUSTER_PREFIX",
+            value_name = "NAME",
+            default_value = "tandem"
+        )]
+        cluster_prefix: String,
     },
     /// Operations on a whole store.
     #[command(subcommand)]
@@ -99,6 +116,8 @@ pub fn main() -> ExitCode {
         Command::RotateSigningKey {
             data_dir,
             database_url,
+            redis_url,
+            cluster_prefix,
         } => {
             let data_dir = data_dir.unwrap_or_else(|| std::path::PathBuf::from("tandem-data"));
             run_once(async move {
@@ -114,6 +133,13 @@ pub fn main() -> ExitCode {
                 let kid = ring.rotate().await?;
                 store.close().await;
                 println!("signing client tokens with key {kid} from now on");
+                if let Some(redis_url) = redis_url {
+                    let event = crate::rooms::cluster::ControlEvent::SigningKeysChanged;
+                    let nodes =
+                        crate::rooms::cluster::announce(&redis_url, &cluster_prefix, &event)
+                            .await?;
+                    println!("told {nodes} running node(s) to load it");
+                }
                 Ok(())
             })
         }

@@ -60,6 +60,29 @@ pub struct ServeOptions {
     )]
     pub database_url: Option<crate::store::DatabaseUrl>,
 
+    /// Run as one node of a cluster: `redis://host:port[/db]`. Every node must use the
+    /// same Postgres --database-url and Redis; rooms' updates, presence and events travel
+    /// between nodes over Redis pub/sub, and connection caps count every node
+    /// [default: none, a single node]
+    #[arg(
+        long,
+        env = "TANDEM_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key and channel this cluster uses, so several clusters can
+    /// share one Redis [default: tandem]
+    #[arg(long, env = "TANDEM_CLUSTER_PREFIX", value_name = "NAME")]
+    pub cluster_prefix: Option<String>,
+
+    /// How often each node compares its loaded rooms with the database, to repair
+    /// anything Redis failed to deliver (it also does after every Redis reconnect)
+    /// [default: 10s]
+    #[arg(long, env = "TANDEM_CLUSTER_CATCHUP_INTERVAL", value_name = "DURATION")]
+    pub cluster_catchup_interval: Option<HumanDuration>,
+
     /// Let anyone connect to any room without a token (development only; logged as a
     /// warning) [default: false]
     #[arg(long, env = "TANDEM_ALLOW_ANONYMOUS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
@@ -194,6 +217,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The database, when not the embedded one (its password is redacted in `Debug`).
     pub database_url: Option<crate::store::DatabaseUrl>,
+    /// Cluster membership, when running as one of many nodes.
+    pub cluster: Option<crate::rooms::cluster::ClusterOptions>,
     /// Whether token-less connections are let in.
     pub allow_anonymous: bool,
     /// Whether usage is counted.
@@ -352,7 +377,48 @@ impl Config {
                 "auth-requests-per-minute must be at least 1".into(),
             ));
         }
+        let database_url = cli.database_url.or(file.database_url);
+        let cluster = match cli.redis_url.or(file.redis_url) {
+            None => None,
+            Some(redis_url) => {
+                let shared = database_url
+                    .as_ref()
+                    .is_some_and(|url| matches!(url.backend(), crate::store::Backend::Postgres));
+                if !shared {
+                    return Err(ConfigError::Invalid(
+                        "--redis-url needs a shared database: every node must use the same \
+                         postgres:// --database-url (SQLite is one node's file)"
+                            .into(),
+                    ));
+                }
+                let prefix = cli
+                    .cluster_prefix
+                    .or(file.cluster_prefix)
+                    .unwrap_or_else(|| "tandem".into());
+                if prefix.is_empty() || prefix.contains(char::is_whitespace) {
+                    return Err(ConfigError::Invalid(
+                        "--cluster-prefix must be non-empty, without spaces".into(),
+                    ));
+                }
+                let catchup_interval = dur(
+                    cli.cluster_catchup_interval,
+                    file.cluster_catchup_interval,
+                    Duration::from_secs(10),
+                );
+                if catchup_interval.is_zero() {
+                    return Err(ConfigError::Invalid(
+                        "--cluster-catchup-interval must be positive".into(),
+                    ));
+                }
+                Some(crate::rooms::cluster::ClusterOptions {
+                    redis_url,
+                    prefix,
+                    catchup_interval,
+                })
+            }
+        };
         Ok(Self {
+            cluster,
             auth_requests_per_minute,
             trusted_proxies: cli
                 .trusted_proxies
@@ -367,7 +433,7 @@ impl Config {
                 .data_dir
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from("tandem-data")),
-            database_url: cli.database_url.or(file.database_url),
+            database_url,
             allow_anonymous: cli
                 .allow_anonymous
                 .or(file.allow_anonymous)

@@ -39,15 +39,17 @@ pub async fn serve(
     let store = Stores::open(url, &config.data_dir)
         .await
         .map_err(|e| anyhow::anyhow!("opening the store: {e}"))?;
-    let rooms = if config.metering {
-        Rooms::metered(
-            store.docs.clone(),
-            store.usage.clone(),
-            config.rooms.clone(),
-        )
-    } else {
+    if !config.metering {
         tracing::warn!("--metering false: usage is not counted");
-        Rooms::new(store.docs.clone(), config.rooms.clone())
+    }
+    let usage = config.metering.then(|| store.usage.clone());
+    let rooms = match &config.cluster {
+        Some(cluster) => Rooms::clustered(store.docs.clone(), usage, cluster, config.rooms.clone())
+            .map_err(|e| anyhow::anyhow!("joining the cluster: {e}"))?,
+        None => match usage {
+            Some(usage) => Rooms::metered(store.docs.clone(), usage, config.rooms.clone()),
+            None => Rooms::new(store.docs.clone(), config.rooms.clone()),
+        },
     };
     let control = ControlPlane::new(
         store.control.clone(),
@@ -87,6 +89,20 @@ pub async fn serve(
             }
         }
     });
+    if let Some(cluster) = rooms.cluster() {
+        // Another node rotated the signing keys: reload now, not at the next poll.
+        let ring = control.clone();
+        cluster.on_control(move |event| {
+            if *event == crate::rooms::cluster::ControlEvent::SigningKeysChanged {
+                let ring = ring.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = ring.key_ring().reload().await {
+                        tracing::warn!(%error, "reloading token signing keys failed");
+                    }
+                });
+            }
+        });
+    }
     let tokens = TokenAuthorizer::new(control.clone());
     let authorizer: Arc<dyn Authorizer> = if config.allow_anonymous {
         tracing::warn!(

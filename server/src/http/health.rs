@@ -32,8 +32,11 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             Json(json!({ "status": "storage unavailable" })),
         );
     }
-    (
-        StatusCode::OK,
-        Json(json!({ "status": "ready", "loaded_rooms": state.rooms.loaded_rooms() })),
-    )
+    let mut body = json!({ "status": "ready", "loaded_rooms": state.rooms.loaded_rooms() });
+    if let Some(cluster) = state.rooms.cluster() {
+        // Informational: without Redis a node still serves its own clients (and catches
+        // up once it is back), so this does not make the node unready.
+        body["redis"] = json!(if cluster.is_up() { "up" } else { "down" });
+    }
+    (StatusCode::OK, Json(body))
 }

@@ -61,6 +61,44 @@ async fn metrics(State(state): State<AppState>) -> Response {
         "Connections closed because their outbound queue was full.",
         m.slow_consumers_closed.load(Ordering::Relaxed) as f64,
     );
+    for (name, help, value) in [
+        (
+            "tandem_messages_received_total",
+            "WebSocket messages read from clients.",
+            &m.messages_received,
+        ),
+        (
+            "tandem_received_bytes_total",
+            "Bytes of those messages.",
+            &m.bytes_received,
+        ),
+        (
+            "tandem_messages_sent_total",
+            "WebSocket messages written to clients.",
+            &m.messages_sent,
+        ),
+        (
+            "tandem_sent_bytes_total",
+            "Bytes of those messages.",
+            &m.bytes_sent,
+        ),
+        (
+            "tandem_limit_refusals_total",
+            "Connections refused or closed by a plan limit (4429 / 4413).",
+            &m.limit_refusals,
+        ),
+    ] {
+        render_value(
+            &mut out,
+            name,
+            "counter",
+            help,
+            value.load(Ordering::Relaxed) as f64,
+        );
+    }
+    if let Some(cluster) = rooms.cluster() {
+        render_cluster(&mut out, cluster);
+    }
     let started = Instant::now();
     let up = rooms.store_ready().await;
     render_value(
@@ -92,4 +130,59 @@ async fn metrics(State(state): State<AppState>) -> Response {
         out,
     )
         .into_response()
+}
+
+fn render_cluster(out: &mut String, cluster: &crate::rooms::cluster::Cluster) {
+    render_value(
+        out,
+        "tandem_redis_up",
+        "gauge",
+        "Whether this node's Redis subscription is live.",
+        if cluster.is_up() { 1.0 } else { 0.0 },
+    );
+    let c = cluster.metrics();
+    for (name, help, value) in [
+        (
+            "tandem_cluster_published_total",
+            "Messages published to the other nodes.",
+            &c.published,
+        ),
+        (
+            "tandem_cluster_received_total",
+            "Messages received from the other nodes.",
+            &c.received,
+        ),
+        (
+            "tandem_cluster_publish_dropped_total",
+            "Messages not published (Redis unreachable or the queue full); the other nodes catch up from the database.",
+            &c.publish_dropped,
+        ),
+        (
+            "tandem_cluster_delivery_dropped_total",
+            "Messages not delivered to a room whose inbox was full; the room catches up.",
+            &c.delivery_dropped,
+        ),
+        (
+            "tandem_redis_reconnects_total",
+            "Redis subscriptions re-established after being lost.",
+            &c.reconnects,
+        ),
+        (
+            "tandem_cluster_catchups_total",
+            "Loaded rooms compared with the database.",
+            &c.catchups,
+        ),
+        (
+            "tandem_cluster_catchup_repairs_total",
+            "Comparisons that found updates this node had missed.",
+            &c.catchup_repairs,
+        ),
+        (
+            "tandem_cluster_admission_fallbacks_total",
+            "Connections admitted on this node's count alone because Redis did not answer.",
+            &c.admission_fallbacks,
+        ),
+    ] {
+        render_value(out, name, "counter", help, value.load(Ordering::Relaxed) as f64);
+    }
 }

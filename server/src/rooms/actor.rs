@@ -12,6 +12,7 @@ mod api;
 mod compaction;
 mod durable;
 mod presence;
+mod remote;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,6 +28,7 @@ use tracing::Instrument;
 use yrs::{Doc, StateVector, Update};
 
 use super::admin::{AdminMsg, Reply, RoomError};
+use super::cluster::{Kind, Remote, RoomLink};
 use super::doc::{self, ApplyError};
 use super::identity::Identity;
 use super::meter::RoomStorage;
@@ -73,6 +75,8 @@ pub(crate) enum RoomMsg {
     Event { conn: ConnId, frame: Bytes },
     /// A request from the control plane ([`super::admin`]).
     Admin(AdminMsg),
+    /// From another node, through the cluster ([`super::cluster`]).
+    Remote(Remote),
 }
 
 /// How a new actor comes to hold its room.
@@ -134,6 +138,11 @@ enum Deferred {
     },
     /// Answers a request: with `Ok` once durable, or with the store's failure.
     Reply(Box<dyn FnOnce(Result<(), RoomError>) + Send>),
+    /// Tells the other nodes of the cluster (an update only once it is durable).
+    Publish {
+        kind: Kind,
+        frame: Bytes,
+    },
 }
 
 /// Why an update was not applied.
@@ -187,6 +196,16 @@ pub(crate) struct RoomActor {
     storage: RoomStorage,
     idle_since: Instant,
     started: Instant,
+    /// In a cluster: the room's channel to the other nodes.
+    link: Option<RoomLink>,
+    /// Bytes of updates other nodes stored since the last look at the database.
+    remote_bytes: usize,
+    /// A comparison with the database in progress, whether another is owed, when the
+    /// last began, and the room's version it last read.
+    catchup: Option<tokio::task::JoinHandle<remote::CatchUpResult>>,
+    catchup_due: bool,
+    last_catchup: Instant,
+    version: Option<crate::store::RoomVersion>,
 }
 
 impl RoomActor {
@@ -195,6 +214,7 @@ impl RoomActor {
         key: RoomKey,
         generation: u64,
         inbox: mpsc::Receiver<RoomMsg>,
+        sender: mpsc::WeakSender<RoomMsg>,
         connections: Arc<AtomicUsize>,
         open: Open,
     ) {
@@ -217,6 +237,12 @@ impl RoomActor {
                         return;
                     }
                 };
+                // Subscribed before loading, so that nothing published after the load
+                // read is missed (what arrives twice, yrs skips).
+                let link = match (&engine.cluster, &exists) {
+                    (Some(cluster), Ok(true)) => Some(cluster.join_room(&key, sender).await),
+                    _ => None,
+                };
                 let stored = match exists {
                     Ok(true) => engine.store.load(&key.project_id, &key.name).await,
                     Ok(false) => {
@@ -227,9 +253,12 @@ impl RoomActor {
                 };
                 match stored {
                     Ok(stored) => {
-                        Self::new(engine, key, generation, inbox, connections, stored)
-                            .run()
-                            .await
+                        let mut actor =
+                            Self::new(engine, key, generation, inbox, connections, stored);
+                        actor.link = link;
+                        // Whoever is present on other nodes introduces themselves.
+                        actor.publish(Kind::AwarenessQuery, &[]);
+                        actor.run().await
                     }
                     Err(error) => {
                         tracing::error!(%error, "loading room failed");
@@ -249,11 +278,13 @@ impl RoomActor {
         connections: Arc<AtomicUsize>,
         stored: StoredDoc,
     ) -> Self {
+        // A row that committed late may sit below the snapshot's version.
         let last_seq = stored
             .updates
-            .last()
+            .iter()
             .map(|(seq, _)| *seq)
-            .or(stored.snapshot.as_ref().map(|(seq, _)| *seq))
+            .chain(stored.snapshot.as_ref().map(|(seq, _)| *seq))
+            .max()
             .unwrap_or(0);
         let log_updates = stored.updates.len();
         let log_bytes = stored.log_bytes();
@@ -289,6 +320,12 @@ impl RoomActor {
             storage,
             idle_since: now,
             started: now,
+            link: None,
+            remote_bytes: 0,
+            catchup: None,
+            catchup_due: false,
+            last_catchup: now,
+            version: None,
         }
     }
 
@@ -322,6 +359,7 @@ impl RoomActor {
                     }
                     Flow::Continue
                 }
+                done = remote::join(&mut self.catchup), if self.catchup.is_some() => self.on_caught_up(done),
                 msg = self.inbox.recv() => match msg {
                     Some(msg) => self.handle(msg).await,
                     // Unreachable while registered (the registry holds a sender).
@@ -399,6 +437,12 @@ impl RoomActor {
                 if self.conns.contains_key(&conn) {
                     // Not content, but kept behind the updates applied before it, so an
                     // event never overtakes the edit it may be about.
+                    if self.link.is_some() {
+                        self.send_when_durable(Deferred::Publish {
+                            kind: Kind::Event,
+                            frame: frame.clone(),
+                        });
+                    }
                     self.send_when_durable(Deferred::Broadcast {
                         except: Some(conn),
                         frame,
@@ -406,6 +450,7 @@ impl RoomActor {
                 }
             }
             RoomMsg::Admin(msg) => return self.on_admin(msg).await,
+            RoomMsg::Remote(remote) => return self.on_remote(remote).await,
         }
         Flow::Continue
     }
@@ -450,18 +495,23 @@ impl RoomActor {
                 return self.rebuild().await;
             }
         }
+        let publish = self.link.is_some().then(|| Deferred::Publish {
+            kind: Kind::Update,
+            frame: Bytes::from(Message::Update(&payload).encode()),
+        });
         let relay = Deferred::Broadcast {
             except: Some(conn),
             frame,
         };
-        self.persist(payload, [relay]).await;
+        self.persist(payload, std::iter::once(relay).chain(publish))
+            .await;
         Flow::Continue
     }
 
     /// What the store holds (or will once in-flight appends land) for this room:
     /// snapshot + log. This is the "document size" plans cap and metering bills.
     pub(super) fn stored_bytes(&self) -> u64 {
-        (self.snapshot_bytes + self.log_bytes + self.inflight_bytes) as u64
+        (self.snapshot_bytes + self.log_bytes + self.inflight_bytes + self.remote_bytes) as u64
     }
 
     /// Refuses an update of `len` bytes that would take the stored document past the
@@ -556,9 +606,11 @@ impl RoomActor {
 
     async fn on_tick(&mut self) -> Flow {
         self.expire_awareness();
+        self.maybe_catch_up();
         let idle = self.conns.is_empty()
             && self.inflight.is_empty()
             && self.compaction.is_none()
+            && self.catchup.is_none()
             && self.idle_since.elapsed() >= self.engine.config.room_idle_timeout;
         if !idle {
             return Flow::Continue;

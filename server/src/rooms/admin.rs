@@ -83,6 +83,27 @@ pub enum CloseFilter {
     User(String),
 }
 
+impl From<CloseFilter> for crate::rooms::cluster::WireFilter {
+    fn from(filter: CloseFilter) -> Self {
+        match filter {
+            CloseFilter::All => Self::All,
+            CloseFilter::Key(key) => Self::Key(key),
+            CloseFilter::User(user) => Self::User(user),
+        }
+    }
+}
+
+impl From<crate::rooms::cluster::WireFilter> for CloseFilter {
+    fn from(filter: crate::rooms::cluster::WireFilter) -> Self {
+        use crate::rooms::cluster::WireFilter;
+        match filter {
+            WireFilter::All => Self::All,
+            WireFilter::Key(key) => Self::Key(key),
+            WireFilter::User(user) => Self::User(user),
+        }
+    }
+}
+
 impl CloseFilter {
     pub(crate) fn matches(&self, identity: &Identity) -> bool {
         match self {
@@ -331,9 +352,28 @@ impl Rooms {
     }
 
     /// Closes the matching connections in every loaded room of the project with
-    /// `reason`. Returns how many were closed.
+    /// `reason`, on this node and (in a cluster) on every other. Returns how many were
+    /// closed on this node.
     #[tracing::instrument(level = "debug", skip_all, fields(project = %project_id, ?filter, code = reason.code))]
     pub async fn close_where(
+        &self,
+        project_id: &str,
+        filter: CloseFilter,
+        reason: CloseReason,
+    ) -> usize {
+        if let Some(cluster) = &self.engine().cluster {
+            cluster.publish_control(&crate::rooms::cluster::ControlEvent::Close {
+                project_id: project_id.to_owned(),
+                filter: filter.clone().into(),
+                code: reason.code,
+                reason: reason.reason.clone(),
+            });
+        }
+        self.close_where_local(project_id, filter, reason).await
+    }
+
+    /// [`Self::close_where`] on this node only (what a node does when another asks).
+    pub(crate) async fn close_where_local(
         &self,
         project_id: &str,
         filter: CloseFilter,
@@ -431,6 +471,7 @@ impl Rooms {
                 key.clone(),
                 generation,
                 rx,
+                tx.downgrade(),
                 Arc::clone(&connections),
                 open(),
             );

@@ -5,8 +5,8 @@
 //! `retry-after=<s>` in the reason) or 4413, after everything it sent before the limit
 //! was handed to the room: a limit never drops an accepted update.
 //!
-//! Per node: with several nodes behind a load balancer, the project connection cap is
-//! per node until the cluster-wide count lands with scale-out.
+//! In a cluster the project connection cap is cluster-wide: the count here is this
+//! node's share, mirrored into Redis by [`super::cluster`], which admits against the sum.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,7 +20,7 @@ use super::CloseReason;
 /// One plan's numbers, as the engine and the HTTP layer use them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Concurrent connections in one project (per node).
+    /// Concurrent connections in one project (across the cluster).
     pub connections_per_project: u32,
     /// Concurrent connections in one room.
     pub connections_per_room: u32,
@@ -125,9 +125,21 @@ pub(crate) fn rate_limited(what: &str, wait: Duration) -> CloseReason {
 }
 
 /// Live connections per project on this node.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct ProjectConnections {
     counts: Mutex<HashMap<Arc<str>, u32>>,
+    /// Told when a project's count drops (the cluster mirrors counts into Redis).
+    on_release: std::sync::OnceLock<ReleaseHook>,
+}
+
+type ReleaseHook = Box<dyn Fn(&Arc<str>) + Send + Sync>;
+
+impl std::fmt::Debug for ProjectConnections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectConnections")
+            .field("counts", &*self.lock())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ProjectConnections {
@@ -154,6 +166,16 @@ impl ProjectConnections {
     pub(crate) fn count(&self, project: &str) -> u32 {
         self.lock().get(project).copied().unwrap_or(0)
     }
+
+    /// Every project with live connections, and how many.
+    pub(crate) fn projects(&self) -> Vec<(Arc<str>, u32)> {
+        self.lock().iter().map(|(p, n)| (p.clone(), *n)).collect()
+    }
+
+    /// Calls `hook` after a connection is counted out (once; later calls are ignored).
+    pub(crate) fn on_release(&self, hook: impl Fn(&Arc<str>) + Send + Sync + 'static) {
+        let _ = self.on_release.set(Box::new(hook));
+    }
 }
 
 /// One counted connection; dropping it counts it out.
@@ -165,12 +187,17 @@ pub(crate) struct ConnSlot {
 
 impl Drop for ConnSlot {
     fn drop(&mut self) {
-        let mut counts = self.owner.lock();
-        if let Some(count) = counts.get_mut(&self.project) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                counts.remove(&self.project);
+        {
+            let mut counts = self.owner.lock();
+            if let Some(count) = counts.get_mut(&self.project) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    counts.remove(&self.project);
+                }
             }
+        }
+        if let Some(hook) = self.owner.on_release.get() {
+            hook(&self.project);
         }
     }
 }

@@ -170,6 +170,21 @@ impl Meter {
         }
     }
 
+    /// Raises this hour's peak for the key's project to `live`: the project's
+    /// connections across the cluster, as counted when one was admitted.
+    pub(crate) fn saw_project_live(&self, key: &RoomKey, live: u32) {
+        if !self.enabled {
+            return;
+        }
+        let hour = hour_start(self.now());
+        let mut state = self.lock();
+        raise(
+            &mut state.project_peaks,
+            (key.project_id.clone(), hour),
+            live,
+        );
+    }
+
     fn end(&self, id: u64) {
         let now = self.now();
         let mut state = self.lock();

@@ -79,6 +79,12 @@ pub struct EngineMetrics {
     pub slow_consumers_closed: AtomicU64,
     /// Connections refused or closed by a plan limit (4429 / 4413).
     pub limit_refusals: AtomicU64,
+    /// WebSocket messages read from clients, and their bytes.
+    pub messages_received: AtomicU64,
+    pub bytes_received: AtomicU64,
+    /// WebSocket messages written to clients, and their bytes.
+    pub messages_sent: AtomicU64,
+    pub bytes_sent: AtomicU64,
 }
 
 impl Default for EngineMetrics {
@@ -89,11 +95,28 @@ impl Default for EngineMetrics {
             persist_failures: AtomicU64::new(0),
             slow_consumers_closed: AtomicU64::new(0),
             limit_refusals: AtomicU64::new(0),
+            messages_received: AtomicU64::new(0),
+            bytes_received: AtomicU64::new(0),
+            messages_sent: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
         }
     }
 }
 
 impl EngineMetrics {
+    /// A message of `bytes` was read from a client.
+    pub(crate) fn received(&self, bytes: usize) {
+        self.messages_received.fetch_add(1, Ordering::Relaxed);
+        self.bytes_received
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// `frames` messages of `bytes` in all were written to a client.
+    pub(crate) fn sent(&self, frames: u64, bytes: u64) {
+        self.messages_sent.fetch_add(frames, Ordering::Relaxed);
+        self.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
+    }
+
     /// Records one group commit.
     pub(crate) fn commit(&self, batch: usize, took: Duration, ok: bool) {
         self.commit_batch.observe(batch as f64);

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cluster;
 pub mod limits;
 pub(crate) mod meter;
 pub mod metrics;
@@ -133,6 +134,8 @@ pub(crate) struct Engine {
     pub(crate) metrics: Arc<metrics::EngineMetrics>,
     /// Usage counted per connection and room.
     pub(crate) meter: Arc<Meter>,
+    /// The other nodes, when running as one of many (`--redis-url`).
+    pub(crate) cluster: Option<cluster::Cluster>,
     /// The usage flusher and how to stop it (a deadline for its last flush).
     flusher: std::sync::Mutex<Option<Flushing>>,
 }
@@ -160,16 +163,76 @@ impl Rooms {
     /// Starts the engine (and its group-commit writer) on `store`, without usage
     /// metering.
     pub fn new(store: SharedDocStore, config: RoomsConfig) -> Self {
-        Self::start(store, None, config)
+        Self::start(store, None, None, config)
     }
 
     /// Starts the engine with usage metering: usage is counted in memory and flushed
     /// into `usage` every `config.usage_flush_interval` and at shutdown.
     pub fn metered(store: SharedDocStore, usage: SharedUsageStore, config: RoomsConfig) -> Self {
-        Self::start(store, Some(usage), config)
+        Self::start(store, Some(usage), None, config)
     }
 
-    fn start(store: SharedDocStore, usage: Option<SharedUsageStore>, config: RoomsConfig) -> Self {
+    /// Starts the engine as one node of a cluster ([`cluster`]): rooms exchange updates,
+    /// presence and events with the other nodes over Redis, and the per-project
+    /// connection cap counts every node. Usage is metered when `usage` is given. Fails
+    /// only if the Redis URL does not parse (Redis itself may come later).
+    pub fn clustered(
+        store: SharedDocStore,
+        usage: Option<SharedUsageStore>,
+        options: &cluster::ClusterOptions,
+        config: RoomsConfig,
+    ) -> Result<Self, String> {
+        let project_connections = Arc::new(limits::ProjectConnections::default());
+        let cluster = cluster::Cluster::start(options, project_connections.clone())?;
+        let counted = cluster.clone();
+        project_connections.on_release(move |project| counted.count_changed(project));
+        let rooms = Self::build(
+            store,
+            usage,
+            Some(cluster.clone()),
+            project_connections,
+            config,
+        );
+        let engine = Arc::downgrade(&rooms.engine);
+        cluster.on_control(move |event| {
+            let cluster::ControlEvent::Close {
+                project_id,
+                filter,
+                code,
+                reason,
+            } = event
+            else {
+                return;
+            };
+            let Some(engine) = engine.upgrade() else {
+                return;
+            };
+            let rooms = Rooms { engine };
+            let (project_id, filter) = (project_id.clone(), CloseFilter::from(filter.clone()));
+            let reason = CloseReason::new(*code, reason.clone());
+            tokio::spawn(async move {
+                rooms.close_where_local(&project_id, filter, reason).await;
+            });
+        });
+        Ok(rooms)
+    }
+
+    fn start(
+        store: SharedDocStore,
+        usage: Option<SharedUsageStore>,
+        cluster: Option<cluster::Cluster>,
+        config: RoomsConfig,
+    ) -> Self {
+        Self::build(store, usage, cluster, Arc::default(), config)
+    }
+
+    fn build(
+        store: SharedDocStore,
+        usage: Option<SharedUsageStore>,
+        cluster: Option<cluster::Cluster>,
+        project_connections: Arc<limits::ProjectConnections>,
+        config: RoomsConfig,
+    ) -> Self {
         let metrics = Arc::new(metrics::EngineMetrics::default());
         let persister = Persister::spawn(
             store.clone(),
@@ -194,9 +257,10 @@ impl Rooms {
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 next_conn: AtomicU64::new(1),
-                project_connections: Arc::default(),
+                project_connections,
                 metrics,
                 meter,
+                cluster,
                 flusher: std::sync::Mutex::new(flusher),
             }),
         }
@@ -237,6 +301,11 @@ impl Rooms {
     /// The engine's counters and histograms.
     pub fn metrics(&self) -> &metrics::EngineMetrics {
         &self.engine.metrics
+    }
+
+    /// The cluster this node belongs to, if any.
+    pub fn cluster(&self) -> Option<&cluster::Cluster> {
+        self.engine.cluster.as_ref()
     }
 
     /// Live connections in every loaded room of this node.
@@ -289,6 +358,9 @@ impl Rooms {
             if tokio::time::timeout(timeout + margin, task).await.is_err() {
                 tracing::error!("the last usage flush did not finish; its usage is lost");
             }
+        }
+        if let Some(cluster) = &self.engine.cluster {
+            cluster.stop();
         }
         self.engine.store.close().await;
     }

@@ -26,6 +26,26 @@ use super::auth::Grant;
 use super::identity::{self, Identity, StateError};
 use super::limits::{rate_limited, ConnBuckets, ConnSlot, Limits};
 use super::meter::ConnMeter;
+use super::metrics::EngineMetrics;
+
+/// A connection's usage counters and the engine's totals (for `/metrics`), counted
+/// together.
+struct Meters<'a> {
+    conn: &'a ConnMeter,
+    engine: &'a EngineMetrics,
+}
+
+impl Meters<'_> {
+    fn received(&self, bytes: usize) {
+        self.conn.received(bytes);
+        self.engine.received(bytes);
+    }
+
+    fn sent(&self, frames: u64, bytes: u64) {
+        self.conn.sent(frames, bytes);
+        self.engine.sent(frames, bytes);
+    }
+}
 use super::outbox::{self, Event, OutboxRx};
 use super::{doc, validate};
 use super::{CloseReason, ConnId, RoomKey, Rooms};
@@ -126,7 +146,10 @@ where
             .engine()
             .meter
             .connect(&key, peer.identity.user_id.as_deref());
-        let meter = metered.counters();
+        let meter = &Meters {
+            conn: metered.counters(),
+            engine: &rooms.engine().metrics,
+        };
         // Boxed: most connections have no expiry, and a timer is ~100 bytes.
         let mut expiry = expires_at.map(|at| {
             let left = at.duration_since(SystemTime::now()).unwrap_or_default();
@@ -230,7 +253,7 @@ async fn send_batch<T>(
     first: Bytes,
     outbox: &OutboxRx,
     config: &super::RoomsConfig,
-    meter: &ConnMeter,
+    meter: &Meters<'_>,
 ) -> bool
 where
     T: Sink<Outbound> + Unpin,
@@ -265,7 +288,7 @@ async fn flush_queued<T>(
     transport: &mut T,
     outbox: &OutboxRx,
     config: &super::RoomsConfig,
-    meter: &ConnMeter,
+    meter: &Meters<'_>,
 ) where
     T: Sink<Outbound> + Unpin,
 {
@@ -334,18 +357,35 @@ async fn admit(
     limits: &Limits,
 ) -> Result<Option<ConnSlot>, CloseReason> {
     let engine = rooms.engine();
-    let Some(slot) = engine
-        .project_connections
-        .admit(&key.project_id, limits.connections_per_project)
-    else {
-        return Err(rate_limited(
+    let refused = || {
+        rate_limited(
             &format!(
                 "connection limit: {} per project reached",
                 limits.connections_per_project
             ),
             CONNECTION_RETRY,
-        ));
+        )
     };
+    let Some(slot) = engine
+        .project_connections
+        .admit(&key.project_id, limits.connections_per_project)
+    else {
+        return Err(refused());
+    };
+    if let Some(cluster) = &engine.cluster {
+        // The cap is cluster-wide; without an answer from Redis this node's count is
+        // all there is to go by.
+        match cluster
+            .admit(&key.project_id, limits.connections_per_project)
+            .await
+        {
+            Some(admission) if !admission.admitted => return Err(refused()),
+            Some(admission) => engine.meter.saw_project_live(key, admission.total),
+            None => tracing::warn!(
+                "cluster connection count unavailable; admitting on this node's count"
+            ),
+        }
+    }
     if rooms.engine().registry.get(key).is_none() {
         let existing = engine.store.find_room(&key.project_id, &key.name).await;
         if let Ok(None) = existing {

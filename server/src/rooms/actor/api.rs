@@ -41,6 +41,12 @@ impl RoomActor {
             }
             AdminMsg::Broadcast { frame, reply } => {
                 let sent = self.conns.len();
+                if self.link.is_some() {
+                    self.send_when_durable(Deferred::Publish {
+                        kind: crate::rooms::cluster::Kind::Event,
+                        frame: frame.clone(),
+                    });
+                }
                 self.send_when_durable(Deferred::Broadcast {
                     except: None,
                     frame,
@@ -119,13 +125,20 @@ impl RoomActor {
         match self.check_and_apply(update, &payload) {
             Ok(()) => {
                 let frame = Bytes::from(Message::Update(&payload).encode());
+                let publish = self.link.is_some().then(|| Deferred::Publish {
+                    kind: crate::rooms::cluster::Kind::Update,
+                    frame: frame.clone(),
+                });
                 let relay = Deferred::Broadcast {
                     except: None,
                     frame,
                 };
                 // The relay goes first: when the caller hears back, every connection
-                // has it queued.
-                self.persist(payload, [relay, reply_with(reply, ())]).await;
+                // (of this node) has it queued.
+                let then = std::iter::once(relay)
+                    .chain(publish)
+                    .chain([reply_with(reply, ())]);
+                self.persist(payload, then).await;
                 Flow::Continue
             }
             // No client to ask for the missing part: the caller has to send it.
@@ -197,7 +210,8 @@ impl RoomActor {
         let result = match self.engine.store.delete_room(self.room_id).await {
             Ok(()) => {
                 // Nothing stored any more (what metering reports from now on).
-                (self.snapshot_bytes, self.log_bytes) = (0, 0);
+                (self.snapshot_bytes, self.log_bytes, self.remote_bytes) = (0, 0, 0);
+                self.publish(crate::rooms::cluster::Kind::Deleted, &[]);
                 Ok(true)
             }
             Err(error) => {
@@ -241,6 +255,10 @@ pub(super) async fn delete_unloaded(
         Ok(Some(room_id)) => store.delete_room(room_id).await.map(|()| true),
         Err(error) => Err(error),
     };
+    if let (Ok(true), Some(cluster)) = (&result, &engine.cluster) {
+        // Loaded on other nodes perhaps: they close its connections.
+        cluster.publish_room(key, crate::rooms::cluster::Kind::Deleted, &[]);
+    }
     let result = result.map_err(|error| {
         tracing::warn!(%error, "deleting the room failed");
         RoomError::Unavailable

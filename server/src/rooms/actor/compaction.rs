@@ -38,6 +38,8 @@ impl RoomActor {
                 self.log_updates = self.log_updates.saturating_sub(updates);
                 self.log_bytes = self.log_bytes.saturating_sub(bytes);
                 self.snapshot_bytes = snapshot;
+                // Other nodes' updates were folded too (or will be read afresh).
+                self.remote_bytes = 0;
                 tracing::debug!(updates, bytes, "log compacted into the snapshot");
                 true
             }

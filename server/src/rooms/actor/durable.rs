@@ -81,6 +81,7 @@ impl RoomActor {
             Deferred::Broadcast { except, frame } => self.broadcast(except, &frame),
             Deferred::To { conn, frame } => self.send_to(conn, frame),
             Deferred::Reply(reply) => reply(Ok(())),
+            Deferred::Publish { kind, frame } => self.publish(kind, &frame),
         }
     }
 

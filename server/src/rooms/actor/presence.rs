@@ -8,7 +8,9 @@ use bytes::Bytes;
 use tandem_protocol::awareness::{self, Change};
 use tandem_protocol::Message;
 
+use super::remote::REMOTE_OWNER;
 use super::{OwnedEntry, RoomActor};
+use crate::rooms::cluster::Kind;
 use crate::rooms::ConnId;
 
 impl RoomActor {
@@ -16,13 +18,14 @@ impl RoomActor {
         if !self.conns.contains_key(&conn) {
             return;
         }
-        // A connection may only speak for client ids it introduced (or new ones).
+        // A connection may only speak for client ids it introduced (or new ones, or ones
+        // last heard of through another node: a client that moved here).
         let allowed: Vec<_> = entries
             .iter()
             .filter(|e| {
                 self.awareness_owner
                     .get(&e.client_id)
-                    .is_none_or(|owner| *owner == conn)
+                    .is_none_or(|owner| *owner == conn || *owner == REMOTE_OWNER)
             })
             .map(|e| awareness::AwarenessEntry {
                 client_id: e.client_id,
@@ -32,6 +35,17 @@ impl RoomActor {
             .collect();
         let now = self.now_ms();
         let changes = self.awareness.apply(&allowed, now);
+        // A client that moved here from another node may repeat the clock we last heard
+        // from there (no change), but its state is now this connection's.
+        for e in &allowed {
+            let moved = self.awareness_owner.get(&e.client_id) == Some(&REMOTE_OWNER);
+            if moved && !e.is_removal() && self.awareness.state(e.client_id).is_some() {
+                self.awareness_owner.insert(e.client_id, conn);
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.awareness_ids.insert(e.client_id);
+                }
+            }
+        }
         if changes.is_empty() {
             return;
         }
@@ -50,18 +64,24 @@ impl RoomActor {
         }
         // Like the reference server, awareness goes to everyone, the sender included:
         // stock clients count it as a sign of life and reconnect after 30 s without one.
-        self.broadcast_awareness(&changes);
+        self.broadcast_awareness(&changes, true);
     }
 
-    pub(super) fn broadcast_awareness(&mut self, changes: &[Change]) {
+    /// Sends `changes` to every local connection and, with `publish`, to the other
+    /// nodes.
+    pub(super) fn broadcast_awareness(&mut self, changes: &[Change], publish: bool) {
         if changes.is_empty() {
             return;
         }
         let frame = Bytes::from(Message::Awareness(&awareness::encode_changes(changes)).encode());
+        if publish {
+            self.publish(Kind::Awareness, &frame);
+        }
         self.broadcast(None, &frame);
     }
 
-    /// Removes states not renewed within the awareness timeout, and tells everyone.
+    /// Removes states not renewed within the awareness timeout, and tells local
+    /// connections (every node expires on its own clock).
     pub(super) fn expire_awareness(&mut self) {
         let now = self.now_ms();
         let expired = self
@@ -74,7 +94,7 @@ impl RoomActor {
                 }
             }
         }
-        self.broadcast_awareness(&expired);
+        self.broadcast_awareness(&expired, false);
     }
 
     /// Removes the states of a connection that left (`ids`, emptied), and tells everyone.
@@ -84,6 +104,6 @@ impl RoomActor {
         }
         let now = self.now_ms();
         let removed = self.awareness.remove(ids.drain(), now);
-        self.broadcast_awareness(&removed);
+        self.broadcast_awareness(&removed, true);
     }
 }

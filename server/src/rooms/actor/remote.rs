@@ -1,0 +1,307 @@
+//! The room's side of the cluster ([`crate::rooms::cluster`]): applying what other
+//! nodes publish, answering their presence queries, and catching up from the database
+//! when something may have been missed.
+//!
+//! Remote updates were durable before they were published, so they are applied and
+//! relayed to local connections at once and never stored again here. An update that
+//! does not fit the document (it builds on something this node missed) is not applied;
+//! the room catches up instead: it reads the room's version and, if that changed since
+//! the last look, the whole stored document, and applies it (yrs skips what it has).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tandem_protocol::awareness::{self, AwarenessEntry};
+use tandem_protocol::{close, Message};
+use tokio::time::Instant;
+use tracing::Instrument;
+use yrs::{ReadTxn, Transact};
+
+use super::{vacate, Flow, Refused, RoomActor};
+use crate::rooms::cluster::{Kind, Remote};
+use crate::rooms::{doc, CloseReason, Engine, RoomKey};
+use crate::store::{RoomId, RoomVersion, StoreError};
+
+/// The awareness owner recorded for client ids that live on other nodes (connection
+/// ids start at 1).
+pub(super) const REMOTE_OWNER: u64 = 0;
+
+/// What a catch-up found.
+pub(super) enum CaughtUp {
+    /// The room's version is what was last applied: nothing to do.
+    Unchanged,
+    /// The room is gone from the database (deleted on another node).
+    Gone,
+    /// The stored document as one update, with the version it was read at and the
+    /// sizes the actor accounts for.
+    Changed {
+        version: RoomVersion,
+        state: Vec<u8>,
+        snapshot_bytes: usize,
+        log_bytes: usize,
+        log_updates: usize,
+    },
+}
+
+pub(super) type CatchUpResult = Result<CaughtUp, StoreError>;
+
+impl RoomActor {
+    pub(super) async fn on_remote(&mut self, remote: Remote) -> Flow {
+        match remote {
+            Remote::CatchUp => {
+                // The bus reconnected: what others published meanwhile is lost, presence
+                // included.
+                self.want_catchup();
+                self.publish(Kind::AwarenessQuery, &[]);
+            }
+            Remote::Frame { kind, frame } => match kind {
+                Kind::Update => return self.on_remote_update(frame).await,
+                Kind::Awareness => self.on_remote_awareness(&frame),
+                Kind::Event => self.broadcast(None, &frame),
+                Kind::AwarenessQuery => self.answer_awareness_query(),
+                Kind::Deleted => {
+                    self.close_deleted_elsewhere();
+                    return Flow::Stop;
+                }
+            },
+        }
+        Flow::Continue
+    }
+
+    async fn on_remote_update(&mut self, frame: Bytes) -> Flow {
+        let Ok(Message::Update(payload)) = Message::decode(&frame) else {
+            tracing::warn!("ignoring a malformed update from another node");
+            return Flow::Continue;
+        };
+        let update = match doc::decode_update(payload) {
+            Ok(update) => update,
+            Err(error) => {
+                tracing::warn!(%error, "ignoring an undecodable update from another node");
+                return Flow::Continue;
+            }
+        };
+        match self.check_and_apply(update, payload) {
+            Ok(()) => {
+                self.remote_bytes += payload.len();
+                self.broadcast(None, &frame);
+            }
+            Err(Refused::Dependencies(_)) => {
+                tracing::debug!(
+                    "an update from another node builds on one missed here; catching up"
+                );
+                self.want_catchup();
+            }
+            Err(Refused::Invalid(reason)) => {
+                tracing::warn!(%reason, "an update from another node does not apply; catching up");
+                self.want_catchup();
+            }
+            Err(Refused::Panicked) => return self.rebuild().await,
+        }
+        Flow::Continue
+    }
+
+    fn on_remote_awareness(&mut self, frame: &[u8]) {
+        let Ok(Message::Awareness(bytes)) = Message::decode(frame) else {
+            tracing::warn!("ignoring malformed presence from another node");
+            return;
+        };
+        let Ok(entries) = awareness::decode_update(bytes) else {
+            tracing::warn!("ignoring undecodable presence from another node");
+            return;
+        };
+        let now = self.now_ms();
+        let changes = self.awareness.apply(&entries, now);
+        for change in &changes {
+            let local = self
+                .awareness_owner
+                .get(&change.client_id)
+                .is_some_and(|owner| *owner != REMOTE_OWNER);
+            if local {
+                continue;
+            }
+            if change.state.is_some() {
+                self.awareness_owner.insert(change.client_id, REMOTE_OWNER);
+            } else {
+                self.awareness_owner.remove(&change.client_id);
+            }
+        }
+        // To local connections only: the origin published it to the other nodes.
+        self.broadcast_awareness(&changes, false);
+    }
+
+    /// Another node loaded the room (or reconnected): tell it our connections' presence.
+    fn answer_awareness_query(&mut self) {
+        let entries: Vec<AwarenessEntry<'_>> = self
+            .conns
+            .values()
+            .flat_map(|c| c.awareness_ids.iter())
+            .filter_map(|id| self.awareness.live_entry(*id))
+            .collect();
+        if entries.is_empty() {
+            return;
+        }
+        let frame = Message::Awareness(&awareness::encode_update(entries)).encode();
+        self.publish(Kind::Awareness, &frame);
+    }
+
+    /// Publishes to the other nodes, if in a cluster.
+    pub(super) fn publish(&self, kind: Kind, frame: &[u8]) {
+        if let Some(link) = &self.link {
+            link.publish(kind, frame);
+        }
+    }
+
+    /// The room was deleted on another node (or found gone while catching up): close
+    /// every connection with 4404 and leave, without touching the store.
+    pub(super) fn close_deleted_elsewhere(&mut self) {
+        tracing::debug!("room deleted on another node");
+        vacate(&self.engine, &self.key, self.generation, &mut self.inbox);
+        let reason = CloseReason::new(close::ROOM_DELETED, "room deleted");
+        for id in self.conns.keys().copied().collect::<Vec<_>>() {
+            self.remove_conn(id, Some(reason.clone()));
+        }
+        self.fail_deferred(&crate::rooms::RoomError::Unavailable);
+    }
+
+    /// Asks for a catch-up as soon as none is running.
+    pub(super) fn want_catchup(&mut self) {
+        self.catchup_due = true;
+        self.maybe_catch_up();
+    }
+
+    /// Starts a catch-up if one is due (asked for, a message missed, or the interval
+    /// passed) and none runs.
+    pub(super) fn maybe_catch_up(&mut self) {
+        let Some(link) = &self.link else {
+            return;
+        };
+        if link.missed.swap(false, Ordering::Relaxed) {
+            self.catchup_due = true;
+        }
+        if self.last_catchup.elapsed() >= link.cluster().catchup_interval() {
+            self.catchup_due = true;
+        }
+        if !self.catchup_due || self.catchup.is_some() {
+            return;
+        }
+        self.catchup_due = false;
+        self.last_catchup = Instant::now();
+        let engine = self.engine.clone();
+        let (key, room_id, known) = (self.key.clone(), self.room_id, self.version);
+        self.catchup =
+            Some(self.engine.tracker.spawn(
+                async move { catch_up(&engine, &key, room_id, known).await }.in_current_span(),
+            ));
+    }
+
+    /// Applies what a catch-up found; `Stop` if the room is gone.
+    pub(super) fn on_caught_up(&mut self, done: CatchUpResult) -> Flow {
+        self.catchup = None;
+        let metrics = self.link.as_ref().map(|l| l.cluster().metrics());
+        if let Some(metrics) = metrics {
+            metrics.catchups.fetch_add(1, Ordering::Relaxed);
+        }
+        match done {
+            Ok(CaughtUp::Unchanged) => {}
+            Ok(CaughtUp::Gone) => {
+                self.close_deleted_elsewhere();
+                return Flow::Stop;
+            }
+            Ok(CaughtUp::Changed {
+                version,
+                state,
+                snapshot_bytes,
+                log_bytes,
+                log_updates,
+            }) => {
+                self.version = Some(version);
+                self.snapshot_bytes = snapshot_bytes;
+                self.log_bytes = log_bytes;
+                self.log_updates = log_updates;
+                self.remote_bytes = 0;
+                if let Some(seq) = version.log_max {
+                    self.last_seq = self.last_seq.max(seq);
+                }
+                let before = self.doc.transact().snapshot();
+                let update = match doc::decode_update(&state) {
+                    Ok(update) => update,
+                    Err(error) => {
+                        tracing::error!(%error, "the stored document does not decode");
+                        return Flow::Continue;
+                    }
+                };
+                if let Err(error) = doc::apply(&self.doc, update) {
+                    tracing::error!(?error, "the stored document does not apply");
+                    return Flow::Continue;
+                }
+                let after = self.doc.transact().snapshot();
+                if before != after {
+                    // Something was missed: send local connections what they lack.
+                    if let Some(metrics) = self.link.as_ref().map(|l| l.cluster().metrics()) {
+                        metrics.catchup_repairs.fetch_add(1, Ordering::Relaxed);
+                    }
+                    tracing::info!("caught up with updates missed from other nodes");
+                    let diff = doc::diff(&self.doc, &before.state_map);
+                    let frame = Bytes::from(Message::Update(&diff).encode());
+                    self.broadcast(None, &frame);
+                }
+                self.maybe_compact();
+            }
+            Err(error) => {
+                tracing::warn!(%error, "catching up from the database failed; will retry");
+                self.catchup_due = true;
+            }
+        }
+        Flow::Continue
+    }
+}
+
+/// Compares the room with the database and reads it if it changed since `known`.
+async fn catch_up(
+    engine: &Engine,
+    key: &RoomKey,
+    room_id: RoomId,
+    known: Option<RoomVersion>,
+) -> CatchUpResult {
+    let store = &engine.store;
+    let Some(version) = store.room_version(room_id).await? else {
+        return Ok(CaughtUp::Gone);
+    };
+    if known == Some(version) {
+        return Ok(CaughtUp::Unchanged);
+    }
+    // Deleted and re-created under the same name: ours is the old document.
+    if store.find_room(&key.project_id, &key.name).await? != Some(room_id) {
+        return Ok(CaughtUp::Gone);
+    }
+    let stored = store.read_upto(room_id, crate::store::Seq::MAX).await?;
+    // The version read before the document: if rows landed in between, the next look
+    // sees a different version and reads again (applying twice is harmless).
+    let snapshot_bytes = stored.snapshot.as_ref().map_or(0, |(_, b)| b.len());
+    let log_bytes = stored.log_bytes();
+    let log_updates = stored.updates.len();
+    let stored = Arc::new(stored);
+    let state = tokio::task::spawn_blocking(move || doc::merge(&stored))
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?;
+    Ok(CaughtUp::Changed {
+        version,
+        state,
+        snapshot_bytes,
+        log_bytes,
+        log_updates,
+    })
+}
+
+/// The running catch-up's result (pending forever when none runs, for `select!`).
+pub(super) async fn join(
+    task: &mut Option<tokio::task::JoinHandle<CatchUpResult>>,
+) -> CatchUpResult {
+    match task {
+        Some(handle) => handle
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Io(std::io::Error::other(e.to_string())))),
+        None => std::future::pending().await,
+    }
+}
