@@ -315,7 +315,7 @@ impl ControlPlane {
         fill_random(&mut raw)?;
         let password = base64_url(&raw);
         let email = "admin@tandem.local".to_owned();
-        let account = self
+        let signed_up = self
             .signup(
                 Signup {
                     email: email.clone(),
@@ -325,7 +325,14 @@ impl ControlPlane {
                 },
                 &RequestMeta::default(),
             )
-            .await?;
+            .await;
+        let account = match signed_up {
+            Ok(account) => account,
+            // Several nodes started together on an empty database: another one created
+            // the account (in one transaction) between our count and our signup.
+            Err(ControlError::Conflict(_)) => return Ok(None),
+            Err(error) => return Err(error),
+        };
         let secret_key = self
             .create_project_key(
                 &account.tenant.id,
@@ -461,5 +468,20 @@ mod tests {
             .await
             .unwrap();
         assert!(plane.bootstrap_if_empty().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn bootstraps_racing_on_one_store_create_one_account_and_both_succeed() {
+        // Nodes started together on an empty shared database: both see no users.
+        let dir = tempfile::tempdir().unwrap();
+        let (plane, _) = plane(&dir).await;
+        let (a, b) = tokio::join!(plane.bootstrap_if_empty(), plane.bootstrap_if_empty());
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(
+            usize::from(a.is_some()) + usize::from(b.is_some()),
+            1,
+            "exactly one bootstrap creates the account"
+        );
+        assert_eq!(plane.store().count_users().await.unwrap(), 1);
     }
 }
