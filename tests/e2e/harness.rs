@@ -39,6 +39,9 @@ pub struct Server {
     args: Vec<String>,
     /// Started with `--allow-anonymous` (kept across restarts).
     anonymous: bool,
+    /// Where stderr (the log) goes when started with [`Server::start_logged`] (kept
+    /// across restarts).
+    log: Option<PathBuf>,
     /// Every stdout line after `listening on …` (the first-start message, for one).
     stdout: Arc<Mutex<Vec<String>>>,
     /// The served OpenAPI spec, once fetched; with it, every response to a documented
@@ -68,6 +71,22 @@ impl Server {
     }
 
     fn start_with(data_dir: &Path, extra: &[&str], anonymous: bool) -> Server {
+        Self::spawn(data_dir, extra, anonymous, None)
+    }
+
+    /// Starts a server (anonymous access or strict) whose log (stderr, at `TEST_LOG` or
+    /// the server's default level) is appended to `log`, for tests that show the logs
+    /// of several servers when they fail.
+    pub fn start_logged(data_dir: &Path, extra: &[&str], anonymous: bool, log: &Path) -> Server {
+        Self::spawn(data_dir, extra, anonymous, Some(log.to_owned()))
+    }
+
+    /// The file the log goes to, if started with [`Server::start_logged`].
+    pub fn log_path(&self) -> Option<&Path> {
+        self.log.as_deref()
+    }
+
+    fn spawn(data_dir: &Path, extra: &[&str], anonymous: bool, log: Option<PathBuf>) -> Server {
         let mut args = vec![
             "serve".to_owned(),
             "--listen".to_owned(),
@@ -79,18 +98,36 @@ impl Server {
             args.push("--allow-anonymous".to_owned());
         }
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
-            .args(&args)
-            .env(
-                "RUST_LOG",
+        let (level, stderr) = match &log {
+            Some(path) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .expect("open the server log");
+                let level = std::env::var("TEST_LOG")
+                    .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into());
+                (level, Stdio::from(file))
+            }
+            None => (
                 std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
+                if std::env::var_os("TEST_LOG").is_some() {
+                    Stdio::inherit()
+                } else {
+                    Stdio::null()
+                },
+            ),
+        };
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tandem"));
+        if log.is_some() {
+            // A log file is read by people: no colour codes.
+            command.env("NO_COLOR", "1");
+        }
+        let mut child = command
+            .args(&args)
+            .env("RUST_LOG", level)
             .stdout(Stdio::piped())
-            .stderr(if std::env::var_os("TEST_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stderr(stderr)
             .spawn()
             .expect("start tandem");
         let stdout = child.stdout.take().expect("stdout");
@@ -125,6 +162,7 @@ impl Server {
             data_dir: data_dir.to_owned(),
             args: extra.iter().map(|s| s.to_string()).collect(),
             anonymous,
+            log,
             stdout: rest,
             spec: Mutex::new(None),
             check_spec: !anonymous,
@@ -184,7 +222,12 @@ impl Server {
         assert!(self.child.is_none(), "stop the server first");
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
         let spec = self.spec.lock().unwrap_or_else(|e| e.into_inner()).take();
-        *self = Server::start_with(&self.data_dir.clone(), &args, self.anonymous);
+        *self = Server::spawn(
+            &self.data_dir.clone(),
+            &args,
+            self.anonymous,
+            self.log.clone(),
+        );
         *self.spec.lock().unwrap_or_else(|e| e.into_inner()) = spec;
     }
 

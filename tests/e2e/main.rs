@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bad_input;
+mod cluster;
+mod cluster_support;
 mod control;
 mod control_isolation;
 mod control_keys;
