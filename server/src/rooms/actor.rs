@@ -204,6 +204,7 @@ pub(crate) struct RoomActor {
     /// last began, and the room's version it last read.
     catchup: Option<tokio::task::JoinHandle<remote::CatchUpResult>>,
     catchup_due: bool,
+    catchup_failures: u32,
     last_catchup: Instant,
     version: Option<crate::store::RoomVersion>,
 }
@@ -324,6 +325,7 @@ impl RoomActor {
             remote_bytes: 0,
             catchup: None,
             catchup_due: false,
+            catchup_failures: 0,
             last_catchup: now,
             version: None,
         }

@@ -23,6 +23,10 @@ use crate::rooms::cluster::{Kind, Remote};
 use crate::rooms::{doc, CloseReason, Engine, RoomKey};
 use crate::store::{RoomId, RoomVersion, StoreError};
 
+/// The least time between two catch-ups of a room (doubled after each failure, up to
+/// 32 times).
+const MIN_GAP: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// The awareness owner recorded for client ids that live on other nodes (connection
 /// ids start at 1).
 pub(super) const REMOTE_OWNER: u64 = 0;
@@ -182,7 +186,9 @@ impl RoomActor {
         if self.last_catchup.elapsed() >= link.cluster().catchup_interval() {
             self.catchup_due = true;
         }
-        if !self.catchup_due || self.catchup.is_some() {
+        // Spaced out, more so after failures (the database may be down).
+        let gap = MIN_GAP * 2u32.saturating_pow(self.catchup_failures.min(5));
+        if !self.catchup_due || self.catchup.is_some() || self.last_catchup.elapsed() < gap {
             return;
         }
         self.catchup_due = false;
@@ -203,7 +209,7 @@ impl RoomActor {
             metrics.catchups.fetch_add(1, Ordering::Relaxed);
         }
         match done {
-            Ok(CaughtUp::Unchanged) => {}
+            Ok(CaughtUp::Unchanged) => self.catchup_failures = 0,
             Ok(CaughtUp::Gone) => {
                 self.close_deleted_elsewhere();
                 return Flow::Stop;
@@ -215,6 +221,7 @@ impl RoomActor {
                 log_bytes,
                 log_updates,
             }) => {
+                self.catchup_failures = 0;
                 self.version = Some(version);
                 self.snapshot_bytes = snapshot_bytes;
                 self.log_bytes = log_bytes;
@@ -249,7 +256,10 @@ impl RoomActor {
                 self.maybe_compact();
             }
             Err(error) => {
-                tracing::warn!(%error, "catching up from the database failed; will retry");
+                if self.catchup_failures == 0 {
+                    tracing::warn!(%error, "catching up from the database failed; will retry");
+                }
+                self.catchup_failures = self.catchup_failures.saturating_add(1);
                 self.catchup_due = true;
             }
         }
