@@ -85,10 +85,16 @@ impl RoomActor {
                 return Flow::Continue;
             }
         };
+        // A catch-up may have brought this update already (it was in flight on Redis
+        // when the database was read): then it adds nothing and is not relayed again.
+        let deletes = !update.delete_set().is_empty();
+        let before = doc::state_vector_of(&self.doc);
         match self.check_and_apply(update, payload) {
             Ok(()) => {
                 self.remote_bytes += payload.len();
-                self.broadcast(None, &frame);
+                if deletes || doc::state_vector_of(&self.doc) != before {
+                    self.broadcast(None, &frame);
+                }
             }
             Err(Refused::Dependencies(_)) => {
                 tracing::debug!(
