@@ -34,6 +34,11 @@ pub struct Shared {
     pub ws_config: WebSocketConfig,
     /// Bounds how many connections are in their connect + handshake phase at once.
     pub connect_slots: Semaphore,
+    /// Number of base URLs (nodes) the clients are spread over.
+    pub nodes: usize,
+    /// The node (base URL index) of every client, by client index; a receiver looks a
+    /// marker's writer up here to tell cross-node deliveries from same-node ones.
+    pub node_of: Vec<u16>,
     /// Connections lost after their handshake completed.
     pub disconnects: AtomicU64,
     /// Frames that did not decode as y-websocket messages.
@@ -69,28 +74,56 @@ pub struct Step {
     /// `[window_start_ns, window_end_ns)` are counted (the time before is warm-up).
     pub window_start_ns: u64,
     pub window_end_ns: u64,
-    /// Updates sent inside the window, per room.
-    pub sent_per_room: Vec<AtomicU64>,
+    /// Updates sent inside the window, per room and writer's node: index
+    /// `room * nodes + node`.
+    pub sent: Vec<AtomicU64>,
+    pub nodes: usize,
     /// Deliveries (update arrived at a client other than its writer) of updates sent
     /// inside the window.
     pub delivered: AtomicU64,
+    /// Those of `delivered` whose receiver is on another node than the writer.
+    pub delivered_cross: AtomicU64,
     /// Deliveries of an update a receiver had already seen (or older than one it had).
     pub duplicates: AtomicU64,
     /// Relay latency of every counted delivery, nanoseconds.
     pub latency: Histogram,
+    /// With several nodes: the latency of cross-node and of same-node deliveries.
+    pub latency_cross: Histogram,
+    pub latency_local: Histogram,
 }
 
 impl Step {
-    pub fn new(rate: f64, window_start_ns: u64, window_end_ns: u64, rooms: usize) -> Self {
+    pub fn new(
+        rate: f64,
+        window_start_ns: u64,
+        window_end_ns: u64,
+        rooms: usize,
+        nodes: usize,
+    ) -> Self {
+        let nodes = nodes.max(1);
         Self {
             rate,
             window_start_ns,
             window_end_ns,
-            sent_per_room: (0..rooms).map(|_| AtomicU64::new(0)).collect(),
+            sent: (0..rooms * nodes).map(|_| AtomicU64::new(0)).collect(),
+            nodes,
             delivered: AtomicU64::new(0),
+            delivered_cross: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             latency: Histogram::new(),
+            latency_cross: Histogram::new(),
+            latency_local: Histogram::new(),
         }
+    }
+
+    /// Updates sent inside the window by writers of `room` on `node`.
+    pub fn sent_in(&self, room: usize, node: usize) -> u64 {
+        self.sent[room * self.nodes + node].load(Ordering::Relaxed)
+    }
+
+    /// Updates sent inside the window, all rooms and nodes.
+    pub fn sent_total(&self) -> u64 {
+        self.sent.iter().map(|s| s.load(Ordering::Relaxed)).sum()
     }
 
     fn in_window(&self, ns: u64) -> bool {
@@ -102,6 +135,8 @@ pub struct ClientSpec {
     /// Unique per run; written into markers as the writer id.
     pub index: u32,
     pub room: usize,
+    /// Index of the base URL this client connects to.
+    pub node: usize,
     pub writer: bool,
     pub url: String,
     /// The Yjs client id of this client's document (fresh random per run, so a
@@ -112,6 +147,7 @@ pub struct ClientSpec {
 /// Sent to the coordinator once per client when its handshake finished or failed.
 pub struct Ready {
     pub room: usize,
+    pub node: usize,
     pub writer: bool,
     pub result: Result<Duration, String>,
 }
@@ -146,6 +182,7 @@ pub async fn run(
         Ok((ws, took)) => {
             let _ = ready.send(Ready {
                 room: spec.room,
+                node: spec.node,
                 writer: spec.writer,
                 result: Ok(took),
             });
@@ -154,6 +191,7 @@ pub async fn run(
         Err(e) => {
             let _ = ready.send(Ready {
                 room: spec.room,
+                node: spec.node,
                 writer: spec.writer,
                 result: Err(format!("{e:#}")),
             });
@@ -173,11 +211,12 @@ pub async fn run(
         map,
         spec.index,
         spec.room,
+        spec.node,
         spec.writer,
         Arc::clone(&shared),
         control.clone(),
     ));
-    let stream = read_loop(stream, sv_tx, spec.index, &shared, &mut control).await;
+    let stream = read_loop(stream, sv_tx, spec.index, spec.node, &shared, &mut control).await;
     let sink = sender.await.ok().flatten();
     if let (Some(sink), Some(stream)) = (sink, stream) {
         if let Ok(mut ws) = sink.reunite(stream) {
@@ -244,6 +283,7 @@ async fn read_loop(
     mut stream: SplitStream<Ws>,
     sv_tx: mpsc::Sender<Vec<u8>>,
     me: u32,
+    my_node: usize,
     shared: &Shared,
     control: &mut watch::Receiver<Control>,
 ) -> Option<SplitStream<Ws>> {
@@ -291,8 +331,18 @@ async fn read_loop(
                                 return;
                             }
                             *last = m.seq;
+                            let latency = now.saturating_sub(m.sent_ns);
                             step.delivered.fetch_add(1, Ordering::Relaxed);
-                            step.latency.record(now.saturating_sub(m.sent_ns));
+                            step.latency.record(latency);
+                            if shared.nodes > 1 {
+                                let from = shared.node_of.get(m.writer as usize).copied();
+                                if from.is_some_and(|n| usize::from(n) != my_node) {
+                                    step.delivered_cross.fetch_add(1, Ordering::Relaxed);
+                                    step.latency_cross.record(latency);
+                                } else {
+                                    step.latency_local.record(latency);
+                                }
+                            }
                         });
                     }
                     Ok(Message::SyncStep1(sv)) => {
@@ -322,6 +372,7 @@ async fn send_loop(
     map: MapRef,
     me: u32,
     room: usize,
+    node: usize,
     writer: bool,
     shared: Arc<Shared>,
     mut control: watch::Receiver<Control>,
@@ -392,7 +443,7 @@ async fn send_loop(
                         return None;
                     }
                     if step.in_window(sent_ns) {
-                        step.sent_per_room[room].fetch_add(1, Ordering::Relaxed);
+                        step.sent[room * step.nodes + node].fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }

@@ -7,6 +7,10 @@
 //! document, and writers then send real Yjs updates (a Y.Map value) that embed their
 //! send time. Receivers find that timestamp in the raw update bytes, so the measurement
 //! works whatever the server does with an update as long as it relays its content.
+//!
+//! With several base URLs (the nodes of a cluster) each room's clients are spread over
+//! them, so an update written on one node is timed at receivers on the others, and
+//! deliveries are split into cross-node and same-node ones.
 
 mod client;
 mod hist;
@@ -28,7 +32,7 @@ use tokio::time;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use client::{ClientSpec, Control, Ready, Shared, Step};
-use report::{ConnectReport, Report, RssReport, StepReport};
+use report::{ConnectReport, CrossNodeReport, NodeReport, Report, RssReport, StepReport};
 
 /// Load tool for y-websocket servers: R rooms x C clients, relay latency p50/p99/max,
 /// delivered updates/s, server RSS per connection.
@@ -37,9 +41,12 @@ use report::{ConnectReport, Report, RssReport, StepReport};
 struct Args {
     /// WebSocket base URL; each client opens `{url}/{room}` (plus `?{query}`), like
     /// y-websocket's `WebsocketProvider(url, room, doc)`. Tandem:
-    /// ws://127.0.0.1:PORT/v1/connect, the Node server: ws://127.0.0.1:PORT
-    #[arg(long, env = "TANDEM_BENCH_URL")]
-    url: String,
+    /// ws://127.0.0.1:PORT/v1/connect, the Node server: ws://127.0.0.1:PORT. Several
+    /// (repeat --url or separate with commas), e.g. one per node of a cluster: the
+    /// clients of each room are spread round-robin over them (client k of room r uses
+    /// URL (r + k) mod n), and deliveries are also reported as cross-node / same-node.
+    #[arg(long, env = "TANDEM_BENCH_URL", value_delimiter = ',', required = true)]
+    url: Vec<String>,
 
     /// Number of rooms (documents).
     #[arg(long, default_value_t = 1)]
@@ -78,8 +85,10 @@ struct Args {
     settle: Duration,
 
     /// PID of the server process: report its RSS (VmRSS) per connection and its CPU use.
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// Several (repeat or separate with commas), e.g. one per node: RSS and CPU are
+    /// summed over them.
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
 
     /// Query string appended to every room URL, e.g. 'token=abc'.
     #[arg(long)]
@@ -178,7 +187,16 @@ fn validate(args: &Args) -> Result<()> {
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
-    check_target(&args.url, args.allow_remote)
+    if args.url.is_empty() {
+        bail!("--url is required");
+    }
+    if args.url.len() > usize::from(u16::MAX) {
+        bail!("too many URLs");
+    }
+    for url in &args.url {
+        check_target(url, args.allow_remote).with_context(|| format!("--url {url:?}"))?;
+    }
+    Ok(())
 }
 
 /// Only ws:// (this build has no TLS), and only loopback unless --allow-remote.
@@ -220,15 +238,31 @@ fn room_url(base: &str, room: &str, query: Option<&str>) -> String {
     url
 }
 
-/// Which room each client joins and whether it writes.
-fn plan(args: &Args) -> Vec<(usize, bool)> {
+/// Where one client goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slot {
+    room: usize,
+    /// Index into the base URLs.
+    node: usize,
+    writer: bool,
+}
+
+/// Which room each client joins, over which base URL, and whether it writes. The k-th
+/// client of room r uses URL (r + k) mod n: every room is spread over all URLs, and its
+/// writers (its first clients) land on different URLs in different rooms.
+fn plan(args: &Args) -> Vec<Slot> {
     let total = args.connections.unwrap_or(args.rooms * args.clients);
     let writers = args.writers.unwrap_or(usize::MAX);
+    let nodes = args.url.len().max(1);
     (0..total)
         .map(|i| {
             let room = i % args.rooms;
             let position = i / args.rooms;
-            (room, !args.idle && position < writers)
+            Slot {
+                room,
+                node: (room + position) % nodes,
+                writer: !args.idle && position < writers,
+            }
         })
         .collect()
 }
@@ -244,15 +278,27 @@ fn random_u64() -> u64 {
     h.finish()
 }
 
-fn sample_rss(pid: Option<u32>) -> Option<u64> {
-    pid.and_then(|p| procfs::rss_bytes(Some(p)).ok())
+/// Connected clients per room and node: `[room][node]`.
+struct Connected(Vec<Vec<u64>>);
+
+impl Connected {
+    fn in_room(&self, room: usize) -> u64 {
+        self.0[room].iter().sum()
+    }
+
+    fn total(&self) -> u64 {
+        self.0.iter().flatten().sum()
+    }
 }
 
 async fn run(args: &Args) -> Result<Report> {
-    let server_pid = args.server_pid;
-    if let Some(pid) = server_pid {
+    let server_pids = args.server_pid.as_slice();
+    for &pid in server_pids {
         procfs::rss_bytes(Some(pid)).with_context(|| format!("--server-pid {pid}"))?;
     }
+    let sample_rss = || procfs::rss_sum(server_pids);
+    let nodes = args.url.len();
+    let plan = plan(args);
     let shared = Arc::new(Shared {
         start: Instant::now(),
         connect_timeout: args.connect_timeout,
@@ -261,15 +307,17 @@ async fn run(args: &Args) -> Result<Report> {
             .read_buffer_size(16 * 1024)
             .write_buffer_size(0),
         connect_slots: Semaphore::new(args.concurrency),
+        nodes,
+        // validate() caps the number of URLs at u16::MAX.
+        node_of: plan.iter().map(|s| s.node as u16).collect(),
         disconnects: AtomicU64::new(0),
         decode_errors: AtomicU64::new(0),
         auth_denied: AtomicU64::new(0),
         send_errors: AtomicU64::new(0),
     });
 
-    let plan = plan(args);
-    let writers_total = plan.iter().filter(|(_, w)| *w).count();
-    let rss_before = sample_rss(server_pid);
+    let writers_total = plan.iter().filter(|s| s.writer).count();
+    let rss_before = sample_rss();
 
     // Connect everyone (bounded concurrency inside the clients).
     let (control_tx, control_rx) = watch::channel(Control::Idle);
@@ -277,14 +325,15 @@ async fn run(args: &Args) -> Result<Report> {
     let id_base = random_u64();
     let connect_started = Instant::now();
     let mut tasks = Vec::with_capacity(plan.len());
-    for (i, &(room, writer)) in plan.iter().enumerate() {
+    for (i, &Slot { room, node, writer }) in plan.iter().enumerate() {
         let index = u32::try_from(i).context("too many connections")?;
         let spec = ClientSpec {
             index,
             room,
+            node,
             writer,
             url: room_url(
-                &args.url,
+                &args.url[node],
                 &format!("{}-{}", args.room_prefix, room),
                 args.query.as_deref(),
             ),
@@ -301,30 +350,31 @@ async fn run(args: &Args) -> Result<Report> {
     drop(ready_tx);
     drop(control_rx);
 
-    let mut connected_per_room = vec![0u64; args.rooms];
-    let mut connected_writers = 0u64;
+    let mut connected = Connected(vec![vec![0u64; nodes]; args.rooms]);
+    let mut writers_per_node = vec![0u64; nodes];
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     let handshake = hist::Histogram::new();
     while let Some(ready) = ready_rx.recv().await {
         match ready.result {
             Ok(took) => {
-                connected_per_room[ready.room] += 1;
-                connected_writers += u64::from(ready.writer);
+                connected.0[ready.room][ready.node] += 1;
+                writers_per_node[ready.node] += u64::from(ready.writer);
                 handshake.record(took.as_nanos() as u64);
             }
             Err(e) => *errors.entry(e).or_default() += 1,
         }
     }
     let connect_secs = connect_started.elapsed().as_secs_f64();
-    let connected: u64 = connected_per_room.iter().sum();
-    let failed = plan.len() as u64 - connected;
+    let connected_writers: u64 = writers_per_node.iter().sum();
+    let connected_total = connected.total();
+    let failed = plan.len() as u64 - connected_total;
 
     time::sleep(args.settle).await;
-    let rss_idle = sample_rss(server_pid);
+    let rss_idle = sample_rss();
 
     let mut steps = Vec::new();
     let mut ramp_stop = None;
-    if !args.idle && connected > 0 {
+    if !args.idle && connected_total > 0 {
         let n_steps = if args.ramp { args.ramp_steps.max(1) } else { 1 };
         for n in 0..n_steps {
             let rate = args.rate * args.ramp_factor.powi(n as i32);
@@ -333,7 +383,7 @@ async fn run(args: &Args) -> Result<Report> {
                 &shared,
                 &control_tx,
                 rate,
-                &connected_per_room,
+                &connected,
                 connected_writers,
             )
             .await;
@@ -368,11 +418,7 @@ async fn run(args: &Args) -> Result<Report> {
             }
         }
     }
-    let rss_after = if steps.is_empty() {
-        None
-    } else {
-        sample_rss(server_pid)
-    };
+    let rss_after = if steps.is_empty() { None } else { sample_rss() };
 
     // Close everything, bounded.
     let _ = control_tx.send(Control::Stop);
@@ -389,8 +435,8 @@ async fn run(args: &Args) -> Result<Report> {
             before_bytes: before,
             idle_bytes: idle,
             after_load_bytes: rss_after,
-            per_connection_bytes: if connected > 0 {
-                (idle as f64 - before as f64) / connected as f64
+            per_connection_bytes: if connected_total > 0 {
+                (idle as f64 - before as f64) / connected_total as f64
             } else {
                 0.0
             },
@@ -402,8 +448,21 @@ async fn run(args: &Args) -> Result<Report> {
     } else {
         None
     };
+    let node_reports = if nodes > 1 {
+        (0..nodes)
+            .map(|n| NodeReport {
+                url: args.url[n].clone(),
+                connections: plan.iter().filter(|s| s.node == n).count(),
+                connected: connected.0.iter().map(|r| r[n]).sum(),
+                writers: writers_per_node[n],
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(Report {
-        url: args.url.clone(),
+        url: args.url.join(","),
+        nodes: node_reports,
         mode: if args.idle {
             "idle"
         } else if args.ramp {
@@ -415,9 +474,17 @@ async fn run(args: &Args) -> Result<Report> {
         connections: plan.len(),
         writers: writers_total,
         update_size: shared.update_size,
-        server_pid,
+        server_pid: match server_pids {
+            [pid] => Some(*pid),
+            _ => None,
+        },
+        server_pids: if server_pids.len() > 1 {
+            server_pids.to_vec()
+        } else {
+            Vec::new()
+        },
         connect: ConnectReport {
-            connected,
+            connected: connected_total,
             failed,
             seconds: connect_secs,
             handshake_ms_p50: handshake.quantile(0.5) as f64 / 1e6,
@@ -447,28 +514,38 @@ async fn run_step(
     shared: &Shared,
     control: &watch::Sender<Control>,
     rate: f64,
-    connected_per_room: &[u64],
+    connected: &Connected,
     writers: u64,
 ) -> StepReport {
     let now = shared.now_ns();
     let window_start = now + args.warmup.as_nanos() as u64;
     let window_end = window_start + args.duration.as_nanos() as u64;
-    let step = Arc::new(Step::new(rate, window_start, window_end, args.rooms));
+    let nodes = shared.nodes;
+    let step = Arc::new(Step::new(rate, window_start, window_end, args.rooms, nodes));
     let _ = control.send(Control::Run(Arc::clone(&step)));
 
     let at = |ns: u64| time::Instant::from_std(shared.start + Duration::from_nanos(ns));
     time::sleep_until(at(window_start)).await;
-    let cpu_start = procfs::CpuSample::take(args.server_pid);
+    let cpu_start = procfs::CpuSample::take(&args.server_pid);
     time::sleep_until(at(window_end)).await;
-    let cpu_end = procfs::CpuSample::take(args.server_pid);
+    let cpu_end = procfs::CpuSample::take(&args.server_pid);
 
-    let expected = |step: &Step| -> u64 {
-        step.sent_per_room
-            .iter()
-            .zip(connected_per_room)
-            .map(|(sent, &n)| sent.load(Ordering::Relaxed) * n.saturating_sub(1))
-            .sum()
+    // (all, cross-node) expected deliveries: every update sent in the window reaches
+    // every other connected client of its room; those on other nodes are cross-node.
+    let expected_split = |step: &Step| -> (u64, u64) {
+        let mut all = 0;
+        let mut cross = 0;
+        for (room, per_node) in connected.0.iter().enumerate() {
+            let in_room = connected.in_room(room);
+            for (node, &here) in per_node.iter().enumerate() {
+                let sent = step.sent_in(room, node);
+                all += sent * in_room.saturating_sub(1);
+                cross += sent * (in_room - here);
+            }
+        }
+        (all, cross)
     };
+    let expected = |step: &Step| expected_split(step).0;
     // Let in-flight sends of the last tick land, then wait for stragglers.
     time::sleep(Duration::from_millis(20)).await;
     let drain_deadline = time::Instant::now() + args.drain;
@@ -479,16 +556,28 @@ async fn run_step(
     }
 
     let secs = args.duration.as_secs_f64();
-    let sent: u64 = step
-        .sent_per_room
-        .iter()
-        .map(|s| s.load(Ordering::Relaxed))
-        .sum();
-    let expected = expected(&step);
+    let sent = step.sent_total();
+    let (expected, expected_cross) = expected_split(&step);
     let delivered = step.delivered.load(Ordering::Relaxed);
+    let cross_node = (nodes > 1).then(|| {
+        let delivered_cross = step.delivered_cross.load(Ordering::Relaxed);
+        let same_expected = expected - expected_cross;
+        let same_delivered = delivered.saturating_sub(delivered_cross);
+        CrossNodeReport {
+            expected: expected_cross,
+            delivered: delivered_cross,
+            share_pct: report::pct(delivered_cross, delivered),
+            expected_share_pct: report::pct(expected_cross, expected),
+            loss_pct: report::loss_pct(expected_cross, delivered_cross),
+            same_node_expected: same_expected,
+            same_node_delivered: same_delivered,
+            same_node_loss_pct: report::loss_pct(same_expected, same_delivered),
+            latency_ms: latency_of(&step.latency_cross),
+            same_node_latency_ms: latency_of(&step.latency_local),
+        }
+    });
     let target = rate * writers as f64;
     let (bench_cpu, server_cpu) = cpu_start.percent_until(&cpu_end);
-    let ms = |ns: u64| ns as f64 / 1e6;
     StepReport {
         rate_per_writer: rate,
         target_updates_per_sec: target,
@@ -513,16 +602,23 @@ async fn run_step(
             0.0
         },
         delivered_per_sec: delivered as f64 / secs,
-        latency_ms: report::Latency {
-            p50: ms(step.latency.quantile(0.50)),
-            p90: ms(step.latency.quantile(0.90)),
-            p99: ms(step.latency.quantile(0.99)),
-            max: ms(step.latency.max()),
-            mean: step.latency.mean() / 1e6,
-        },
+        latency_ms: latency_of(&step.latency),
+        cross_node,
         bench_cpu_pct: bench_cpu,
         server_cpu_pct: server_cpu,
         passed: true,
+    }
+}
+
+/// Latency percentiles of `h` in milliseconds.
+fn latency_of(h: &hist::Histogram) -> report::Latency {
+    let ms = |ns: u64| ns as f64 / 1e6;
+    report::Latency {
+        p50: ms(h.quantile(0.50)),
+        p90: ms(h.quantile(0.90)),
+        p99: ms(h.quantile(0.99)),
+        max: ms(h.max()),
+        mean: h.mean() / 1e6,
     }
 }
 
@@ -571,9 +667,56 @@ mod tests {
         ]);
         let p = plan(&args);
         assert_eq!(p.len(), 7);
-        assert_eq!(p.iter().filter(|(r, _)| *r == 0).count(), 3);
-        assert_eq!(p.iter().filter(|(_, w)| *w).count(), 3);
+        assert_eq!(p.iter().filter(|s| s.room == 0).count(), 3);
+        assert_eq!(p.iter().filter(|s| s.writer).count(), 3);
+        assert!(p.iter().all(|s| s.node == 0));
         let idle = Args::parse_from(["tandem-bench", "--url", "ws://127.0.0.1:1", "--idle"]);
-        assert!(plan(&idle).iter().all(|(_, w)| !w));
+        assert!(plan(&idle).iter().all(|s| !s.writer));
+    }
+
+    #[test]
+    fn several_urls_spread_every_room_over_every_node() {
+        let args = Args::parse_from([
+            "tandem-bench",
+            "--url",
+            "ws://127.0.0.1:1/v1/connect,ws://127.0.0.1:2/v1/connect",
+            "--url",
+            "ws://127.0.0.1:3/v1/connect",
+            "--rooms",
+            "5",
+            "--clients",
+            "6",
+            "--writers",
+            "2",
+            "--server-pid",
+            "10,11",
+            "--server-pid",
+            "12",
+        ]);
+        assert!(validate(&args).is_ok());
+        assert_eq!(args.url.len(), 3);
+        assert_eq!(args.server_pid, vec![10, 11, 12]);
+        let p = plan(&args);
+        assert_eq!(p.len(), 30);
+        for room in 0..5 {
+            let mut per_node = [0; 3];
+            let mut writer_nodes = Vec::new();
+            for s in p.iter().filter(|s| s.room == room) {
+                per_node[s.node] += 1;
+                if s.writer {
+                    writer_nodes.push(s.node);
+                }
+            }
+            assert_eq!(per_node, [2, 2, 2], "room {room}");
+            assert_eq!(writer_nodes, vec![room % 3, (room + 1) % 3], "room {room}");
+        }
+        // Writers are spread over every node across rooms.
+        for node in 0..3 {
+            assert!(p.iter().any(|s| s.writer && s.node == node));
+        }
+        let bad = Args::parse_from(["tandem-bench", "--url", "ws://127.0.0.1:1,ws://10.0.0.1:2"]);
+        assert!(validate(&bad).is_err());
+        let empty = Args::parse_from(["tandem-bench", "--url", "ws://127.0.0.1:1,"]);
+        assert!(validate(&empty).is_err());
     }
 }

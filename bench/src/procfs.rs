@@ -52,7 +52,24 @@ fn proc_path(pid: Option<u32>, file: &str) -> String {
     }
 }
 
-/// A CPU-time reading of the bench itself and, optionally, of the server.
+/// Summed `VmRSS` of `pids` in bytes; None when `pids` is empty or one is unreadable.
+pub fn rss_sum(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&p| rss_bytes(Some(p)).ok()).sum()
+}
+
+/// Summed CPU time of `pids` in seconds; None when `pids` is empty or one is unreadable.
+fn cpu_sum(pids: &[u32]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&p| cpu_seconds(Some(p)).ok()).sum()
+}
+
+/// A CPU-time reading of the bench itself and, optionally, of the server process(es),
+/// summed.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuSample {
     pub at: std::time::Instant,
@@ -61,11 +78,11 @@ pub struct CpuSample {
 }
 
 impl CpuSample {
-    pub fn take(server_pid: Option<u32>) -> Self {
+    pub fn take(server_pids: &[u32]) -> Self {
         Self {
             at: std::time::Instant::now(),
             bench: cpu_seconds(None).unwrap_or(0.0),
-            server: server_pid.and_then(|p| cpu_seconds(Some(p)).ok()),
+            server: cpu_sum(server_pids),
         }
     }
 
@@ -92,5 +109,11 @@ mod tests {
         let me = std::process::id();
         assert!(rss_bytes(Some(me)).unwrap() > 0);
         assert!(rss_bytes(Some(u32::MAX)).is_err());
+        let one = rss_sum(&[me]).unwrap();
+        assert!(rss_sum(&[me, me]).unwrap() >= one);
+        assert_eq!(rss_sum(&[]), None);
+        assert_eq!(rss_sum(&[me, u32::MAX]), None);
+        assert!(CpuSample::take(&[me, me]).server.is_some());
+        assert!(CpuSample::take(&[]).server.is_none());
     }
 }

@@ -6,7 +6,11 @@ use serde::Serialize;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// The base URL; with several, all of them joined by commas.
     pub url: String,
+    /// With several base URLs: how the connections were spread over them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeReport>,
     /// "load", "ramp" or "idle".
     pub mode: &'static str,
     pub rooms: usize,
@@ -15,9 +19,13 @@ pub struct Report {
     /// Writers among the attempted connections.
     pub writers: usize,
     pub update_size: usize,
+    /// The --server-pid when exactly one was given.
     pub server_pid: Option<u32>,
+    /// Every --server-pid when several were given; RSS and server CPU are their sums.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub server_pids: Vec<u32>,
     pub connect: ConnectReport,
-    /// Present when --server-pid was given.
+    /// Present when --server-pid was given (summed over the pids when several).
     pub rss: Option<RssReport>,
     pub steps: Vec<StepReport>,
     /// Ramp only: the last step that met the criteria.
@@ -31,6 +39,16 @@ pub struct Report {
     pub send_errors: u64,
     pub bench_rss_bytes: u64,
     pub bench_cpu_seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NodeReport {
+    pub url: String,
+    /// Connections attempted to this URL.
+    pub connections: usize,
+    pub connected: u64,
+    /// Writers among the connected.
+    pub writers: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -88,12 +106,48 @@ pub struct StepReport {
     pub delivered_per_sec: f64,
     /// Relay latency (writer's send to a receiver's read), milliseconds.
     pub latency_ms: Latency,
-    /// CPU use during the window, percent of one core.
+    /// With several base URLs: deliveries whose receiver is on another node than the
+    /// writer, against those on the writer's own node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cross_node: Option<CrossNodeReport>,
+    /// CPU use during the window, percent of one core (server: summed over the pids).
     pub bench_cpu_pct: f64,
     pub server_cpu_pct: Option<f64>,
     /// Met --min-delivery and --max-p99, and the bench sent at least 90 % of the target
     /// rate (a ramp stops at the first step that did not).
     pub passed: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CrossNodeReport {
+    /// Sum over rooms and writers' nodes of sent x (connected clients of the room on
+    /// other nodes).
+    pub expected: u64,
+    pub delivered: u64,
+    /// delivered / all deliveries, percent.
+    pub share_pct: f64,
+    /// expected / all expected deliveries, percent: what `share_pct` is when nothing
+    /// is lost.
+    pub expected_share_pct: f64,
+    pub loss_pct: f64,
+    /// Deliveries on the writer's own node (receiver on the same URL).
+    pub same_node_expected: u64,
+    pub same_node_delivered: u64,
+    pub same_node_loss_pct: f64,
+    pub latency_ms: Latency,
+    pub same_node_latency_ms: Latency,
+}
+
+pub fn pct(part: u64, whole: u64) -> f64 {
+    if whole > 0 {
+        part as f64 / whole as f64 * 100.0
+    } else {
+        0.0
+    }
+}
+
+pub fn loss_pct(expected: u64, delivered: u64) -> f64 {
+    pct(expected.saturating_sub(delivered), expected)
 }
 
 pub fn bytes(b: f64) -> String {
@@ -115,11 +169,23 @@ impl Report {
     }
 
     fn write_table(&self, o: &mut String) -> std::fmt::Result {
+        let target = if self.nodes.is_empty() {
+            self.url.clone()
+        } else {
+            format!("{} URLs", self.nodes.len())
+        };
         writeln!(
             o,
             "tandem-bench {} against {}: {} rooms, {} connections, {} writers, {}-byte values",
-            self.mode, self.url, self.rooms, self.connections, self.writers, self.update_size
+            self.mode, target, self.rooms, self.connections, self.writers, self.update_size
         )?;
+        for (i, n) in self.nodes.iter().enumerate() {
+            writeln!(
+                o,
+                "node {i:<7} {}: {} connections, {} connected, {} writers",
+                n.url, n.connections, n.connected, n.writers
+            )?;
+        }
         let c = &self.connect;
         writeln!(
             o,
@@ -129,7 +195,23 @@ impl Report {
         for e in &c.errors {
             writeln!(o, "  error      {e}")?;
         }
+        let pid_count = self.server_pid.map_or(self.server_pids.len(), |_| 1);
+        if pid_count > 0 && !self.nodes.is_empty() && pid_count != self.nodes.len() {
+            writeln!(
+                o,
+                "note         {pid_count} server pid(s) for {} URLs: RSS and server CPU cover only the given pid(s)",
+                self.nodes.len()
+            )?;
+        }
         if let Some(r) = &self.rss {
+            if self.server_pids.len() > 1 {
+                writeln!(
+                    o,
+                    "server RSS and CPU below are sums over the {} pids {:?}",
+                    self.server_pids.len(),
+                    self.server_pids
+                )?;
+            }
             write!(
                 o,
                 "server RSS   before {}, idle {}",
@@ -184,6 +266,24 @@ impl Report {
                 o,
                 "(CPU columns are percent of one core during the window; 2 cores = 200)"
             )?;
+            for s in &self.steps {
+                let Some(x) = &s.cross_node else { continue };
+                writeln!(
+                    o,
+                    "cross-node   at {:.1}/s per writer: {:.1}% of deliveries crossed nodes (expected share {:.1}%); loss cross {:.2}%, same-node {:.2}%",
+                    s.rate_per_writer, x.share_pct, x.expected_share_pct, x.loss_pct, x.same_node_loss_pct
+                )?;
+                writeln!(
+                    o,
+                    "             latency p50/p99/max cross {:.2} / {:.2} / {:.2} ms, same-node {:.2} / {:.2} / {:.2} ms",
+                    x.latency_ms.p50,
+                    x.latency_ms.p99,
+                    x.latency_ms.max,
+                    x.same_node_latency_ms.p50,
+                    x.same_node_latency_ms.p99,
+                    x.same_node_latency_ms.max
+                )?;
+            }
         }
         if self.mode == "ramp" {
             match &self.max_passing {

@@ -1,7 +1,8 @@
 //! Runs the real `tandem-bench` binary against a minimal in-process y-websocket relay
 //! on 127.0.0.1 (server sync step 1, answers step 1 with an empty step 2, relays
 //! updates to the other clients of the room), so the tool is tested without any
-//! external server.
+//! external server. Several listeners sharing one room map stand in for the nodes of a
+//! cluster.
 
 // A panic in a test helper is a failed test with a backtrace, as clippy.toml intends for
 // tests; its allow-unwrap-in-tests does not reach helpers outside #[test] functions.
@@ -11,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::{SinkExt, StreamExt};
@@ -25,6 +27,12 @@ type Rooms = Arc<Mutex<HashMap<String, broadcast::Sender<(u64, Vec<u8>)>>>>;
 
 /// Starts the relay on an ephemeral loopback port; returns the port.
 fn start_relay() -> u16 {
+    start_cluster(1)[0]
+}
+
+/// Starts `nodes` listeners on ephemeral loopback ports that share one room map, so an
+/// update sent to one is relayed to the room's clients on all of them; returns the ports.
+fn start_cluster(nodes: usize) -> Vec<u16> {
     let (port_tx, port_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -33,18 +41,27 @@ fn start_relay() -> u16 {
             .build()
             .unwrap();
         rt.block_on(async move {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            port_tx.send(listener.local_addr().unwrap().port()).unwrap();
             let rooms: Rooms = Default::default();
-            let mut next_id = 0u64;
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                next_id += 1;
-                tokio::spawn(connection(stream, next_id, Arc::clone(&rooms)));
+            let next_id = Arc::new(AtomicU64::new(0));
+            let mut accepting = Vec::new();
+            for _ in 0..nodes {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                port_tx.send(listener.local_addr().unwrap().port()).unwrap();
+                let (rooms, next_id) = (Arc::clone(&rooms), Arc::clone(&next_id));
+                accepting.push(tokio::spawn(async move {
+                    loop {
+                        let (stream, _) = listener.accept().await.unwrap();
+                        let id = next_id.fetch_add(1, Ordering::Relaxed) + 1;
+                        tokio::spawn(connection(stream, id, Arc::clone(&rooms)));
+                    }
+                }));
+            }
+            for task in accepting {
+                task.await.unwrap();
             }
         });
     });
-    port_rx.recv().unwrap()
+    (0..nodes).map(|_| port_rx.recv().unwrap()).collect()
 }
 
 async fn connection(stream: TcpStream, me: u64, rooms: Rooms) {
@@ -239,4 +256,83 @@ fn unreachable_server_fails_with_the_error() {
     let (ok, _, err) = bench(&["--url", "ws://192.0.2.1:1"]);
     assert!(!ok);
     assert!(err.contains("non-loopback"), "{err}");
+}
+
+#[test]
+fn several_urls_split_rooms_over_nodes_and_count_cross_node_deliveries() {
+    let ports = start_cluster(3);
+    let urls: Vec<String> = ports
+        .iter()
+        .map(|p| format!("ws://127.0.0.1:{p}/v1/connect"))
+        .collect();
+    let pid = std::process::id().to_string();
+    let common = [
+        "--rooms",
+        "4",
+        "--clients",
+        "6",
+        "--writers",
+        "2",
+        "--rate",
+        "20",
+        "--duration",
+        "1s",
+        "--warmup",
+        "300ms",
+        "--settle",
+        "100ms",
+    ];
+    let joined = urls.join(",");
+    let mut args = vec!["--url", &joined, "--server-pid", &pid, "--server-pid", &pid];
+    args.extend(common);
+    let (ok, r, err) = bench(&args);
+    assert!(ok, "bench failed: {err}\n{r}");
+    assert_eq!(r["url"], joined);
+    assert_eq!(r["connect"]["connected"], 24);
+    assert_eq!(r["server_pid"], Value::Null);
+    assert_eq!(r["server_pids"].as_array().unwrap().len(), 2);
+    let nodes = r["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+    for (node, url) in nodes.iter().zip(&urls) {
+        assert_eq!(node["url"], url.as_str());
+        assert_eq!(node["connected"], 8);
+    }
+    let writers: u64 = nodes.iter().map(|n| n["writers"].as_u64().unwrap()).sum();
+    assert_eq!(writers, 8);
+    let step = &r["steps"][0];
+    assert_eq!(step["delivered"], step["expected"]);
+    assert!(step["server_cpu_pct"].is_number());
+    // Each writer has 5 receivers in its room, 1 on its own node and 4 on the others.
+    let x = &step["cross_node"];
+    let sent = step["sent"].as_u64().unwrap();
+    assert_eq!(x["expected"].as_u64().unwrap(), sent * 4);
+    assert_eq!(x["delivered"], x["expected"]);
+    assert_eq!(x["same_node_delivered"].as_u64().unwrap(), sent);
+    assert!(
+        (x["share_pct"].as_f64().unwrap() - 80.0).abs() < 1e-9,
+        "{x}"
+    );
+    assert_eq!(x["loss_pct"], 0.0);
+    assert!(x["latency_ms"]["p50"].as_f64().unwrap() > 0.0);
+
+    // Unconnected servers: only same-node deliveries arrive.
+    let a = start_relay();
+    let b = start_relay();
+    let (ua, ub) = (format!("ws://127.0.0.1:{a}"), format!("ws://127.0.0.1:{b}"));
+    let mut args = vec!["--url", &ua, "--url", &ub];
+    args.extend(common);
+    let (ok, r, err) = bench(&args);
+    assert!(ok, "bench failed: {err}");
+    let step = &r["steps"][0];
+    let x = &step["cross_node"];
+    assert_eq!(x["delivered"], 0);
+    assert_eq!(x["loss_pct"], 100.0);
+    assert_eq!(x["same_node_loss_pct"], 0.0);
+    assert_eq!(step["delivered"], x["same_node_delivered"]);
+
+    // One URL: the report has no node split.
+    let (ok, r, _) = bench(&[&["--url", &ua][..], &common[..]].concat());
+    assert!(ok);
+    assert!(r.get("nodes").is_none());
+    assert!(r["steps"][0].get("cross_node").is_none());
 }
