@@ -16,8 +16,12 @@
 # psql, redis-cli, curl and node. Every process started here is killed by PID on exit.
 #
 # Usage: scripts/bench-cluster.sh   (ROUNDS, ROOMS, CLIENTS, WRITERS, RATE, DURATION,
-#                                    WARMUP from the environment; QUICK=1 for a short try)
+#                                    WARMUP from the environment; QUICK=1 for a short try;
+#                                    before each run it waits up to QUIET_TIMEOUT s (300)
+#                                    for the machine to use under QUIET_PCT % (30) of a core)
 #        TANDEM=/path/to/tandem scripts/bench-cluster.sh   (use that binary, don't build it)
+#        CLUSTER_EXTRA='--cluster-catchup-interval 1h' ...   (more `tandem serve` options
+#                          for the three cluster nodes, split on spaces)
 #        NO_REDIS=1 ...   (only for trying the script with a build without --redis-url: the
 #                          three nodes then don't relay to each other and most deliveries
 #                          are lost; the figures mean nothing)
@@ -102,10 +106,11 @@ else
   TANDEM=$CARGO_TARGET_DIR/release/tandem
 fi
 BENCH=$CARGO_TARGET_DIR/release/tandem-bench
-CLUSTER_ARGS=(--redis-url "$REDIS_URL" --cluster-prefix "$PREFIX")
+read -r -a EXTRA <<<"${CLUSTER_EXTRA:-}"
+CLUSTER_ARGS=(--redis-url "$REDIS_URL" --cluster-prefix "$PREFIX" "${EXTRA[@]}")
 if [[ -n ${NO_REDIS:-} ]]; then
   log "WARNING: NO_REDIS is set: three unconnected nodes, cluster figures are meaningless"
-  CLUSTER_ARGS=()
+  CLUSTER_ARGS=("${EXTRA[@]}")
 elif ! "$TANDEM" serve --help | grep -q -- '--redis-url'; then
   die "$TANDEM serve has no --redis-url: this build cannot run a cluster"
 fi
@@ -162,10 +167,30 @@ cpu_ticks() {
   echo "$((user + nice + system + irq + softirq + steal)) $((user + nice + system + idle + iowait + irq + softirq + steal))"
 }
 
+# wait_quiet: before a run, wait (QUIET_TIMEOUT s at most, default 300) until the
+# machine's CPU use over 2 s is below QUIET_PCT % of one core (default 30): other work on
+# these cores (a build, a test suite) skews latency far more than clustering does.
+wait_quiet() {
+  local deadline=$((SECONDS + ${QUIET_TIMEOUT:-300})) a b busy ab at bb bt
+  while :; do
+    a=$(cpu_ticks); sleep 2; b=$(cpu_ticks)
+    read -r ab at bb bt <<<"$a $b"
+    busy=$(( (bb - ab) * 100 * $(nproc) / ((bt - at) > 0 ? (bt - at) : 1) ))
+    (( busy < ${QUIET_PCT:-30} )) && return 0
+    if (( SECONDS >= deadline )); then
+      log "WARNING: the machine is still busy ($busy % of a core) before this run; going on"
+      return 0
+    fi
+    log "the machine is busy ($busy % of a core); waiting"
+    sleep 8
+  done
+}
+
 for round in $(seq "$ROUNDS"); do
   if (( round % 2 )); then order=(single cluster); else order=(cluster single); fi
   for mode in "${order[@]}"; do
     if [[ $mode == single ]]; then url=$SINGLE_URL pid=$SINGLE_PID; else url=$CLUSTER_URL pid=$CLUSTER_PID; fi
+    wait_quiet
     log "round $round, $mode"
     before=$(cpu_ticks)
     "$BENCH" --url "$url" --server-pid "$pid" --rooms "$ROOMS" --clients "$CLIENTS" \
@@ -182,7 +207,7 @@ done
 
 echo
 echo "bench-cluster on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%M:%SZ), tandem $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo '+changes')"
-echo "$ROOMS rooms x $CLIENTS clients, $WRITERS writers/room at $RATE updates/s, ${DURATION} windows, $ROUNDS rounds; results in $OUT"
+echo "$ROOMS rooms x $CLIENTS clients, $WRITERS writers/room at $RATE updates/s, ${DURATION} windows, $ROUNDS rounds${CLUSTER_EXTRA:+; cluster nodes with $CLUSTER_EXTRA}; results in $OUT"
 node - "$OUT" "$ROUNDS" "$(nproc)" <<'JS'
 const fs = require('fs')
 const [dir, rounds, cores] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4])]
@@ -204,6 +229,7 @@ for (let r = 1; r <= rounds; r++) for (const mode of modes) {
   if (rep.connect.failed) line += `, ${rep.connect.failed} connections FAILED`
   if (rep.disconnects) line += `, ${rep.disconnects} DISCONNECTS`
   if (s.duplicates) line += `, ${s.duplicates} duplicates`
+  if (s.reordered) line += `, ${s.reordered} reordered`
   const x = s.cross_node
   if (x) line += `\n                  cross-node ${x.share_pct.toFixed(1)} % of deliveries (loss ${f2(x.loss_pct)} %), p50/p99 cross ${f2(x.latency_ms.p50)}/${f2(x.latency_ms.p99)} ms, same-node ${f2(x.same_node_latency_ms.p50)}/${f2(x.same_node_latency_ms.p99)} ms`
   console.log(line)

@@ -83,8 +83,12 @@ pub struct Step {
     pub delivered: AtomicU64,
     /// Those of `delivered` whose receiver is on another node than the writer.
     pub delivered_cross: AtomicU64,
-    /// Deliveries of an update a receiver had already seen (or older than one it had).
+    /// Deliveries of an update a receiver had already seen (or so much older than the
+    /// newest it saw from that writer that it can't tell).
     pub duplicates: AtomicU64,
+    /// Deliveries (counted in `delivered`) that arrived after a newer update of the same
+    /// writer.
+    pub reordered: AtomicU64,
     /// Relay latency of every counted delivery, nanoseconds.
     pub latency: Histogram,
     /// With several nodes: the latency of cross-node and of same-node deliveries.
@@ -110,6 +114,7 @@ impl Step {
             delivered: AtomicU64::new(0),
             delivered_cross: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
+            reordered: AtomicU64::new(0),
             latency: Histogram::new(),
             latency_cross: Histogram::new(),
             latency_local: Histogram::new(),
@@ -288,8 +293,8 @@ async fn read_loop(
     control: &mut watch::Receiver<Control>,
 ) -> Option<SplitStream<Ws>> {
     let mut step: Option<Arc<Step>> = None;
-    // Highest sequence number seen per writer, to spot duplicates.
-    let mut last_seq: std::collections::HashMap<u32, u32> = Default::default();
+    // Which sequence numbers were seen per writer, to spot duplicates and late arrivals.
+    let mut seen: std::collections::HashMap<u32, SeenSeqs> = Default::default();
     match &*control.borrow_and_update() {
         Control::Stop => return Some(stream),
         Control::Run(s) => step = Some(Arc::clone(s)),
@@ -324,13 +329,16 @@ async fn read_loop(
                             if m.writer == me || !step.in_window(m.sent_ns) {
                                 return;
                             }
-                            let last = last_seq.entry(m.writer).or_insert(0);
-                            // seq starts at 1, so 0 means "nothing seen yet".
-                            if m.seq <= *last {
-                                step.duplicates.fetch_add(1, Ordering::Relaxed);
-                                return;
+                            match seen.entry(m.writer).or_default().see(m.seq) {
+                                Seen::New => {}
+                                Seen::Late => {
+                                    step.reordered.fetch_add(1, Ordering::Relaxed);
+                                }
+                                Seen::Again => {
+                                    step.duplicates.fetch_add(1, Ordering::Relaxed);
+                                    return;
+                                }
                             }
-                            *last = m.seq;
                             let latency = now.saturating_sub(m.sent_ns);
                             step.delivered.fetch_add(1, Ordering::Relaxed);
                             step.latency.record(latency);
@@ -358,6 +366,47 @@ async fn read_loop(
                 }
             }
         }
+    }
+}
+
+/// The sequence numbers (from 1) seen from one writer: the highest, and which of the
+/// 128 below it.
+#[derive(Default)]
+struct SeenSeqs {
+    max: u32,
+    /// Bit d: `max - d` was seen (bit 0 is `max` itself).
+    window: u128,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Seen {
+    /// Newer than every one seen so far.
+    New,
+    /// Not seen before, but older than the newest seen.
+    Late,
+    /// Seen before, or too old to tell.
+    Again,
+}
+
+impl SeenSeqs {
+    fn see(&mut self, seq: u32) -> Seen {
+        if seq > self.max {
+            let shift = seq - self.max;
+            self.window = if shift >= 128 {
+                0
+            } else {
+                self.window << shift
+            };
+            self.window |= 1;
+            self.max = seq;
+            return Seen::New;
+        }
+        let back = self.max - seq;
+        if back >= 128 || self.window & (1 << back) != 0 {
+            return Seen::Again;
+        }
+        self.window |= 1 << back;
+        Seen::Late
     }
 }
 
@@ -456,4 +505,26 @@ async fn answer_step1(sink: &mut SplitSink<Ws, WsMessage>, doc: &Doc, sv: &[u8])
     sink.send(binary(Message::SyncStep2(&diff).encode()))
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seen_seqs_tell_new_late_and_again() {
+        let mut s = SeenSeqs::default();
+        assert_eq!(s.see(1), Seen::New);
+        assert_eq!(s.see(1), Seen::Again);
+        assert_eq!(s.see(3), Seen::New);
+        assert_eq!(s.see(2), Seen::Late);
+        assert_eq!(s.see(2), Seen::Again);
+        assert_eq!(s.see(300), Seen::New);
+        assert_eq!(s.see(173), Seen::Late);
+        assert_eq!(s.see(172), Seen::Again);
+        assert_eq!(s.see(3), Seen::Again);
+        assert_eq!(s.see(301), Seen::New);
+        assert_eq!(s.see(300), Seen::Again);
+        assert_eq!(s.see(173), Seen::Again);
+    }
 }

@@ -591,6 +591,7 @@ async fn run_step(
         expected,
         delivered,
         duplicates: step.duplicates.load(Ordering::Relaxed),
+        reordered: step.reordered.load(Ordering::Relaxed),
         delivery_pct: if expected > 0 {
             delivered as f64 / expected as f64 * 100.0
         } else {

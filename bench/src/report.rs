@@ -100,6 +100,10 @@ pub struct StepReport {
     pub expected: u64,
     pub delivered: u64,
     pub duplicates: u64,
+    /// Deliveries (counted in `delivered`) that arrived after a newer update of the same
+    /// writer; absent when none did.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub reordered: u64,
     pub delivery_pct: f64,
     pub loss_pct: f64,
     /// Delivered updates per second over the measured window.
@@ -136,6 +140,10 @@ pub struct CrossNodeReport {
     pub same_node_loss_pct: f64,
     pub latency_ms: Latency,
     pub same_node_latency_ms: Latency,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 pub fn pct(part: u64, whole: u64) -> f64 {
@@ -310,6 +318,13 @@ impl Report {
             }
         }
         for s in &self.steps {
+            if s.duplicates > 0 || s.reordered > 0 {
+                writeln!(
+                    o,
+                    "WARNING      at {:.1}/s per writer: {} duplicate deliveries, {} delivered after a newer update of the same writer",
+                    s.rate_per_writer, s.duplicates, s.reordered
+                )?;
+            }
             if s.achieved_pct < 90.0 {
                 writeln!(
                     o,
