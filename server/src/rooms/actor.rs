@@ -497,9 +497,10 @@ impl RoomActor {
                 return self.rebuild().await;
             }
         }
+        // The session always hands over an update message (a step 2 re-framed).
         let publish = self.link.is_some().then(|| Deferred::Publish {
             kind: Kind::Update,
-            frame: Bytes::from(Message::Update(&payload).encode()),
+            frame: frame.clone(),
         });
         let relay = Deferred::Broadcast {
             except: Some(conn),

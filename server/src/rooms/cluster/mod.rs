@@ -385,17 +385,11 @@ async fn subscriber(inner: Arc<Inner>, mut ops: mpsc::UnboundedReceiver<Op>) {
             return;
         }
         let session = async {
-            let pubsub = tokio::time::timeout(REDIS_TIMEOUT, inner.client.get_async_pubsub())
-                .await
-                .map_err(|_| "timed out".to_owned())?
-                .map_err(|e| e.to_string())?;
+            let pubsub = bounded(inner.client.get_async_pubsub()).await?;
             let (mut sink, stream) = pubsub.split();
             let mut channels: Vec<String> = vec![inner.control_channel.clone()];
             channels.extend(lock(&inner.rooms).keys().map(|c| c.to_string()));
-            tokio::time::timeout(REDIS_TIMEOUT, sink.subscribe(&channels))
-                .await
-                .map_err(|_| "subscribing timed out".to_owned())?
-                .map_err(|e| e.to_string())?;
+            bounded(sink.subscribe(&channels)).await?;
             Ok::<_, String>((sink, stream))
         };
         let (mut sink, mut stream) = match session.await {
@@ -439,12 +433,10 @@ async fn subscriber(inner: Arc<Inner>, mut ops: mpsc::UnboundedReceiver<Op>) {
                 },
                 op = ops.recv() => match op {
                     Some(Op::Subscribe(channel, done)) => {
-                        let result = tokio::time::timeout(REDIS_TIMEOUT, sink.subscribe(&*channel)).await;
+                        let result = bounded(sink.subscribe(&*channel)).await;
                         let _ = done.send(());
-                        match result {
-                            Ok(Ok(())) => {}
-                            Ok(Err(e)) => break e.to_string(),
-                            Err(_) => break "subscribe timed out".to_owned(),
+                        if let Err(error) = result {
+                            break error;
                         }
                     }
                     Some(Op::Unsubscribe(channel)) => {
@@ -452,19 +444,15 @@ async fn subscriber(inner: Arc<Inner>, mut ops: mpsc::UnboundedReceiver<Op>) {
                         if lock(&inner.rooms).contains_key(&channel) {
                             continue;
                         }
-                        match tokio::time::timeout(REDIS_TIMEOUT, sink.unsubscribe(&*channel)).await {
-                            Ok(Ok(())) => {}
-                            Ok(Err(e)) => break e.to_string(),
-                            Err(_) => break "unsubscribe timed out".to_owned(),
+                        if let Err(error) = bounded(sink.unsubscribe(&*channel)).await {
+                            break error;
                         }
                     }
                     None => return,
                 },
                 _ = ping.tick() => {
-                    match tokio::time::timeout(REDIS_TIMEOUT, sink.ping::<redis::Value>()).await {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) => break e.to_string(),
-                        Err(_) => break "ping timed out".to_owned(),
+                    if let Err(error) = bounded(sink.ping::<redis::Value>()).await {
+                        break error;
                     }
                 }
             }
@@ -482,15 +470,11 @@ async fn publisher(inner: Arc<Inner>, mut rx: mpsc::Receiver<(Arc<str>, Vec<u8>)
     loop {
         let connected = tokio::select! {
             () = inner.stop.cancelled() => return,
-            c = tokio::time::timeout(REDIS_TIMEOUT, inner.client.get_multiplexed_async_connection()) => c,
+            c = bounded(inner.client.get_multiplexed_async_connection()) => c,
         };
         let mut conn = match connected {
-            Ok(Ok(conn)) => conn,
-            failed => {
-                let error = match failed {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "timed out".to_owned(),
-                };
+            Ok(conn) => conn,
+            Err(error) => {
                 tracing::warn!(%error, retry_in = ?backoff, "cannot connect to Redis to publish");
                 // What waits now would be stale by the time it could go: drop it.
                 let mut dropped = 0;
@@ -522,24 +506,20 @@ async fn publisher(inner: Arc<Inner>, mut rx: mpsc::Receiver<(Arc<str>, Vec<u8>)
             for (channel, payload) in &batch {
                 pipe.cmd("PUBLISH").arg(&**channel).arg(payload).ignore();
             }
-            let sent = tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async::<()>(&mut conn)).await;
+            let sent = bounded(pipe.query_async::<()>(&mut conn)).await;
             batch.clear();
             match sent {
-                Ok(Ok(())) => {
+                Ok(()) => {
                     inner
                         .metrics
                         .published
                         .fetch_add(n as u64, Ordering::Relaxed);
                 }
-                failed => {
+                Err(error) => {
                     inner
                         .metrics
                         .publish_dropped
                         .fetch_add(n as u64, Ordering::Relaxed);
-                    let error = match failed {
-                        Ok(Err(e)) => e.to_string(),
-                        _ => "timed out".to_owned(),
-                    };
                     tracing::warn!(%error, "publishing to Redis failed; reconnecting");
                     break;
                 }
@@ -560,6 +540,16 @@ pub async fn announce(redis_url: &str, prefix: &str, event: &ControlEvent) -> an
     let receivers =
         tokio::time::timeout(REDIS_TIMEOUT, publish.query_async::<u64>(&mut conn)).await??;
     Ok(receivers)
+}
+
+/// A Redis call bounded by [`REDIS_TIMEOUT`]; a timeout or an error becomes its text.
+async fn bounded<T>(
+    call: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(REDIS_TIMEOUT, call).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err("timed out".to_owned()),
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
