@@ -17,6 +17,7 @@ mod actor;
 mod doc;
 mod identity;
 mod json;
+mod msg;
 mod outbox;
 mod persist;
 mod registry;
@@ -25,7 +26,7 @@ pub(crate) mod validate;
 #[cfg(test)]
 mod tests;
 
-pub use admin::{CloseFilter, PresenceEntry, RoomError};
+pub use msg::{CloseFilter, PresenceEntry, RoomError};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -21,12 +21,12 @@ use tandem_protocol::{close, Message};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
-use super::actor::{Open, OwnedEntry, RoomLimits, RoomMsg};
 use super::auth::Grant;
 use super::identity::{self, Identity, StateError};
 use super::limits::{rate_limited, ConnBuckets, ConnSlot, Limits};
 use super::meter::ConnMeter;
 use super::metrics::EngineMetrics;
+use super::msg::{Open, OwnedEntry, RoomLimits, RoomMsg};
 
 /// A connection's usage counters and the engine's totals (for `/metrics`), counted
 /// together.

@@ -9,8 +9,9 @@ use tandem_protocol::awareness::{self, Change};
 use tandem_protocol::Message;
 
 use super::remote::REMOTE_OWNER;
-use super::{OwnedEntry, RoomActor};
+use super::RoomActor;
 use crate::rooms::cluster::Kind;
+use crate::rooms::msg::OwnedEntry;
 use crate::rooms::ConnId;
 
 impl RoomActor {

@@ -19,7 +19,8 @@ use tracing::Instrument;
 use yrs::{ReadTxn, Transact};
 
 use super::{vacate, Flow, Refused, RoomActor};
-use crate::rooms::cluster::{Kind, Remote};
+use crate::rooms::cluster::Kind;
+use crate::rooms::msg::Remote;
 use crate::rooms::{doc, CloseReason, Engine, RoomKey};
 use crate::store::{RoomId, RoomVersion, StoreError};
 
