@@ -51,6 +51,16 @@ struct Conn {
     identity: Arc<Identity>,
 }
 
+/// Who introduced an awareness client id, and so alone may change or remove it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// A connection of this node.
+    Local(ConnId),
+    /// Another node of the cluster (its node id): its connections' states reach us
+    /// only through its messages.
+    Node(u64),
+}
+
 struct Inflight {
     ack: Ack,
     bytes: usize,
@@ -98,8 +108,8 @@ pub(crate) struct RoomActor {
     room_id: RoomId,
     doc: Doc,
     awareness: AwarenessTable,
-    /// Which connection owns each awareness client id.
-    awareness_owner: HashMap<u64, ConnId>,
+    /// Who may change each awareness client id.
+    awareness_owner: HashMap<u64, Owner>,
     conns: HashMap<ConnId, Conn>,
     /// `conns.len()`, published for connection counts (see the registry).
     connections: Arc<AtomicUsize>,

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::Value;
 use tandem_protocol::event::ServerEvent;
+use tandem_protocol::json::{self, JsonLimits};
 use tandem_protocol::Message;
 use tokio::sync::oneshot;
 use yrs::StateVector;
@@ -155,9 +156,14 @@ impl Rooms {
     /// Sends a custom event to every connection of the room, as
     /// `{"event": event, "connectionId": null, "userId": null}`, after every update
     /// already applied is durable. Returns how many connections it went to (0 when the
-    /// room is not loaded; it is not loaded for this). Events are not stored; their size
-    /// is the caller's to bound (the HTTP body limit).
+    /// room is not loaded; it is not loaded for this). Events are not stored. One nested
+    /// more than 32 levels or larger than `max_event_bytes` as JSON is refused with
+    /// [`RoomError::InvalidEvent`].
     pub async fn broadcast_event(&self, key: &RoomKey, event: Value) -> Result<usize, RoomError> {
+        // The same bounds as a client's event: every connection parses it.
+        let text = event.to_string();
+        json::check(&text, JsonLimits::new(self.config().max_event_bytes))
+            .map_err(|e| RoomError::InvalidEvent(e.to_string()))?;
         let envelope = ServerEvent {
             event,
             connection_id: None,

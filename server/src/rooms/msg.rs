@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use yrs::{StateVector, Update};
 
 use super::cluster::Kind;
-use super::identity::Identity;
+use super::identity::{Identity, StateError};
 use super::outbox::OutboxTx;
 use super::{CloseReason, ConnId};
 
@@ -89,7 +89,10 @@ impl From<&crate::rooms::limits::Limits> for RoomLimits {
 pub(crate) struct OwnedEntry {
     pub(crate) client_id: u64,
     pub(crate) clock: u64,
-    pub(crate) state: String,
+    /// The state as the others would get it (the server's `user` attached), or why it
+    /// may not be set: the room closes the sender only if the entry would take effect
+    /// (an echo of someone else's state is dropped whatever it holds).
+    pub(crate) state: Result<String, StateError>,
 }
 
 /// Why a call on a room failed. A room that does not exist is not an error: calls that
@@ -103,6 +106,9 @@ pub enum RoomError {
     /// update that includes them).
     #[error("invalid update: {0}")]
     InvalidUpdate(String),
+    /// The event is nested too deep or too large for clients to be sent it.
+    #[error("invalid event: {0}")]
+    InvalidEvent(String),
     /// The state vector is malformed.
     #[error("invalid state vector: {0}")]
     InvalidStateVector(String),
@@ -233,8 +239,8 @@ impl AdminMsg {
 
 /// Something another node (or the bus itself) tells a room.
 pub(crate) enum Remote {
-    /// A message from another node.
-    Frame { kind: Kind, frame: Bytes },
+    /// A message from another node (`node`, its id).
+    Frame { node: u64, kind: Kind, frame: Bytes },
     /// Compare with the database now (the bus reconnected).
     CatchUp,
 }

@@ -344,6 +344,7 @@ impl Inner {
             return;
         };
         let remote = Remote::Frame {
+            node: message.node,
             kind: message.kind,
             frame: message.frame,
         };
