@@ -5,11 +5,25 @@
 //! varuint clock and a var string holding the JSON state (`null` means "gone"). A newer
 //! clock replaces an older state; a `null` at the same clock removes it. The table takes
 //! `now` (milliseconds) as a parameter so expiry is testable without waiting.
+//!
+//! Every receiver parses every state it is sent, so [`decode_checked`] also bounds what
+//! a hostile peer could make others parse: ids and clocks JavaScript can read, and
+//! states that are JSON within [`crate::json::MAX_DEPTH`] levels.
 
 use std::collections::HashMap;
 
+use crate::json::{self, JsonLimits};
 use crate::lib0::{var_u64_len, Reader, Writer};
 use crate::DecodeError;
+
+/// The largest client id or clock a JavaScript client can read: lib0's `readVarUint`
+/// throws past `Number.MAX_SAFE_INTEGER`, inside the provider's message handler.
+pub const MAX_SAFE: u64 = (1 << 53) - 1;
+
+/// The most entries one awareness message may hold. An honest message holds at most
+/// one per state in the room (a stock client echoes what it is sent), so this only
+/// bounds what a decoded message costs.
+pub const MAX_ENTRIES: usize = 16_384;
 
 /// One client's entry in an awareness update, borrowed from the frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +41,45 @@ impl AwarenessEntry<'_> {
     pub fn is_removal(&self) -> bool {
         self.state.trim() == "null"
     }
+
+    /// Checks what every receiver of this entry will read: the client id at most
+    /// [`MAX_SAFE`], the clock below it (a removal bumps it by one), and the state one
+    /// JSON document nested at most [`json::MAX_DEPTH`] levels. The state's size is
+    /// not checked here (see [`json::check`]): a stock client re-encodes the states it
+    /// echoes, which may make them longer than they were sent.
+    pub fn check(&self) -> Result<(), DecodeError> {
+        if self.client_id > MAX_SAFE {
+            return Err(DecodeError::OutOfRange {
+                what: "client id",
+                value: self.client_id,
+                max: MAX_SAFE,
+            });
+        }
+        if self.clock >= MAX_SAFE {
+            return Err(DecodeError::OutOfRange {
+                what: "clock",
+                value: self.clock,
+                max: MAX_SAFE - 1,
+            });
+        }
+        json::check(self.state, JsonLimits::new(usize::MAX))
+    }
+}
+
+/// [`decode_update`], then at most [`MAX_ENTRIES`] entries, each passing
+/// [`AwarenessEntry::check`].
+pub fn decode_checked(bytes: &[u8]) -> Result<Vec<AwarenessEntry<'_>>, DecodeError> {
+    let entries = decode_update(bytes)?;
+    if entries.len() > MAX_ENTRIES {
+        return Err(DecodeError::LengthTooLarge {
+            claimed: entries.len() as u64,
+            remaining: MAX_ENTRIES,
+        });
+    }
+    for entry in &entries {
+        entry.check()?;
+    }
+    Ok(entries)
 }
 
 /// The smallest encoded entry: one byte each for id, clock and an empty string.
@@ -138,19 +191,24 @@ impl AwarenessTable {
         self.clients.get(&client_id)?.state.as_deref()
     }
 
+    /// Whether [`apply`](Self::apply) would take an entry for `client_id` at `clock`
+    /// (a removal when `removal`): a newer clock, or a removal at the same clock of a
+    /// live state. Clocks only move forward: anything older is ignored.
+    pub fn accepts(&self, client_id: u64, clock: u64, removal: bool) -> bool {
+        let (current_clock, live) = match self.clients.get(&client_id) {
+            Some(m) => (m.clock, m.state.is_some()),
+            None => (0, false),
+        };
+        current_clock < clock || (current_clock == clock && removal && live)
+    }
+
     /// Applies entries with y-protocols' rules and returns the ones that took effect
     /// (renewals of an unchanged state included: they keep the state alive for others).
     pub fn apply(&mut self, entries: &[AwarenessEntry<'_>], now_ms: u64) -> Vec<Change> {
         let mut changes = Vec::new();
         for e in entries {
-            let (current_clock, live) = match self.clients.get(&e.client_id) {
-                Some(m) => (m.clock, m.state.is_some()),
-                None => (0, false),
-            };
             let removal = e.is_removal();
-            let newer = current_clock < e.clock;
-            let same_clock_removal = current_clock == e.clock && removal && live;
-            if !(newer || same_clock_removal) {
+            if !self.accepts(e.client_id, e.clock, removal) {
                 continue;
             }
             let state = (!removal).then(|| e.state.to_owned());
@@ -182,7 +240,7 @@ impl AwarenessTable {
         for id in client_ids {
             if let Some(meta) = self.clients.get_mut(&id) {
                 if meta.state.take().is_some() {
-                    meta.clock += 1;
+                    meta.clock = meta.clock.saturating_add(1);
                     meta.last_updated_ms = now_ms;
                     changes.push(Change {
                         client_id: id,
@@ -375,10 +433,89 @@ mod tests {
         assert_eq!(t.oldest_live_update_ms(), Some(20));
     }
 
+    #[test]
+    fn checked_entries_are_what_javascript_can_read() {
+        assert_eq!(entry(MAX_SAFE, MAX_SAFE - 1, "{}").check(), Ok(()));
+        assert!(matches!(
+            entry(MAX_SAFE + 1, 1, "{}").check(),
+            Err(DecodeError::OutOfRange {
+                what: "client id",
+                ..
+            })
+        ));
+        assert!(matches!(
+            entry(1, MAX_SAFE, "{}").check(),
+            Err(DecodeError::OutOfRange { what: "clock", .. })
+        ));
+        assert_eq!(entry(1, 1, "{").check(), Err(DecodeError::NotJson));
+        let deep = "[".repeat(100_000);
+        assert!(matches!(
+            entry(1, 1, &deep).check(),
+            Err(DecodeError::JsonTooDeep { .. })
+        ));
+        let many: Vec<_> = (0..=MAX_ENTRIES as u64).map(|i| entry(i, 1, "0")).collect();
+        assert!(matches!(
+            decode_checked(&encode_update(many)),
+            Err(DecodeError::LengthTooLarge { .. })
+        ));
+        let fine = encode_update([entry(3, 4, r#"{"user":{"name":"A"}}"#)]);
+        assert_eq!(decode_checked(&fine).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_removal_at_the_largest_clock_does_not_wrap() {
+        let mut t = AwarenessTable::new();
+        t.apply(&[entry(1, u64::MAX, "{}")], 0);
+        let removed = t.remove([1], 1);
+        assert_eq!(removed[0].clock, u64::MAX);
+        // Nothing older can bring it back.
+        assert!(t.apply(&[entry(1, 0, "{}")], 2).is_empty());
+    }
+
     proptest! {
+        /// The validator against an independent model of what a receiver accepts.
+        #[test]
+        fn checked_states_are_bounded_json(
+            client_id in prop_oneof![0u64..10, (MAX_SAFE - 2)..=(MAX_SAFE + 2), any::<u64>()],
+            clock in prop_oneof![0u64..10, (MAX_SAFE - 2)..=(MAX_SAFE + 2), any::<u64>()],
+            depth in 0usize..80,
+            shape in any::<u64>(),
+            garbage in proptest::option::of("[\\[\\]{}\":,a0-9 ]{0,12}"),
+        ) {
+            let mut state = String::new();
+            for i in 0..depth {
+                state.push_str(if shape >> (i % 64) & 1 == 1 { "{\"a\":" } else { "[" });
+            }
+            state.push_str(garbage.as_deref().unwrap_or("1"));
+            for i in (0..depth).rev() {
+                state.push(if shape >> (i % 64) & 1 == 1 { '}' } else { ']' });
+            }
+            let e = entry(client_id, clock, &state);
+            let parsed: Option<serde_json::Value> = serde_json::from_str(&state).ok();
+            let expect_ok = client_id <= MAX_SAFE
+                && clock < MAX_SAFE
+                && parsed.as_ref().is_some_and(|v| value_depth(v) <= json::MAX_DEPTH)
+                && json::depth(&state, usize::MAX) <= json::MAX_DEPTH;
+            prop_assert_eq!(e.check().is_ok(), expect_ok, "{}", state);
+            // What passes survives the codec unchanged.
+            if expect_ok {
+                let bytes = encode_update([e]);
+                prop_assert_eq!(decode_checked(&bytes).unwrap(), vec![e]);
+            }
+        }
+
         #[test]
         fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
             let _ = decode_update(&bytes);
+            let _ = decode_checked(&bytes);
+        }
+    }
+
+    fn value_depth(v: &serde_json::Value) -> usize {
+        match v {
+            serde_json::Value::Array(items) => 1 + items.iter().map(value_depth).max().unwrap_or(0),
+            serde_json::Value::Object(m) => 1 + m.values().map(value_depth).max().unwrap_or(0),
+            _ => 0,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Tandem's wire protocol, shared by the server and both SDKs: a bounded codec for the
 //! y-websocket envelope ([`message`]), Yjs awareness ([`awareness`]), the lib0 primitives
 //! under them ([`lib0`]), the WebSocket close codes ([`close`]), the custom event
-//! envelope ([`event`]) and the sans-IO client session both SDKs drive ([`client`]).
+//! envelope ([`event`]), bounds on the JSON peers relay to each other ([`json`]) and the
+//! sans-IO client session both SDKs drive ([`client`]).
 //!
 //! Nothing here does I/O or reads a clock: callers pass frames and `now` in.
 
@@ -9,6 +10,7 @@ pub mod awareness;
 pub mod client;
 pub mod close;
 pub mod event;
+pub mod json;
 pub mod lib0;
 pub mod message;
 
@@ -47,4 +49,33 @@ pub enum DecodeError {
     /// A string that is not UTF-8.
     #[error("string is not valid UTF-8")]
     InvalidUtf8,
+    /// Text that should be JSON (an awareness state, an event) is not one complete
+    /// JSON document.
+    #[error("not valid JSON")]
+    NotJson,
+    /// JSON nested deeper than [`json::MAX_DEPTH`] arrays and objects.
+    #[error("JSON nested more than {max} levels deep")]
+    JsonTooDeep {
+        /// The bound.
+        max: usize,
+    },
+    /// JSON text larger than allowed.
+    #[error("JSON of {len} bytes is larger than the {max}-byte limit")]
+    JsonTooLarge {
+        /// Its length.
+        len: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// An awareness client id or clock past what JavaScript clients can read
+    /// ([`awareness::MAX_SAFE`]).
+    #[error("awareness {what} {value} is out of range (at most {max})")]
+    OutOfRange {
+        /// `client id` or `clock`.
+        what: &'static str,
+        /// The value sent.
+        value: u64,
+        /// The bound.
+        max: u64,
+    },
 }

@@ -98,6 +98,22 @@ pub struct ServeOptions {
     #[arg(long, env = "TANDEM_MAX_MESSAGE_BYTES", value_name = "BYTES")]
     pub max_message_bytes: Option<usize>,
 
+    /// Largest presence (awareness) state one client may set, in bytes, with the
+    /// server-attached user included; a larger one closes its sender with 4400 and is
+    /// never stored or relayed [default: 16384]
+    #[arg(long, env = "TANDEM_MAX_PRESENCE_BYTES", value_name = "BYTES")]
+    pub max_presence_bytes: Option<usize>,
+
+    /// Most presence (awareness) client ids one connection may hold at once (a stock
+    /// client uses one per document); more closes it with 4400 [default: 8]
+    #[arg(long, env = "TANDEM_MAX_PRESENCE_CLIENTS", value_name = "COUNT")]
+    pub max_presence_clients: Option<usize>,
+
+    /// Largest custom event (message type 100) a client may send, in bytes; a larger
+    /// one closes it with 4400 [default: 65536]
+    #[arg(long, env = "TANDEM_MAX_EVENT_BYTES", value_name = "BYTES")]
+    pub max_event_bytes: Option<usize>,
+
     /// Frames queued for one connection before it counts as too slow and is closed
     /// with 1013 (it resyncs on reconnect) [default: 512]
     #[arg(long, env = "TANDEM_OUTBOUND_QUEUE", value_name = "FRAMES")]
@@ -269,6 +285,18 @@ impl Config {
                 .outbound_queue
                 .or(file.outbound_queue)
                 .unwrap_or(d.outbound_queue),
+            max_presence_bytes: cli
+                .max_presence_bytes
+                .or(file.max_presence_bytes)
+                .unwrap_or(d.max_presence_bytes),
+            max_presence_clients: cli
+                .max_presence_clients
+                .or(file.max_presence_clients)
+                .unwrap_or(d.max_presence_clients),
+            max_event_bytes: cli
+                .max_event_bytes
+                .or(file.max_event_bytes)
+                .unwrap_or(d.max_event_bytes),
             send_timeout: dur(cli.send_timeout, file.send_timeout, d.send_timeout),
             room_idle_timeout: dur(
                 cli.room_idle_timeout,
@@ -299,6 +327,16 @@ impl Config {
         if rooms.max_message_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "max-message-bytes must be at least 1024".into(),
+            ));
+        }
+        if rooms.max_presence_bytes < 256 || rooms.max_event_bytes < 256 {
+            return Err(ConfigError::Invalid(
+                "max-presence-bytes and max-event-bytes must be at least 256".into(),
+            ));
+        }
+        if rooms.max_presence_clients == 0 {
+            return Err(ConfigError::Invalid(
+                "max-presence-clients must be at least 1".into(),
             ));
         }
         if rooms.outbound_queue < 4 {

@@ -126,9 +126,52 @@ async fn a_websocket_frame_claiming_4_gib_is_not_allocated() {
     let mut b = Client::connect(&server.ws_url("big")).await;
     let rss_before = server.rss_bytes();
 
+    let (mut tcp, leftover) = upgrade(&server, "big").await;
+    // FIN + binary, masked, 64-bit length = 2^32, mask key, then a few bytes.
+    let mut frame = vec![0x82, 0x80 | 127];
+    frame.extend_from_slice(&(1u64 << 32).to_be_bytes());
+    frame.extend_from_slice(&[1, 2, 3, 4]);
+    frame.extend_from_slice(&[0u8; 1024]);
+    tcp.write_all(&frame).await.unwrap();
+    let code = close_code(&mut tcp, leftover).await;
+    assert_eq!(code, 4413);
+    let grown = server.rss_bytes().saturating_sub(rss_before);
+    assert!(grown < 64 * 1024 * 1024, "RSS grew by {grown} bytes");
+
+    a.map_set("still", "alive").await;
+    b.pump_until("room unaffected", Duration::from_secs(10), |c| {
+        c.map_len() == 1
+    })
+    .await;
+}
+
+/// Invalid UTF-8 in a text frame: tungstenite refuses it before the session sees it,
+/// and the socket still gets a close frame (4400), not a dropped connection (1006).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_utf8_in_a_text_frame_gets_a_close_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir, &[]);
+    let mut a = Client::connect(&server.ws_url("utf8")).await;
+    let (mut tcp, leftover) = upgrade(&server, "utf8").await;
+    // FIN + text, masked, 3 bytes that are not UTF-8.
+    let mask = [9u8, 8, 7, 6];
+    let payload = [0xffu8, 0xfe, 0xc3];
+    let mut frame = vec![0x81, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+    tcp.write_all(&frame).await.unwrap();
+    assert_eq!(close_code(&mut tcp, leftover).await, 4400);
+    a.map_set("still", "alive").await;
+    a.round_trip().await;
+    assert!(a.closed.is_none());
+}
+
+/// Opens a WebSocket to `room` by hand; returns the socket and any bytes read past the
+/// handshake.
+async fn upgrade(server: &Server, room: &str) -> (TcpStream, Vec<u8>) {
     let mut tcp = TcpStream::connect(&server.addr).await.unwrap();
     let request = format!(
-        "GET /v1/connect/big HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        "GET /v1/connect/{room} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
         server.addr
     );
@@ -149,22 +192,20 @@ async fn a_websocket_frame_claiming_4_gib_is_not_allocated() {
         String::from_utf8_lossy(&buf)
     );
     let header_end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    let mut frames = buf[header_end..].to_vec();
+    let leftover = buf[header_end..].to_vec();
+    (tcp, leftover)
+}
 
-    // FIN + binary, masked, 64-bit length = 2^32, mask key, then a few bytes.
-    let mut frame = vec![0x82, 0x80 | 127];
-    frame.extend_from_slice(&(1u64 << 32).to_be_bytes());
-    frame.extend_from_slice(&[1, 2, 3, 4]);
-    frame.extend_from_slice(&[0u8; 1024]);
-    tcp.write_all(&frame).await.unwrap();
-
-    // Read server frames (unmasked) until the close frame.
+/// Reads server frames (unmasked) until the close frame; returns its code. Panics if
+/// the connection ends without one or none comes within 10 s.
+async fn close_code(tcp: &mut TcpStream, mut frames: Vec<u8>) -> u16 {
+    let mut chunk = [0u8; 4096];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let code = loop {
+    loop {
         if let Some((opcode, payload, used)) = parse_frame(&frames) {
             frames.drain(..used);
             if opcode == 0x8 {
-                break u16::from_be_bytes([payload[0], payload[1]]);
+                return u16::from_be_bytes([payload[0], payload[1]]);
             }
             continue;
         }
@@ -174,16 +215,7 @@ async fn a_websocket_frame_claiming_4_gib_is_not_allocated() {
             .unwrap();
         assert!(n > 0, "connection dropped without a close frame");
         frames.extend_from_slice(&chunk[..n]);
-    };
-    assert_eq!(code, 4413);
-    let grown = server.rss_bytes().saturating_sub(rss_before);
-    assert!(grown < 64 * 1024 * 1024, "RSS grew by {grown} bytes");
-
-    a.map_set("still", "alive").await;
-    b.pump_until("room unaffected", Duration::from_secs(10), |c| {
-        c.map_len() == 1
-    })
-    .await;
+    }
 }
 
 /// Parses one unmasked server frame: (opcode, payload, bytes used).

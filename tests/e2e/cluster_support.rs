@@ -176,6 +176,12 @@ pub enum Resp {
 
 /// Sends one command to Redis at `addr` on a fresh connection (5 s deadlines).
 pub fn redis_command(addr: &str, args: &[&str]) -> std::io::Result<Resp> {
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    redis_command_bytes(addr, &args)
+}
+
+/// [`redis_command`] with binary arguments.
+pub fn redis_command_bytes(addr: &str, args: &[&[u8]]) -> std::io::Result<Resp> {
     let sock = addr
         .to_socket_addrs()?
         .next()
@@ -186,7 +192,7 @@ pub fn redis_command(addr: &str, args: &[&str]) -> std::io::Result<Resp> {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();
     for a in args {
         out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a.as_bytes());
+        out.extend_from_slice(a);
         out.extend_from_slice(b"\r\n");
     }
     stream.write_all(&out)?;
@@ -507,6 +513,16 @@ impl Cluster {
 
     pub fn node(&self, i: usize) -> &Server {
         &self.nodes[i]
+    }
+
+    /// Publishes `payload` on this cluster's channel `{prefix}:{channel}` straight into
+    /// Redis (as a hostile or broken node would); returns how many subscribers got it.
+    pub fn redis_publish(&self, channel: &str, payload: &[u8]) -> i64 {
+        let channel = format!("{}:{channel}", self.prefix);
+        match redis_command_bytes(&self.redis_addr, &[b"PUBLISH", channel.as_bytes(), payload]) {
+            Ok(Resp::Int(n)) => n,
+            other => panic!("PUBLISH {channel}: {other:?}"),
+        }
     }
 
     /// Redis keys under this cluster's prefix.

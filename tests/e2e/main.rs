@@ -14,6 +14,7 @@ mod control_rooms;
 mod control_tokens;
 mod durability;
 mod harness;
+mod hostile_presence;
 mod interop;
 mod lifecycle;
 mod limits;

@@ -7,8 +7,14 @@
 // every reply and every event is one JSON line on stdout. Diagnostics go to stderr.
 //
 // Replies:  {"id":<echoed>,"ok":true,...}  or  {"id":<echoed>,"ok":false,"error":"..."}
-// Events:   {"event":"ready"|"status"|"connection-close"|"connection-error"|"closed"|"synced",...}
-//           (events have no "id"; replies have no "event")
+// Events:   {"event":"ready"|"status"|"connection-close"|"connection-error"|"closed"|"synced"|
+//           "exception"|"console-error",...} (events have no "id"; replies have no "event")
+//
+// An exception nothing caught (say, thrown inside the provider's message handler) or an
+// unhandled rejection is reported as {"event":"exception","error":...} and counted, and
+// so is every console.error (Yjs and y-websocket log errors they catch there); the
+// client keeps running, and `get` reports both counts, so a test can assert that
+// nothing the server sent made the stock client fail.
 //
 // Commands are handled as they arrive: non-waiting commands reply before the next line is
 // read, wait_* commands reply when their condition holds or their timeout_ms (default
@@ -20,7 +26,8 @@
 //   {"cmd":"wait_synced","timeout_ms":n}
 //   {"cmd":"text_insert","index":n,"text":"..."}      {"cmd":"text_delete","index":n,"len":n}
 //   {"cmd":"map_set","key":"k","value":<json>}         {"cmd":"map_delete","key":"k"}
-//   {"cmd":"get"}  -> {"text","map","sv"(base64 state vector),"synced","status","client_id"}
+//   {"cmd":"get"}  -> {"text","map","sv"(base64 state vector),"synced","status","client_id",
+//                      "exceptions","console_errors"}
 //   {"cmd":"state"} -> {"update": base64 Y.encodeStateAsUpdate(doc)}
 //   {"cmd":"wait_text","equals":"...","timeout_ms":n}
 //   {"cmd":"wait_map_size","size":n,"timeout_ms":n}
@@ -68,6 +75,17 @@ const out = (obj) => process.stdout.write(JSON.stringify(obj) + '\n')
 // The controlling test went away (stdout closed): nothing left to report to.
 process.stdout.on('error', () => process.exit(0))
 const log = (msg) => process.stderr.write(`[driver ${room}] ${msg}\n`)
+
+// ---------------------------------------------------------------- failures
+let exceptions = 0
+let consoleErrors = 0
+const short = (e) => String(e && e.stack ? e.stack : e).slice(0, 500)
+const originalConsoleError = console.error
+console.error = (...args) => {
+  consoleErrors++
+  try { out({ event: 'console-error', error: args.map(short).join(' ').slice(0, 500) }) } catch (_) {}
+  originalConsoleError(...args)
+}
 
 // ---------------------------------------------------------------- client
 const doc = new Y.Doc()
@@ -120,7 +138,9 @@ const current = () => ({
   sv: svB64(),
   synced: provider.synced,
   status,
-  client_id: doc.clientID
+  client_id: doc.clientID,
+  exceptions,
+  console_errors: consoleErrors
 })
 
 // ---------------------------------------------------------------- waits
@@ -243,9 +263,14 @@ rl.on('line', handle)
 rl.on('close', () => shutdown(0))
 
 process.on('uncaughtException', (e) => {
-  log(`uncaught exception: ${e && e.stack ? e.stack : e}`)
-  try { out({ event: 'fatal', error: String(e && e.message ? e.message : e) }) } catch (_) {}
-  process.exit(1)
+  exceptions++
+  log(`uncaught exception: ${short(e)}`)
+  try { out({ event: 'exception', error: short(e) }) } catch (_) {}
+})
+process.on('unhandledRejection', (e) => {
+  exceptions++
+  log(`unhandled rejection: ${short(e)}`)
+  try { out({ event: 'exception', error: short(e) }) } catch (_) {}
 })
 
 out({ event: 'ready', url: provider.url, client_id: doc.clientID, status })

@@ -137,6 +137,12 @@ impl ApiError {
                     "Invalid update",
                     d.clone(),
                 ),
+                RoomError::InvalidEvent(d) => m(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_event",
+                    "Invalid event",
+                    d.clone(),
+                ),
                 RoomError::InvalidStateVector(d) => m(
                     StatusCode::BAD_REQUEST,
                     "invalid_state_vector",

@@ -111,6 +111,10 @@ fn adapt(
             Ok(WsMessage::Close(_)) => Ok(Inbound::Close),
             Ok(WsMessage::Ping(_) | WsMessage::Pong(_)) => Ok(Inbound::Control),
             Err(error) if is_capacity(&error) => Ok(Inbound::TooLarge),
+            // tungstenite refuses a text frame that is not UTF-8 before we see it, but
+            // the socket still works: answer with a close frame (4400, like any text
+            // frame), not by dropping it.
+            Err(error) if is_invalid_utf8(&error) => Ok(Inbound::Text),
             Err(error) => Err(error),
         })
         .with(|frame: Outbound| {
@@ -126,10 +130,19 @@ fn adapt(
 
 /// Whether tungstenite refused a message over the size limit (before buffering it).
 fn is_capacity(error: &axum::Error) -> bool {
+    caused_by(error, |e| matches!(e, tungstenite::Error::Capacity(_)))
+}
+
+/// Whether tungstenite refused a text message that is not UTF-8.
+fn is_invalid_utf8(error: &axum::Error) -> bool {
+    caused_by(error, |e| matches!(e, tungstenite::Error::Utf8(_)))
+}
+
+fn caused_by(error: &axum::Error, pred: impl Fn(&tungstenite::Error) -> bool) -> bool {
     let source: &(dyn std::error::Error + 'static) = error;
     let mut cause = Some(source);
     while let Some(e) = cause {
-        if let Some(tungstenite::Error::Capacity(_)) = e.downcast_ref::<tungstenite::Error>() {
+        if e.downcast_ref::<tungstenite::Error>().is_some_and(&pred) {
             return true;
         }
         cause = e.source();

@@ -17,154 +17,16 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::Value;
 use tandem_protocol::event::ServerEvent;
+use tandem_protocol::json::{self, JsonLimits};
 use tandem_protocol::Message;
 use tokio::sync::oneshot;
 use yrs::StateVector;
 
-use super::actor::{Open, RoomMsg};
-use super::identity::Identity;
+use super::msg::{AdminMsg, Open, Reply, RoomMsg};
+pub use super::msg::{CloseFilter, PresenceEntry, RoomError, MISSING_DEPS};
 use super::registry::RoomHandle;
 use super::{doc, validate};
-use super::{CloseReason, ConnId, RoomKey, Rooms};
-
-/// Why a call on a room failed. A room that does not exist is not an error: calls that
-/// need one answer `None`, `false` or an empty list.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RoomError {
-    /// The caller's update was refused whole; the document is unchanged. The text says
-    /// why, for the caller: malformed or hostile bytes, larger than the message limit,
-    /// refused by yrs, or building on changes the room does not have ([`MISSING_DEPS`]:
-    /// over a socket the client would be asked to resync, a REST caller has to send an
-    /// update that includes them).
-    #[error("invalid update: {0}")]
-    InvalidUpdate(String),
-    /// The state vector is malformed.
-    #[error("invalid state vector: {0}")]
-    InvalidStateVector(String),
-    /// The store is down or did not persist in time; retrying later may work.
-    #[error("storage unavailable, try again later")]
-    Unavailable,
-    /// The server is shutting down.
-    #[error("the server is shutting down")]
-    ShuttingDown,
-    /// The update would take the stored document past the plan's size cap; nothing of
-    /// it was applied.
-    #[error("{0}")]
-    DocumentTooLarge(String),
-}
-
-/// Why an update that builds on changes the room lacks is refused (a gap in a client's
-/// clock, or a reference to an item the room does not have).
-pub const MISSING_DEPS: &str = "it depends on changes the room does not have; \
-     send an update that includes them (e.g. your document's full state)";
-
-/// One live connection's presence in a room.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PresenceEntry {
-    /// The connection (the `connectionId` its events carry).
-    pub connection_id: ConnId,
-    /// The user its grant names, if any.
-    pub user_id: Option<String>,
-    /// The user info its grant carries, if any (also in each state's `user` field).
-    pub user_info: Option<Value>,
-    /// Its awareness states as `(Yjs client id, state as the other clients see it)`,
-    /// by client id (usually one per connection).
-    pub states: Vec<(u64, Value)>,
-}
-
-/// Which connections [`Rooms::close_where`] closes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CloseFilter {
-    /// Every connection (the project was deleted or suspended).
-    All,
-    /// Connections whose grant descends from this API key (the key was revoked).
-    Key(String),
-    /// Connections whose grant names this user.
-    User(String),
-}
-
-impl From<CloseFilter> for crate::rooms::cluster::WireFilter {
-    fn from(filter: CloseFilter) -> Self {
-        match filter {
-            CloseFilter::All => Self::All,
-            CloseFilter::Key(key) => Self::Key(key),
-            CloseFilter::User(user) => Self::User(user),
-        }
-    }
-}
-
-impl From<crate::rooms::cluster::WireFilter> for CloseFilter {
-    fn from(filter: crate::rooms::cluster::WireFilter) -> Self {
-        use crate::rooms::cluster::WireFilter;
-        match filter {
-            WireFilter::All => Self::All,
-            WireFilter::Key(key) => Self::Key(key),
-            WireFilter::User(user) => Self::User(user),
-        }
-    }
-}
-
-impl CloseFilter {
-    pub(crate) fn matches(&self, identity: &Identity) -> bool {
-        match self {
-            CloseFilter::All => true,
-            CloseFilter::Key(key) => identity.key_id.as_deref() == Some(key.as_str()),
-            CloseFilter::User(user) => identity.user_id.as_deref() == Some(user.as_str()),
-        }
-    }
-}
-
-/// The answer channel of a request to a room.
-pub(crate) type Reply<T> = oneshot::Sender<Result<T, RoomError>>;
-
-/// A request from this API to a room's actor.
-pub(crate) enum AdminMsg {
-    EncodeState {
-        sv: StateVector,
-        reply: Reply<Vec<u8>>,
-    },
-    ToJson {
-        reply: Reply<Value>,
-    },
-    /// A v1 update that passed the stateless validation (the actor decodes it: REST
-    /// updates are rare, so that CPU is not worth spreading).
-    ApplyUpdate {
-        payload: Bytes,
-        max_document_bytes: Option<u64>,
-        reply: Reply<()>,
-    },
-    Presence {
-        reply: Reply<Vec<PresenceEntry>>,
-    },
-    /// An event frame to send to every connection.
-    Broadcast {
-        frame: Bytes,
-        reply: Reply<usize>,
-    },
-    Delete {
-        reply: Reply<bool>,
-    },
-    Close {
-        filter: CloseFilter,
-        reason: CloseReason,
-        reply: Reply<usize>,
-    },
-}
-
-impl AdminMsg {
-    /// Answers the request with `error` (a room that cannot serve it).
-    pub(crate) fn refuse(self, error: RoomError) {
-        match self {
-            AdminMsg::EncodeState { reply, .. } => drop(reply.send(Err(error))),
-            AdminMsg::ToJson { reply } => drop(reply.send(Err(error))),
-            AdminMsg::ApplyUpdate { reply, .. } => drop(reply.send(Err(error))),
-            AdminMsg::Presence { reply } => drop(reply.send(Err(error))),
-            AdminMsg::Broadcast { reply, .. } => drop(reply.send(Err(error))),
-            AdminMsg::Delete { reply } => drop(reply.send(Err(error))),
-            AdminMsg::Close { reply, .. } => drop(reply.send(Err(error))),
-        }
-    }
-}
+use super::{CloseReason, RoomKey, Rooms};
 
 /// How many times a request is re-sent after meeting a room as it unloaded.
 const ATTEMPTS: usize = 8;
@@ -294,9 +156,14 @@ impl Rooms {
     /// Sends a custom event to every connection of the room, as
     /// `{"event": event, "connectionId": null, "userId": null}`, after every update
     /// already applied is durable. Returns how many connections it went to (0 when the
-    /// room is not loaded; it is not loaded for this). Events are not stored; their size
-    /// is the caller's to bound (the HTTP body limit).
+    /// room is not loaded; it is not loaded for this). Events are not stored. One nested
+    /// more than 32 levels or larger than `max_event_bytes` as JSON is refused with
+    /// [`RoomError::InvalidEvent`].
     pub async fn broadcast_event(&self, key: &RoomKey, event: Value) -> Result<usize, RoomError> {
+        // The same bounds as a client's event: every connection parses it.
+        let text = event.to_string();
+        json::check(&text, JsonLimits::new(self.config().max_event_bytes))
+            .map_err(|e| RoomError::InvalidEvent(e.to_string()))?;
         let envelope = ServerEvent {
             event,
             connection_id: None,

@@ -7,11 +7,10 @@
 //! cursors from `state.user.name` and `state.user.color`; putting the token's user info
 //! there makes cursors show the real name without any client code.
 
-use std::borrow::Cow;
-
 use bytes::Bytes;
 use serde_json::{Map, Value};
-use tandem_protocol::Message;
+use tandem_protocol::json::{self, JsonLimits};
+use tandem_protocol::{DecodeError, Message};
 
 use super::ConnId;
 
@@ -35,6 +34,11 @@ pub(crate) struct Identity {
 pub(crate) enum StateError {
     #[error("awareness state is not valid JSON")]
     NotJson,
+    #[error("awareness state nested more than {} levels deep", json::MAX_DEPTH)]
+    TooDeep,
+    /// Measured with the server's `user` field in (what the others receive).
+    #[error("awareness state larger than {max} bytes (with the user the server attaches)")]
+    TooLarge { max: usize },
     /// The server cannot attach the user to a string or a number; stock clients only
     /// ever send objects (or `null` to leave), so this is refused rather than reshaped
     /// into something the sender's own code would not recognise.
@@ -57,20 +61,24 @@ impl Identity {
         }
     }
 
-    /// Checks one awareness state (JSON text) and, for a connection with a user, sets
-    /// its `user` field to the server's value, overwriting whatever the client put
-    /// there. `null` (the client leaving) passes through.
-    pub(crate) fn stamp_state<'a>(&self, state: &'a str) -> Result<Cow<'a, str>, StateError> {
+    /// Checks one awareness state (JSON text, at most `max_bytes` and
+    /// [`json::MAX_DEPTH`] deep) and, for a connection with a user, sets its `user` field
+    /// to the server's value, overwriting whatever the client put there; the result is
+    /// held to the same bounds. `null` (the client leaving) passes through. Nothing is
+    /// copied or parsed into a tree before the size and depth are known to be in bounds.
+    pub(crate) fn stamp_state(&self, state: &str, max_bytes: usize) -> Result<String, StateError> {
+        let limits = JsonLimits::new(max_bytes);
+        json::check(state, limits).map_err(StateError::from)?;
         let Some(user) = &self.presence_user else {
-            serde_json::from_str::<serde::de::IgnoredAny>(state)
-                .map_err(|_| StateError::NotJson)?;
-            return Ok(Cow::Borrowed(state));
+            return Ok(state.to_owned());
         };
         match serde_json::from_str::<Value>(state).map_err(|_| StateError::NotJson)? {
-            Value::Null => Ok(Cow::Borrowed(state)),
+            Value::Null => Ok(state.to_owned()),
             Value::Object(mut fields) => {
                 fields.insert("user".to_owned(), user.clone());
-                Ok(Cow::Owned(Value::Object(fields).to_string()))
+                let stamped = Value::Object(fields).to_string();
+                json::check(&stamped, limits).map_err(StateError::from)?;
+                Ok(stamped)
             }
             _ => Err(StateError::NotAnObject),
         }
@@ -93,9 +101,14 @@ fn presence_user(user_id: Option<&str>, user_info: Option<&Value>) -> Option<Val
     Some(Value::Object(user))
 }
 
-/// Whether `text` is one complete JSON document (what an event must be).
-pub(crate) fn is_json(text: &str) -> bool {
-    serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+impl From<DecodeError> for StateError {
+    fn from(error: DecodeError) -> Self {
+        match error {
+            DecodeError::JsonTooDeep { .. } => Self::TooDeep,
+            DecodeError::JsonTooLarge { max, .. } => Self::TooLarge { max },
+            _ => Self::NotJson,
+        }
+    }
 }
 
 /// The server-to-client event frame relaying a client's event: the envelope of
@@ -114,6 +127,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const MAX: usize = 16 * 1024;
+
     fn alice() -> Identity {
         Identity::new(
             Some("u1".into()),
@@ -125,7 +140,7 @@ mod tests {
     #[test]
     fn the_server_owns_the_user_field() {
         let stamped = alice()
-            .stamp_state(r#"{"user":{"name":"Mallory"},"cursor":3}"#)
+            .stamp_state(r#"{"user":{"name":"Mallory"},"cursor":3}"#, MAX)
             .unwrap();
         let state: Value = serde_json::from_str(&stamped).unwrap();
         assert_eq!(
@@ -133,12 +148,12 @@ mod tests {
             json!({"user": {"name": "Alice", "color": "#f00", "id": "u1"}, "cursor": 3})
         );
         // Leaving passes through; other shapes are refused.
-        assert_eq!(alice().stamp_state(" null ").unwrap(), " null ");
-        assert_eq!(alice().stamp_state("3"), Err(StateError::NotAnObject));
-        assert_eq!(alice().stamp_state("{"), Err(StateError::NotJson));
+        assert_eq!(alice().stamp_state(" null ", MAX).unwrap(), " null ");
+        assert_eq!(alice().stamp_state("3", MAX), Err(StateError::NotAnObject));
+        assert_eq!(alice().stamp_state("{", MAX), Err(StateError::NotJson));
         // Only a user id: the user field holds just it.
         let bob = Identity::new(Some("u2".into()), None, None);
-        let stamped = bob.stamp_state("{}").unwrap();
+        let stamped = bob.stamp_state("{}", MAX).unwrap();
         assert_eq!(
             serde_json::from_str::<Value>(&stamped).unwrap(),
             json!({"user": {"id": "u2"}})
@@ -149,9 +164,30 @@ mod tests {
     fn anonymous_states_pass_through_untouched() {
         let anonymous = Identity::default();
         let state = r#"{"user":{"name":"whoever"}, "x": 1}"#;
-        assert!(matches!(anonymous.stamp_state(state), Ok(Cow::Borrowed(s)) if s == state));
-        assert_eq!(anonymous.stamp_state("7").unwrap(), "7");
-        assert_eq!(anonymous.stamp_state("nope"), Err(StateError::NotJson));
+        assert_eq!(anonymous.stamp_state(state, MAX).unwrap(), state);
+        assert_eq!(anonymous.stamp_state("7", MAX).unwrap(), "7");
+        assert_eq!(anonymous.stamp_state("nope", MAX), Err(StateError::NotJson));
+    }
+
+    #[test]
+    fn states_are_bounded_with_the_user_attached() {
+        let deep = format!("{}{}", "[".repeat(33), "]".repeat(33));
+        assert_eq!(
+            Identity::default().stamp_state(&deep, MAX),
+            Err(StateError::TooDeep)
+        );
+        let big = format!(r#"{{"x":"{}"}}"#, "a".repeat(100));
+        assert_eq!(
+            Identity::default().stamp_state(&big, 50),
+            Err(StateError::TooLarge { max: 50 })
+        );
+        // Within the bound alone, past it once the user is attached.
+        let fits = format!(r#"{{"x":"{}"}}"#, "a".repeat(30));
+        assert!(Identity::default().stamp_state(&fits, 50).is_ok());
+        assert_eq!(
+            alice().stamp_state(&fits, 50),
+            Err(StateError::TooLarge { max: 50 })
+        );
     }
 
     #[test]
@@ -181,7 +217,5 @@ mod tests {
                 serde_json::from_str::<Value>(&expected.to_json()).unwrap()
             );
         }
-        assert!(is_json(" {\"a\": [true]} "));
-        assert!(!is_json("{} {}"));
     }
 }

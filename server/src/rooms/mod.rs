@@ -17,6 +17,7 @@ mod actor;
 mod doc;
 mod identity;
 mod json;
+mod msg;
 mod outbox;
 mod persist;
 mod registry;
@@ -25,7 +26,7 @@ pub(crate) mod validate;
 #[cfg(test)]
 mod tests;
 
-pub use admin::{CloseFilter, PresenceEntry, RoomError};
+pub use msg::{CloseFilter, PresenceEntry, RoomError};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -79,6 +80,13 @@ impl CloseReason {
 pub struct RoomsConfig {
     /// Largest WebSocket message accepted; larger closes with 4413.
     pub max_message_bytes: usize,
+    /// Largest awareness state a connection may set (after the server attached its
+    /// user); larger closes it with 4400.
+    pub max_presence_bytes: usize,
+    /// Most awareness client ids one connection may hold.
+    pub max_presence_clients: usize,
+    /// Largest custom event a connection may send.
+    pub max_event_bytes: usize,
     /// Frames queued per connection before it counts as too slow and is closed.
     pub outbound_queue: usize,
     /// Messages queued per room before connections wait (backpressure).
@@ -105,6 +113,9 @@ impl Default for RoomsConfig {
     fn default() -> Self {
         Self {
             max_message_bytes: 4 * 1024 * 1024,
+            max_presence_bytes: 16 * 1024,
+            max_presence_clients: 8,
+            max_event_bytes: 64 * 1024,
             outbound_queue: 512,
             room_inbox: 1024,
             send_timeout: Duration::from_secs(10),

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use super::actor::RoomMsg;
+use super::msg::RoomMsg;
 use super::RoomKey;
 
 /// How to reach a running room actor.

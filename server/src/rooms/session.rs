@@ -17,16 +17,17 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tandem_protocol::awareness;
+use tandem_protocol::json::{self, JsonLimits};
 use tandem_protocol::{close, Message};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
-use super::actor::{Open, OwnedEntry, RoomLimits, RoomMsg};
 use super::auth::Grant;
-use super::identity::{self, Identity, StateError};
+use super::identity::{self, Identity};
 use super::limits::{rate_limited, ConnBuckets, ConnSlot, Limits};
 use super::meter::ConnMeter;
 use super::metrics::EngineMetrics;
+use super::msg::{Open, OwnedEntry, RoomLimits, RoomMsg};
 
 /// A connection's usage counters and the engine's totals (for `/metrics`), counted
 /// together.
@@ -188,7 +189,7 @@ where
                                 break Some(reason);
                             }
                         }
-                        match validate(&peer, frame, config.max_message_bytes) {
+                        match validate(&peer, frame, config) {
                             Ok(Valid::Msg(msg)) => {
                                 if Box::pin(room.send(msg)).await.is_err() {
                                     break Some(CloseReason::new(close::TRY_AGAIN_LATER, "room unavailable"));
@@ -439,8 +440,9 @@ enum Valid {
 }
 
 /// Checks one frame completely before the room sees it.
-fn validate(peer: &Peer, frame: Bytes, max: usize) -> Result<Valid, CloseReason> {
+fn validate(peer: &Peer, frame: Bytes, limits: &super::RoomsConfig) -> Result<Valid, CloseReason> {
     let conn = peer.conn;
+    let max = limits.max_message_bytes;
     if frame.len() > max {
         return Err(too_large(max));
     }
@@ -476,30 +478,25 @@ fn validate(peer: &Peer, frame: Bytes, max: usize) -> Result<Valid, CloseReason>
             }
         }
         Message::Awareness(bytes) => {
-            let entries = awareness::decode_update(bytes).map_err(|e| malformed(&e))?;
+            // What every receiver would parse: ids, clocks, JSON and its nesting. These
+            // hold for whatever a stock client echoes back (it re-encodes states the
+            // server sent, which passed them), so failing them is this peer's doing.
+            let entries = awareness::decode_checked(bytes).map_err(|e| malformed(&e))?;
             if !peer.can_presence {
-                // Ignored, but still checked: a malformed frame is malformed either way.
-                if !entries.iter().all(|e| identity::is_json(e.state)) {
-                    return Err(CloseReason::new(
-                        close::MALFORMED,
-                        StateError::NotJson.to_string(),
-                    ));
-                }
                 return Ok(Valid::Nothing);
             }
-            let mut owned = Vec::with_capacity(entries.len());
-            for e in entries {
-                // Checks the JSON, and sets the `user` field for a connection with a user.
-                let state = peer
-                    .identity
-                    .stamp_state(e.state)
-                    .map_err(|e| CloseReason::new(close::MALFORMED, e.to_string()))?;
-                owned.push(OwnedEntry {
+            let max = limits.max_presence_bytes;
+            let owned = entries
+                .into_iter()
+                .map(|e| OwnedEntry {
                     client_id: e.client_id,
                     clock: e.clock,
-                    state: state.into_owned(),
-                });
-            }
+                    // The size (and the object shape a user's state needs) only counts
+                    // for ids this connection may set, which the room decides: an echo
+                    // of someone else's state is dropped there whatever it holds.
+                    state: peer.identity.stamp_state(e.state, max),
+                })
+                .collect();
             Valid::Msg(RoomMsg::Awareness {
                 conn,
                 entries: owned,
@@ -507,13 +504,9 @@ fn validate(peer: &Peer, frame: Bytes, max: usize) -> Result<Valid, CloseReason>
         }
         Message::QueryAwareness => Valid::Msg(RoomMsg::QueryAwareness { conn }),
         Message::Event(json) => {
-            // The frame is within the message limit, so the event is too.
-            if !identity::is_json(json) {
-                return Err(CloseReason::new(
-                    close::MALFORMED,
-                    "event is not valid JSON",
-                ));
-            }
+            // Relayed as it is to every other connection, which parses it.
+            json::check(json, JsonLimits::new(limits.max_event_bytes))
+                .map_err(|e| CloseReason::new(close::MALFORMED, format!("invalid event: {e}")))?;
             if peer.can_presence {
                 let user_id = peer.identity.user_id.as_deref();
                 let frame = identity::event_frame(json, Some(conn), user_id);

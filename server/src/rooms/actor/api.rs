@@ -10,8 +10,9 @@ use tandem_protocol::{close, Message};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{vacate, Deferred, Flow, Refused, RoomActor, RoomMsg};
-use crate::rooms::admin::{AdminMsg, PresenceEntry, Reply, RoomError, MISSING_DEPS};
+use super::{vacate, Deferred, Flow, Refused, RoomActor};
+use crate::rooms::msg::RoomMsg;
+use crate::rooms::msg::{AdminMsg, PresenceEntry, Reply, RoomError, MISSING_DEPS};
 use crate::rooms::{doc, json, CloseReason, ConnId, Engine, RoomKey};
 
 impl RoomActor {

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 
 use super::{storage_unavailable, Deferred, Flow, Inflight, RoomActor};
-use crate::rooms::admin::RoomError;
+use crate::rooms::msg::RoomError;
 use crate::store::Seq;
 
 impl RoomActor {

@@ -13,23 +13,21 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tandem_protocol::awareness::{self, AwarenessEntry};
+use tandem_protocol::json::{self, JsonLimits};
 use tandem_protocol::{close, Message};
 use tokio::time::Instant;
 use tracing::Instrument;
 use yrs::{ReadTxn, Transact};
 
-use super::{vacate, Flow, Refused, RoomActor};
-use crate::rooms::cluster::{Kind, Remote};
-use crate::rooms::{doc, CloseReason, Engine, RoomKey};
+use super::{vacate, Flow, Owner, Refused, RoomActor};
+use crate::rooms::cluster::Kind;
+use crate::rooms::msg::Remote;
+use crate::rooms::{doc, validate, CloseReason, Engine, RoomKey};
 use crate::store::{RoomId, RoomVersion, StoreError};
 
 /// The least time between two catch-ups of a room (doubled after each failure, up to
 /// 32 times).
 const MIN_GAP: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// The awareness owner recorded for client ids that live on other nodes (connection
-/// ids start at 1).
-pub(super) const REMOTE_OWNER: u64 = 0;
 
 /// What a catch-up found.
 pub(super) enum CaughtUp {
@@ -48,6 +46,10 @@ pub(super) enum CaughtUp {
     },
 }
 
+/// Room for the event envelope around a client's event (`{"event":…,"connectionId":…,
+/// "userId":…}`), the user id included.
+const ENVELOPE_BYTES: usize = 4096;
+
 pub(super) type CatchUpResult = Result<CaughtUp, StoreError>;
 
 impl RoomActor {
@@ -59,10 +61,10 @@ impl RoomActor {
                 self.want_catchup();
                 self.publish(Kind::AwarenessQuery, &[]);
             }
-            Remote::Frame { kind, frame } => match kind {
+            Remote::Frame { node, kind, frame } => match kind {
                 Kind::Update => return self.on_remote_update(frame).await,
-                Kind::Awareness => self.on_remote_awareness(&frame),
-                Kind::Event => self.broadcast(None, &frame),
+                Kind::Awareness => self.on_remote_awareness(node, &frame),
+                Kind::Event => self.on_remote_event(frame),
                 Kind::AwarenessQuery => self.answer_awareness_query(),
                 Kind::Deleted => {
                     self.close_deleted_elsewhere();
@@ -78,6 +80,11 @@ impl RoomActor {
             tracing::warn!("ignoring a malformed update from another node");
             return Flow::Continue;
         };
+        // Whoever can publish on Redis is not trusted with yrs either.
+        if let Err(error) = validate::validate_update_v1(payload, &validate::Limits::default()) {
+            tracing::warn!(%error, "ignoring a hostile update from another node");
+            return Flow::Continue;
+        }
         let update = match doc::decode_update(payload) {
             Ok(update) => update,
             Err(error) => {
@@ -111,33 +118,68 @@ impl RoomActor {
         Flow::Continue
     }
 
-    fn on_remote_awareness(&mut self, frame: &[u8]) {
+    /// Presence from `node`. Checked like a connection's (what every receiver will
+    /// parse, and the size), and held to ownership: a node may set ids that are new or
+    /// its own, never one of this node's connections' or another node's.
+    fn on_remote_awareness(&mut self, node: u64, frame: &[u8]) {
         let Ok(Message::Awareness(bytes)) = Message::decode(frame) else {
             tracing::warn!("ignoring malformed presence from another node");
             return;
         };
-        let Ok(entries) = awareness::decode_update(bytes) else {
-            tracing::warn!("ignoring undecodable presence from another node");
-            return;
-        };
-        let now = self.now_ms();
-        let changes = self.awareness.apply(&entries, now);
-        for change in &changes {
-            let local = self
-                .awareness_owner
-                .get(&change.client_id)
-                .is_some_and(|owner| *owner != REMOTE_OWNER);
-            if local {
-                continue;
+        let entries = match awareness::decode_checked(bytes) {
+            Ok(entries) => entries,
+            Err(error) => {
+                tracing::warn!(%error, "ignoring invalid presence from another node");
+                return;
             }
+        };
+        let limits = JsonLimits::new(self.engine.config.max_presence_bytes);
+        if let Some(error) = entries
+            .iter()
+            .find_map(|e| json::check(e.state, limits).err())
+        {
+            tracing::warn!(%error, "ignoring invalid presence from another node");
+            return;
+        }
+        let allowed: Vec<AwarenessEntry<'_>> = entries
+            .into_iter()
+            .filter(|e| {
+                self.awareness_owner
+                    .get(&e.client_id)
+                    .is_none_or(|owner| *owner == Owner::Node(node))
+            })
+            .collect();
+        let now = self.now_ms();
+        let changes = self.awareness.apply(&allowed, now);
+        for change in &changes {
             if change.state.is_some() {
-                self.awareness_owner.insert(change.client_id, REMOTE_OWNER);
+                self.awareness_owner
+                    .insert(change.client_id, Owner::Node(node));
             } else {
                 self.awareness_owner.remove(&change.client_id);
             }
         }
         // To local connections only: the origin published it to the other nodes.
         self.broadcast_awareness(&changes, false);
+    }
+
+    /// A custom event from another node, relayed to local connections if it is what a
+    /// node sends: one event envelope, JSON within the bounds.
+    fn on_remote_event(&mut self, frame: Bytes) {
+        let Ok(Message::Event(json)) = Message::decode(&frame) else {
+            tracing::warn!("ignoring a malformed event from another node");
+            return;
+        };
+        // The envelope adds a level and a few fields to the event the client sent.
+        let limits = JsonLimits {
+            max_depth: json::MAX_DEPTH + 1,
+            max_bytes: self.engine.config.max_event_bytes + ENVELOPE_BYTES,
+        };
+        if let Err(error) = json::check(json, limits) {
+            tracing::warn!(%error, "ignoring an invalid event from another node");
+            return;
+        }
+        self.broadcast(None, &frame);
     }
 
     /// Another node loaded the room (or reconnected): tell it our connections' presence.

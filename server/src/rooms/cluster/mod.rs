@@ -27,13 +27,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::actor::RoomMsg;
 use super::limits::ProjectConnections;
+use super::msg::{Remote, RoomMsg};
 use super::RoomKey;
 pub use counts::Admission;
 pub(crate) use wire::Kind;
@@ -49,14 +48,6 @@ pub struct ClusterOptions {
     pub prefix: String,
     /// How often a loaded room is compared with the database.
     pub catchup_interval: Duration,
-}
-
-/// Something another node (or the bus itself) tells a room.
-pub(crate) enum Remote {
-    /// A message from another node.
-    Frame { kind: Kind, frame: Bytes },
-    /// Compare with the database now (the bus reconnected).
-    CatchUp,
 }
 
 /// What the cluster layer counts, for `/metrics`.
@@ -353,6 +344,7 @@ impl Inner {
             return;
         };
         let remote = Remote::Frame {
+            node: message.node,
             kind: message.kind,
             frame: message.frame,
         };

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::*;
@@ -68,7 +69,7 @@ async fn recv_remote(rx: &mut mpsc::Receiver<RoomMsg>) -> Option<(Kind, Bytes)> 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         let msg = tokio::time::timeout_at(deadline, rx.recv()).await.ok()??;
-        if let RoomMsg::Remote(Remote::Frame { kind, frame }) = msg {
+        if let RoomMsg::Remote(Remote::Frame { kind, frame, .. }) = msg {
             return Some((kind, frame));
         }
     }

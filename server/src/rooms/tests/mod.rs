@@ -3,6 +3,7 @@
 
 mod admin;
 mod harness;
+mod hostile_presence;
 mod limits;
 mod presence;
 mod usage;
