@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use tandem_protocol::close;
 
 use super::error::{ControlError, ControlResult};
-use super::plane::{ControlPlane, ProjectAuth};
+use super::keywatch::Standing;
+use super::plane::{from_ms, ControlPlane, ProjectAuth};
 use super::token::{self, Claims, RoomPermission, MAX_USER_INFO_BYTES};
 use crate::ids::{KeyId, TenantId};
 use crate::rooms::auth::{AllowAnonymous, Authorizer, Denied, Grant};
@@ -150,6 +151,7 @@ impl Authorizer for TokenAuthorizer {
             });
         }
         let mut limits = None;
+        let mut key_expires_at = None;
         if let (Some(key), Some(tenant)) = (&claims.key, &claims.ten) {
             let (Some(key_id), Some(tenant_id)) = (KeyId::parse(key), TenantId::parse(tenant))
             else {
@@ -168,20 +170,24 @@ impl Authorizer for TokenAuthorizer {
                     .await
                     .map_err(|e| unavailable(&e))?,
             );
-            match self.plane.store().key(&tenant_id, &key_id).await {
-                Ok(Some(row)) if row.is_active(self.plane.now_ms()) => {}
-                Ok(_) => {
-                    return Err(Denied::unauthorized(
-                        "the API key that issued this token was revoked",
-                    ))
+            match self.plane.key_standing(&tenant_id, &key_id).await {
+                Ok(Standing::Active { expires_at }) => {
+                    // A rolled key stops at `expires_at`: so does this connection, on
+                    // every node and across restarts, without waiting for a sweep.
+                    if let Some(at) = expires_at {
+                        key_expires_at = Some(from_ms(at));
+                    }
+                    // Watched so that the connection is closed if the key stops
+                    // before the token expires (revoked elsewhere, public access off).
+                    self.plane.key_watch().watch(
+                        &tenant_id,
+                        &key_id,
+                        &claims.prj,
+                        claims.expires_at() + LEEWAY,
+                    );
                 }
-                Err(error) => {
-                    tracing::warn!(%error, "checking a token's key failed");
-                    return Err(Denied {
-                        code: close::TRY_AGAIN_LATER,
-                        reason: "storage unavailable; try again".to_owned(),
-                    });
-                }
+                Ok(Standing::Stopped(reason)) => return Err(Denied::unauthorized(reason)),
+                Err(error) => return Err(unavailable(&error)),
             }
         }
         let user_info = match &claims.user {
@@ -192,7 +198,10 @@ impl Authorizer for TokenAuthorizer {
             project_id: claims.prj.clone(),
             can_write: access.write,
             can_presence: access.presence,
-            expires_at: Some(claims.expires_at()),
+            expires_at: Some(match key_expires_at {
+                Some(at) => claims.expires_at().min(at),
+                None => claims.expires_at(),
+            }),
             user_id: Some(claims.sub.clone()),
             user_info,
             key_id: claims.key.clone(),
