@@ -252,6 +252,75 @@ async fn rolling_a_key_closes_its_tokens_sockets_when_the_old_key_stops() {
     assert!(bystander.closed.is_none());
 }
 
+/// A publishable key (public, it ships in the browser) mints anonymous, read-and-presence
+/// tokens only: no caller-chosen `userId` or `userInfo`, no `room:write`. Switching the
+/// project's public access off refuses its tokens at connect and closes their sockets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishable_key_tokens_are_anonymous_and_stop_with_public_access() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_strict(&dir, &[]);
+    let (account, project) = server.project().await;
+    let set_public = |on: bool| {
+        let (s, a, p) = (&server, &account, &project);
+        async move {
+            s.call(
+                "PATCH",
+                &format!("/v1/tenants/{}/projects/{}", a.tenant_id, p.id),
+                Cred::Cookie(&a.cookie),
+                Some(json!({"publicAccess": on})),
+            )
+            .await
+            .expect(200);
+        }
+    };
+    set_public(true).await;
+    let pk = server
+        .call(
+            "POST",
+            "/v1/keys",
+            Cred::Bearer(&project.key.key),
+            Some(json!({"kind": "publishable", "name": "web"})),
+        )
+        .await
+        .expect(201)
+        .json()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The attack from the audit: pose as someone with write everywhere.
+    for body in [
+        json!({"userId": "ceo", "permissions": {"*": ["room:read"]}}),
+        json!({"userInfo": {"name": "CEO"}, "permissions": {"*": ["room:read"]}}),
+        json!({"permissions": {"*": ["room:write"]}}),
+    ] {
+        let r = server.mint(&pk, body).await.expect(400);
+        assert_eq!(r.json()["code"], "invalid_request", "{}", r.text());
+    }
+    let minted = server
+        .mint(
+            &pk,
+            json!({"permissions": {"lobby": ["room:read", "room:presence:write"]}}),
+        )
+        .await
+        .expect(200)
+        .json();
+    let user = minted["userId"].as_str().unwrap();
+    assert!(user.starts_with("anon_"), "{minted}");
+    let token = minted["token"].as_str().unwrap().to_owned();
+    let mut visitor = Client::connect(&server.ws_url_token("lobby", &token)).await;
+    visitor.round_trip().await;
+
+    set_public(false).await;
+    let closed = visitor.closed_within(Duration::from_secs(15)).await;
+    assert!(
+        matches!(&closed, Closed::Code(code, reason)
+            if *code == close::UNAUTHORIZED && reason.contains("public access")),
+        "{closed:?}"
+    );
+    let (code, reason) = refused(&server, "lobby", Some(&token)).await;
+    assert_eq!(code, close::UNAUTHORIZED, "{reason}");
+}
+
 /// Key plaintexts appear in their create (or roll) response only: listings show a
 /// prefix, and no table, row or column of the database — nor the database files —
 /// contains any secret (keys, the first-start key and password, passwords, session ids).
