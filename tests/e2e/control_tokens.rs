@@ -434,3 +434,61 @@ async fn presence_needs_presence_write() {
     assert!(presence_of("observer").is_empty(), "{users}");
     assert_eq!(presence_of("visible")[0]["clientId"], 222, "{users}");
 }
+
+/// `RUST_LOG=tower_http=debug` (and more) logs no credential: the request span shows
+/// `?token=[redacted]`, and no line of the real binary's log carries the JWT, its
+/// signature, the secret key or a bearer value (#14 item 14).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_logs_carry_no_tokens_or_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let mut server = Server::start_logged_at(
+        dir.path(),
+        &[],
+        &log,
+        "debug,tower_http=trace,sqlx=warn,hyper=info,h2=info",
+    );
+    let (_, project) = server.project().await;
+    let token = server
+        .token(
+            &project.key.key,
+            "ada",
+            json!({"doc": ["room:write"]}),
+            None,
+        )
+        .await;
+    let mut client = Client::connect(&server.ws_url_token("doc", &token)).await;
+    client.text_push("hello").await;
+    client.round_trip().await;
+    // A refused token is logged too, if anything is.
+    let tampered = format!("{}x", &token[..token.len() - 1]);
+    let _ = refused(&server, "doc", Some(&tampered)).await;
+    server
+        .call("GET", "/v1/rooms", Cred::Bearer(&project.key.key), None)
+        .await
+        .expect(200);
+    client.close().await;
+    assert!(server.sigterm(), "the server did not stop on SIGTERM");
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let signature = token.rsplit('.').next().unwrap();
+    assert!(
+        text.contains("token=[redacted]"),
+        "the request span should show the redacted URI; log:\n{text}"
+    );
+    for (what, secret) in [
+        ("token", token.as_str()),
+        ("tampered token", tampered.as_str()),
+        ("token signature", signature),
+        ("secret key", project.key.key.as_str()),
+    ] {
+        assert!(
+            !text.contains(secret),
+            "the log carries the {what}:\n{text}"
+        );
+    }
+    assert!(
+        !text.contains("eyJ"),
+        "a JWT-shaped string is in the log:\n{text}"
+    );
+}
