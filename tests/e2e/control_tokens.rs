@@ -492,3 +492,41 @@ async fn debug_logs_carry_no_tokens_or_keys() {
         "a JWT-shaped string is in the log:\n{text}"
     );
 }
+
+/// Room names with bidirectional overrides, zero-width or other invisible characters are
+/// refused: 4400 with the rules as reason on connect (even with a token that allows every
+/// room), 400 on REST; ordinary Unicode names work (#14 item 15).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_names_with_bidi_or_invisible_characters_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_strict(&dir, &[]);
+    let (_, project) = server.project().await;
+    let token = server
+        .token(&project.key.key, "ada", json!({"*": ["room:write"]}), None)
+        .await;
+    for bad in [
+        "invoice\u{202E}fdp.exe",
+        "a\u{2066}b",
+        "a\u{200B}b",
+        "\u{FEFF}doc",
+        "doc\u{200D}",
+    ] {
+        let (code, reason) = refused(&server, &enc(bad), Some(&token)).await;
+        assert_eq!(code, close::MALFORMED, "{bad:?}: {reason}");
+        assert!(reason.contains("room names"), "{reason}");
+        let r = server
+            .call(
+                "GET",
+                &format!("/v1/rooms/{}", enc(bad)),
+                Cred::Bearer(&project.key.key),
+                None,
+            )
+            .await
+            .expect(400);
+        assert!(r.text().contains("room names"), "{}", r.text());
+    }
+    let mut ok = Client::connect(&server.ws_url_token(&enc("café-文档"), &token)).await;
+    ok.text_push("bonjour").await;
+    ok.round_trip().await;
+    assert!(ok.closed.is_none());
+}
