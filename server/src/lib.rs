@@ -89,6 +89,29 @@ pub async fn serve(
             }
         }
     });
+    // Close the connections whose API key stopped vouching for their tokens (a roll's
+    // grace ended, a revoke this node missed, public access switched off): every node
+    // re-reads the keys its own connections descend from.
+    let (sweeper, sweep_rooms) = (control.clone(), rooms.clone());
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(crate::control::keywatch::SWEEP_INTERVAL);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            for stopped in sweeper.sweep_keys().await {
+                sweep_rooms
+                    .close_where(
+                        &stopped.project_id,
+                        crate::rooms::CloseFilter::Key(stopped.key_id),
+                        crate::rooms::CloseReason::new(
+                            tandem_protocol::close::UNAUTHORIZED,
+                            stopped.reason,
+                        ),
+                    )
+                    .await;
+            }
+        }
+    });
     if let Some(cluster) = rooms.cluster() {
         // Another node rotated the signing keys: reload now, not at the next poll.
         let ring = control.clone();

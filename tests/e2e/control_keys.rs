@@ -165,6 +165,162 @@ async fn a_rolled_key_works_until_its_grace_period_ends() {
     Client::connect(&server.ws_url_token("doc", &new_token)).await;
 }
 
+/// Rolling a key closes the connections its tokens opened when the old key stops: at
+/// once with grace 0, at the end of the grace period otherwise (the node's key sweep);
+/// a connection opened during the grace period is closed then too. Connections with
+/// tokens of the new key, and of other keys, keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_a_key_closes_its_tokens_sockets_when_the_old_key_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_strict(&dir, &[]);
+    let (account, project) = server.project().await;
+    let old = project.key.clone();
+    let other = server.create_secret_key(&account, &project.id).await;
+    let old_token = server
+        .token(&old.key, "ada", json!({"doc": ["room:write"]}), None)
+        .await;
+    let other_token = server
+        .token(&other.key, "bob", json!({"doc": ["room:write"]}), None)
+        .await;
+    let mut before = Client::connect(&server.ws_url_token("doc", &old_token)).await;
+    let mut bystander = Client::connect(&server.ws_url_token("doc", &other_token)).await;
+
+    let grace = Duration::from_secs(2);
+    let rolled = server
+        .call(
+            "POST",
+            &format!("/v1/keys/{}/roll", old.id),
+            Cred::Bearer(&other.key),
+            Some(json!({"gracePeriodSeconds": grace.as_secs()})),
+        )
+        .await
+        .expect(200)
+        .json();
+    let rolled_at = Instant::now();
+    let new = rolled["newKey"]["key"].as_str().unwrap().to_owned();
+    // During the grace period the old key's token still connects.
+    let mut during = Client::connect(&server.ws_url_token("doc", &old_token)).await;
+    let new_token = server
+        .token(&new, "cy", json!({"doc": ["room:write"]}), None)
+        .await;
+    let mut fresh = Client::connect(&server.ws_url_token("doc", &new_token)).await;
+
+    // Admitted before the roll: closed by the key sweep.
+    let closed = before.closed_within(Duration::from_secs(15)).await;
+    assert!(
+        matches!(&closed, Closed::Code(code, reason)
+            if *code == close::UNAUTHORIZED && reason.contains("rolled")),
+        "{closed:?}"
+    );
+    // Admitted during the grace period: its lifetime was capped at the key's expiry.
+    let closed = during.closed_within(Duration::from_secs(15)).await;
+    assert!(
+        matches!(closed, Closed::Code(code, _) if code == close::UNAUTHORIZED),
+        "{closed:?}"
+    );
+    assert!(
+        rolled_at.elapsed() >= grace - Duration::from_millis(200),
+        "closed before the grace period ended"
+    );
+    let (code, _) = refused(&server, "doc", Some(&old_token)).await;
+    assert_eq!(code, close::UNAUTHORIZED);
+    for client in [&mut fresh, &mut bystander] {
+        client.text_push("still here").await;
+        client.round_trip().await;
+        assert!(client.closed.is_none());
+    }
+
+    // Grace 0: the old key and its sockets stop at once.
+    let mut open = Client::connect(&server.ws_url_token("doc", &new_token)).await;
+    server
+        .call(
+            "POST",
+            &format!("/v1/keys/{}/roll", rolled["newKey"]["id"].as_str().unwrap()),
+            Cred::Bearer(&other.key),
+            Some(json!({"gracePeriodSeconds": 0})),
+        )
+        .await
+        .expect(200);
+    let closed = open.closed_within(Duration::from_secs(10)).await;
+    assert!(
+        matches!(closed, Closed::Code(code, _) if code == close::UNAUTHORIZED),
+        "{closed:?}"
+    );
+    let (code, _) = refused(&server, "doc", Some(&new_token)).await;
+    assert_eq!(code, close::UNAUTHORIZED);
+    bystander.round_trip().await;
+    assert!(bystander.closed.is_none());
+}
+
+/// A publishable key (public, it ships in the browser) mints anonymous, read-and-presence
+/// tokens only: no caller-chosen `userId` or `userInfo`, no `room:write`. Switching the
+/// project's public access off refuses its tokens at connect and closes their sockets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishable_key_tokens_are_anonymous_and_stop_with_public_access() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_strict(&dir, &[]);
+    let (account, project) = server.project().await;
+    let set_public = |on: bool| {
+        let (s, a, p) = (&server, &account, &project);
+        async move {
+            s.call(
+                "PATCH",
+                &format!("/v1/tenants/{}/projects/{}", a.tenant_id, p.id),
+                Cred::Cookie(&a.cookie),
+                Some(json!({"publicAccess": on})),
+            )
+            .await
+            .expect(200);
+        }
+    };
+    set_public(true).await;
+    let pk = server
+        .call(
+            "POST",
+            "/v1/keys",
+            Cred::Bearer(&project.key.key),
+            Some(json!({"kind": "publishable", "name": "web"})),
+        )
+        .await
+        .expect(201)
+        .json()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The attack from the audit: pose as someone with write everywhere.
+    for body in [
+        json!({"userId": "ceo", "permissions": {"*": ["room:read"]}}),
+        json!({"userInfo": {"name": "CEO"}, "permissions": {"*": ["room:read"]}}),
+        json!({"permissions": {"*": ["room:write"]}}),
+    ] {
+        let r = server.mint(&pk, body).await.expect(400);
+        assert_eq!(r.json()["code"], "invalid_request", "{}", r.text());
+    }
+    let minted = server
+        .mint(
+            &pk,
+            json!({"permissions": {"lobby": ["room:read", "room:presence:write"]}}),
+        )
+        .await
+        .expect(200)
+        .json();
+    let user = minted["userId"].as_str().unwrap();
+    assert!(user.starts_with("anon_"), "{minted}");
+    let token = minted["token"].as_str().unwrap().to_owned();
+    let mut visitor = Client::connect(&server.ws_url_token("lobby", &token)).await;
+    visitor.round_trip().await;
+
+    set_public(false).await;
+    let closed = visitor.closed_within(Duration::from_secs(15)).await;
+    assert!(
+        matches!(&closed, Closed::Code(code, reason)
+            if *code == close::UNAUTHORIZED && reason.contains("public access")),
+        "{closed:?}"
+    );
+    let (code, reason) = refused(&server, "lobby", Some(&token)).await;
+    assert_eq!(code, close::UNAUTHORIZED, "{reason}");
+}
+
 /// Key plaintexts appear in their create (or roll) response only: listings show a
 /// prefix, and no table, row or column of the database — nor the database files —
 /// contains any secret (keys, the first-start key and password, passwords, session ids).

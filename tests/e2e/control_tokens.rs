@@ -434,3 +434,99 @@ async fn presence_needs_presence_write() {
     assert!(presence_of("observer").is_empty(), "{users}");
     assert_eq!(presence_of("visible")[0]["clientId"], 222, "{users}");
 }
+
+/// `RUST_LOG=tower_http=debug` (and more) logs no credential: the request span shows
+/// `?token=[redacted]`, and no line of the real binary's log carries the JWT, its
+/// signature, the secret key or a bearer value (#14 item 14).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_logs_carry_no_tokens_or_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let mut server = Server::start_logged_at(
+        dir.path(),
+        &[],
+        &log,
+        "debug,tower_http=trace,sqlx=warn,hyper=info,h2=info",
+    );
+    let (_, project) = server.project().await;
+    let token = server
+        .token(
+            &project.key.key,
+            "ada",
+            json!({"doc": ["room:write"]}),
+            None,
+        )
+        .await;
+    let mut client = Client::connect(&server.ws_url_token("doc", &token)).await;
+    client.text_push("hello").await;
+    client.round_trip().await;
+    // A refused token is logged too, if anything is.
+    let tampered = format!("{}x", &token[..token.len() - 1]);
+    let _ = refused(&server, "doc", Some(&tampered)).await;
+    server
+        .call("GET", "/v1/rooms", Cred::Bearer(&project.key.key), None)
+        .await
+        .expect(200);
+    client.close().await;
+    assert!(server.sigterm(), "the server did not stop on SIGTERM");
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let signature = token.rsplit('.').next().unwrap();
+    assert!(
+        text.contains("token=[redacted]"),
+        "the request span should show the redacted URI; log:\n{text}"
+    );
+    for (what, secret) in [
+        ("token", token.as_str()),
+        ("tampered token", tampered.as_str()),
+        ("token signature", signature),
+        ("secret key", project.key.key.as_str()),
+    ] {
+        assert!(
+            !text.contains(secret),
+            "the log carries the {what}:\n{text}"
+        );
+    }
+    assert!(
+        !text.contains("eyJ"),
+        "a JWT-shaped string is in the log:\n{text}"
+    );
+}
+
+/// Room names with bidirectional overrides, zero-width or other invisible characters are
+/// refused: 4400 with the rules as reason on connect (even with a token that allows every
+/// room), 400 on REST; ordinary Unicode names work (#14 item 15).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_names_with_bidi_or_invisible_characters_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_strict(&dir, &[]);
+    let (_, project) = server.project().await;
+    let token = server
+        .token(&project.key.key, "ada", json!({"*": ["room:write"]}), None)
+        .await;
+    for bad in [
+        "invoice\u{202E}fdp.exe",
+        "a\u{2066}b",
+        "a\u{200B}b",
+        "\u{FEFF}doc",
+        "doc\u{200D}",
+    ] {
+        let (code, reason) = refused(&server, &enc(bad), Some(&token)).await;
+        assert_eq!(code, close::MALFORMED, "{bad:?}: {reason}");
+        assert!(reason.contains("room names"), "{reason}");
+        let r = server
+            .call(
+                "GET",
+                &format!("/v1/rooms/{}", enc(bad)),
+                Cred::Bearer(&project.key.key),
+                None,
+            )
+            .await
+            .expect(400);
+        assert!(r.text().contains("room names"), "{}", r.text());
+    }
+    let mut ok = Client::connect(&server.ws_url_token(&enc("café-文档"), &token)).await;
+    ok.text_push("bonjour").await;
+    ok.round_trip().await;
+    assert!(ok.closed.is_none());
+}

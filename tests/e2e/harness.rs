@@ -81,12 +81,29 @@ impl Server {
         Self::spawn(data_dir, extra, anonymous, Some(log.to_owned()))
     }
 
+    /// A strict server whose log at `RUST_LOG=level` (ignoring `TEST_LOG`) goes to `log`.
+    pub fn start_logged_at(data_dir: &Path, extra: &[&str], log: &Path, level: &str) -> Server {
+        let mut server = Self::spawn_at(data_dir, extra, false, Some(log.to_owned()), Some(level));
+        server.check_spec = true;
+        server
+    }
+
     /// The file the log goes to, if started with [`Server::start_logged`].
     pub fn log_path(&self) -> Option<&Path> {
         self.log.as_deref()
     }
 
     fn spawn(data_dir: &Path, extra: &[&str], anonymous: bool, log: Option<PathBuf>) -> Server {
+        Self::spawn_at(data_dir, extra, anonymous, log, None)
+    }
+
+    fn spawn_at(
+        data_dir: &Path,
+        extra: &[&str],
+        anonymous: bool,
+        log: Option<PathBuf>,
+        level_override: Option<&str>,
+    ) -> Server {
         let mut args = vec![
             "serve".to_owned(),
             "--listen".to_owned(),
@@ -118,6 +135,7 @@ impl Server {
                 },
             ),
         };
+        let level = level_override.map_or(level, str::to_owned);
         let mut command = Command::new(env!("CARGO_BIN_EXE_tandem"));
         if log.is_some() {
             // A log file is read by people: no colour codes.

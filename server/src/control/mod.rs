@@ -9,6 +9,7 @@ pub mod apikey;
 pub mod clock;
 pub mod error;
 pub mod keys;
+pub mod keywatch;
 pub mod password;
 pub mod plane;
 pub mod plans;

@@ -60,6 +60,7 @@ pub(crate) struct Inner {
     pub(crate) config: ControlConfig,
     pub(crate) keys: KeyRing,
     pub(crate) throttle: LoginThrottle,
+    pub(crate) key_watch: super::keywatch::KeyWatch,
 }
 
 /// The control plane. Cheap to clone.
@@ -148,6 +149,7 @@ impl ControlPlane {
                 config,
                 keys,
                 throttle,
+                key_watch: Default::default(),
             }),
         })
     }

@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use tandem_protocol::close;
 
 use super::error::{ControlError, ControlResult};
-use super::plane::{ControlPlane, ProjectAuth};
-use super::token::{self, Claims, RoomPermission, MAX_USER_INFO_BYTES};
+use super::keywatch::Standing;
+use super::plane::{from_ms, ControlPlane, ProjectAuth};
+use super::token::{self, Claims, RoomPermission, Scope, MAX_USER_INFO_BYTES};
 use crate::ids::{KeyId, TenantId};
 use crate::rooms::auth::{AllowAnonymous, Authorizer, Denied, Grant};
 
@@ -22,8 +23,9 @@ pub const MAX_PERMISSIONS: usize = 64;
 /// What `POST /v1/tokens` asks for.
 #[derive(Debug, Clone)]
 pub struct TokenRequest {
-    /// The app's id for its user.
-    pub user_id: String,
+    /// The app's id for its user: required with a secret key, refused with a
+    /// publishable key (whose tokens are anonymous, with a server-chosen id).
+    pub user_id: Option<String>,
     /// Shown to others with the user's presence (name, avatar, colour…): a JSON object.
     pub user_info: Option<serde_json::Value>,
     /// Room permissions.
@@ -48,7 +50,18 @@ impl ControlPlane {
         auth: &ProjectAuth,
         request: TokenRequest,
     ) -> ControlResult<MintedToken> {
-        let user_id = request.user_id.trim();
+        let user_id = if auth.publishable {
+            check_public_request(&request)?;
+            anonymous_user_id()?
+        } else {
+            let Some(user_id) = request.user_id.as_deref().map(str::trim) else {
+                return Err(ControlError::Invalid(
+                    "userId is required with a secret key".to_owned(),
+                ));
+            };
+            user_id.to_owned()
+        };
+        let user_id = user_id.as_str();
         if user_id.is_empty()
             || user_id.len() > MAX_USER_ID_BYTES
             || user_id.chars().any(char::is_control)
@@ -117,6 +130,57 @@ impl ControlPlane {
     }
 }
 
+/// The scopes a publishable key's (anonymous, public) token may carry: reading and
+/// showing one's presence. Writing needs a token minted by the app's backend with the
+/// secret key, which knows who the user is.
+pub const PUBLIC_SCOPES: [Scope; 2] = [Scope::Read, Scope::PresenceWrite];
+/// The prefix of the server-chosen user ids of publishable-key tokens.
+pub const ANONYMOUS_USER_PREFIX: &str = "anon_";
+
+/// A publishable key is public (it ships in the browser): whoever holds it must not
+/// choose who they are nor get more than [`PUBLIC_SCOPES`].
+fn check_public_request(request: &TokenRequest) -> ControlResult<()> {
+    if request.user_id.is_some() {
+        return Err(ControlError::Invalid(
+            "publishable keys mint anonymous tokens: omit userId (the server chooses an anon_ id)"
+                .to_owned(),
+        ));
+    }
+    if request
+        .user_info
+        .as_ref()
+        .is_some_and(|info| !info.is_null())
+    {
+        return Err(ControlError::Invalid(
+            "publishable keys mint anonymous tokens: userInfo is not allowed".to_owned(),
+        ));
+    }
+    if request
+        .permissions
+        .iter()
+        .flat_map(|p| &p.scopes)
+        .any(|scope| !PUBLIC_SCOPES.contains(scope))
+    {
+        return Err(ControlError::Invalid(
+            "publishable-key tokens may only have room:read and room:presence:write; \
+             mint write tokens from your backend with the secret key"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// `anon_` and 128 random bits, base64url.
+fn anonymous_user_id() -> ControlResult<String> {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 16];
+    super::fill_random(&mut bytes)?;
+    Ok(format!(
+        "{ANONYMOUS_USER_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    ))
+}
+
 /// Checks client tokens on connect: signature, lifetime, the room against the token's
 /// permissions, and that the key that minted it is still active.
 #[derive(Debug, Clone)]
@@ -150,6 +214,7 @@ impl Authorizer for TokenAuthorizer {
             });
         }
         let mut limits = None;
+        let mut key_expires_at = None;
         if let (Some(key), Some(tenant)) = (&claims.key, &claims.ten) {
             let (Some(key_id), Some(tenant_id)) = (KeyId::parse(key), TenantId::parse(tenant))
             else {
@@ -168,20 +233,24 @@ impl Authorizer for TokenAuthorizer {
                     .await
                     .map_err(|e| unavailable(&e))?,
             );
-            match self.plane.store().key(&tenant_id, &key_id).await {
-                Ok(Some(row)) if row.is_active(self.plane.now_ms()) => {}
-                Ok(_) => {
-                    return Err(Denied::unauthorized(
-                        "the API key that issued this token was revoked",
-                    ))
+            match self.plane.key_standing(&tenant_id, &key_id).await {
+                Ok(Standing::Active { expires_at }) => {
+                    // A rolled key stops at `expires_at`: so does this connection, on
+                    // every node and across restarts, without waiting for a sweep.
+                    if let Some(at) = expires_at {
+                        key_expires_at = Some(from_ms(at));
+                    }
+                    // Watched so that the connection is closed if the key stops
+                    // before the token expires (revoked elsewhere, public access off).
+                    self.plane.key_watch().watch(
+                        &tenant_id,
+                        &key_id,
+                        &claims.prj,
+                        claims.expires_at() + LEEWAY,
+                    );
                 }
-                Err(error) => {
-                    tracing::warn!(%error, "checking a token's key failed");
-                    return Err(Denied {
-                        code: close::TRY_AGAIN_LATER,
-                        reason: "storage unavailable; try again".to_owned(),
-                    });
-                }
+                Ok(Standing::Stopped(reason)) => return Err(Denied::unauthorized(reason)),
+                Err(error) => return Err(unavailable(&error)),
             }
         }
         let user_info = match &claims.user {
@@ -192,7 +261,10 @@ impl Authorizer for TokenAuthorizer {
             project_id: claims.prj.clone(),
             can_write: access.write,
             can_presence: access.presence,
-            expires_at: Some(claims.expires_at()),
+            expires_at: Some(match key_expires_at {
+                Some(at) => claims.expires_at().min(at),
+                None => claims.expires_at(),
+            }),
             user_id: Some(claims.sub.clone()),
             user_info,
             key_id: claims.key.clone(),
@@ -266,7 +338,7 @@ mod tests {
 
     fn request(pattern: &str, scopes: &[Scope], ttl: u64) -> TokenRequest {
         TokenRequest {
-            user_id: "ada".to_owned(),
+            user_id: Some("ada".to_owned()),
             user_info: Some(serde_json::json!({ "name": "Ada" })),
             permissions: vec![RoomPermission {
                 room: RoomPattern::new(pattern).unwrap(),
@@ -317,6 +389,103 @@ mod tests {
                 .code,
             close::FORBIDDEN
         );
+    }
+
+    #[tokio::test]
+    async fn publishable_key_tokens_are_anonymous_read_only_and_die_with_public_access() {
+        use crate::control::keywatch::PUBLIC_ACCESS_OFF;
+        use crate::store::control::{KeyKindRow, ProjectPatch};
+        let f = fixture().await;
+        let meta = RequestMeta::default();
+        let (tenant, project) = (&f.auth.tenant_id, &f.auth.project_id);
+        let pk = f
+            .plane
+            .create_project_key(tenant, project, KeyKindRow::Publishable, "web", "t", &meta)
+            .await
+            .unwrap();
+        let public = |on| ProjectPatch {
+            name: None,
+            public_access: Some(on),
+        };
+        f.plane
+            .store()
+            .update_project(tenant, project, &public(true))
+            .await
+            .unwrap();
+        let auth = f
+            .plane
+            .authenticate_project_key(pk.plaintext.expose(), true)
+            .await
+            .unwrap();
+        assert!(auth.publishable);
+        let public_request = |user_id: Option<&str>, info, scopes: &[Scope]| TokenRequest {
+            user_id: user_id.map(str::to_owned),
+            user_info: info,
+            permissions: vec![RoomPermission {
+                room: RoomPattern::new("*").unwrap(),
+                scopes: scopes.to_vec(),
+            }],
+            ttl: None,
+        };
+        let read = [Scope::Read, Scope::PresenceWrite];
+        // Posing as someone, attaching user info, or asking for write: refused.
+        for refused in [
+            public_request(Some("ceo"), None, &read),
+            public_request(None, Some(serde_json::json!({"name": "CEO"})), &read),
+            public_request(None, None, &[Scope::Write]),
+            public_request(None, None, &[Scope::Read, Scope::Write]),
+        ] {
+            assert!(matches!(
+                f.plane.mint_token(&auth, refused),
+                Err(ControlError::Invalid(_))
+            ));
+        }
+        let a = f
+            .plane
+            .mint_token(&auth, public_request(None, None, &read))
+            .unwrap();
+        let b = f
+            .plane
+            .mint_token(
+                &auth,
+                public_request(None, Some(serde_json::Value::Null), &read),
+            )
+            .unwrap();
+        assert!(
+            a.claims.sub.starts_with(ANONYMOUS_USER_PREFIX),
+            "{}",
+            a.claims.sub
+        );
+        assert!(a.claims.sub.len() > ANONYMOUS_USER_PREFIX.len() + 20);
+        assert_ne!(a.claims.sub, b.claims.sub);
+        assert!(a.claims.user.is_null());
+        let authorizer = TokenAuthorizer::new(f.plane.clone());
+        let grant = authorizer.authorize("lobby", Some(&a.token)).await.unwrap();
+        assert!(!grant.can_write && grant.can_presence);
+        assert_eq!(grant.user_info, None);
+
+        // Public access off: the tokens no longer connect (and the sweep closes the
+        // open ones, see keywatch).
+        f.plane
+            .store()
+            .update_project(tenant, project, &public(false))
+            .await
+            .unwrap();
+        let denied = authorizer
+            .authorize("lobby", Some(&a.token))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (denied.code, denied.reason.as_str()),
+            (close::UNAUTHORIZED, PUBLIC_ACCESS_OFF)
+        );
+        // A secret key must name the user.
+        let mut nameless = request("*", &[Scope::Write], 60);
+        nameless.user_id = None;
+        assert!(matches!(
+            f.plane.mint_token(&f.auth, nameless),
+            Err(ControlError::Invalid(_))
+        ));
     }
 
     #[tokio::test]
@@ -424,7 +593,7 @@ mod tests {
         let mut not_object = request("*", &[Scope::Write], 600);
         not_object.user_info = Some(serde_json::json!("Ada"));
         let mut no_user = request("*", &[Scope::Write], 600);
-        no_user.user_id = " ".to_owned();
+        no_user.user_id = Some(" ".to_owned());
         let mut no_scopes = request("*", &[], 600);
         no_scopes.ttl = None;
         for bad in [no_perms, too_long, not_object, no_user, no_scopes] {

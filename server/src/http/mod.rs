@@ -10,6 +10,7 @@ pub mod extract;
 pub mod health;
 pub mod limits;
 pub mod metrics;
+pub mod redact;
 pub mod ws;
 
 use std::sync::Arc;
@@ -81,7 +82,7 @@ pub fn build_app(state: AppState) -> Router {
         .with_state(state)
         .layer(axum::middleware::from_fn(limits::rate_headers))
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(redact::RedactedSpan))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 

@@ -7,7 +7,7 @@
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use futures_util::{future, SinkExt, StreamExt};
@@ -43,8 +43,45 @@ struct ConnectQuery {
     token: Option<String>,
 }
 
+/// Room names are shown to people (dashboards, logs, presence UIs), so characters that
+/// make one name look like another are refused: control characters, bidirectional
+/// overrides and isolates (which reorder what is displayed, "Trojan Source"), zero-width
+/// and other invisible format characters, and line or paragraph separators.
+pub const ROOM_NAME_RULES: &str =
+    "room names: 1 to 256 bytes, no control, bidi, zero-width or invisible characters";
+
+/// Unicode format (Cf) and separator (Zl, Zp) characters, as inclusive ranges: invisible,
+/// or reordering what is displayed around them.
+const INVISIBLE: [(char, char); 20] = [
+    ('\u{00AD}', '\u{00AD}'), // soft hyphen
+    ('\u{0600}', '\u{0605}'), // Arabic number signs
+    ('\u{061C}', '\u{061C}'), // Arabic letter mark (bidi)
+    ('\u{06DD}', '\u{06DD}'),
+    ('\u{070F}', '\u{070F}'),
+    ('\u{08E2}', '\u{08E2}'),
+    ('\u{180E}', '\u{180E}'), // Mongolian vowel separator
+    ('\u{200B}', '\u{200F}'), // zero-width space, (non-)joiners, LRM, RLM
+    ('\u{2028}', '\u{2029}'), // line and paragraph separators
+    ('\u{202A}', '\u{202E}'), // bidi embeddings and overrides
+    ('\u{2060}', '\u{2064}'), // word joiner, invisible operators
+    ('\u{2066}', '\u{206F}'), // bidi isolates, deprecated format characters
+    ('\u{FEFF}', '\u{FEFF}'), // zero-width no-break space (BOM)
+    ('\u{FFF9}', '\u{FFFB}'), // interlinear annotation
+    ('\u{110BD}', '\u{110BD}'),
+    ('\u{110CD}', '\u{110CD}'),
+    ('\u{1BCA0}', '\u{1BCA3}'), // shorthand format controls
+    ('\u{1D173}', '\u{1D17A}'), // musical symbol format controls
+    ('\u{E0001}', '\u{E0001}'), // language tag
+    ('\u{E0020}', '\u{E007F}'), // tag characters
+];
+
+fn is_invisible(c: char) -> bool {
+    c.is_control() || INVISIBLE.iter().any(|&(lo, hi)| (lo..=hi).contains(&c))
+}
+
+/// Whether `name` follows [`ROOM_NAME_RULES`].
 pub(crate) fn valid_room_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= MAX_ROOM_NAME && !name.chars().any(char::is_control)
+    !name.is_empty() && name.len() <= MAX_ROOM_NAME && !name.chars().any(is_invisible)
 }
 
 async fn connect(
@@ -54,10 +91,16 @@ async fn connect(
     ws: WebSocketUpgrade,
 ) -> Response {
     if !valid_room_name(&room) {
-        return super::error::ApiError::BadRequest(format!(
-            "room names are 1 to {MAX_ROOM_NAME} bytes without control characters"
-        ))
-        .into_response();
+        // A close frame rather than a 400: a browser's WebSocket cannot read the status
+        // of a refused upgrade, but it gets the close code and reason.
+        return ws.on_upgrade(|socket| async move {
+            let _ = adapt(socket)
+                .send(Outbound::Close {
+                    code: tandem_protocol::close::MALFORMED,
+                    reason: ROOM_NAME_RULES.to_owned(),
+                })
+                .await;
+        });
     }
     // Authorize before upgrading: the upgrade callback then only has to start the
     // session, and does so without an await of its own, which keeps the connection's
@@ -161,5 +204,34 @@ mod tests {
         assert!(!valid_room_name(""));
         assert!(!valid_room_name("a\nb"));
         assert!(!valid_room_name(&"x".repeat(MAX_ROOM_NAME + 1)));
+        assert!(ROOM_NAME_RULES.len() <= 123, "fits a close frame");
+    }
+
+    #[test]
+    fn room_names_refuse_bidi_and_invisible_characters() {
+        for ok in [
+            "café",
+            "文档",
+            "doc-1/α",
+            "emoji-🦀",
+            "a b",
+            "x".repeat(MAX_ROOM_NAME).as_str(),
+        ] {
+            assert!(valid_room_name(ok), "{ok:?}");
+        }
+        for bad in [
+            "invoice\u{202E}fdp.exe", // right-to-left override
+            "a\u{2066}b\u{2069}",     // isolates
+            "a\u{200B}b",             // zero-width space
+            "a\u{200D}b",             // zero-width joiner
+            "\u{FEFF}doc",            // BOM
+            "doc\u{00AD}",            // soft hyphen
+            "a\u{2028}b",             // line separator
+            "a\u{200F}",              // right-to-left mark
+            "a\u{E0041}",             // tag character
+            "a\u{7F}",                // DEL
+        ] {
+            assert!(!valid_room_name(bad), "{bad:?}");
+        }
     }
 }

@@ -16,6 +16,7 @@ use utoipa_axum::routes;
 use super::management::{access, List};
 use super::parse_id;
 use super::views::{ApiKey, CreatedApiKey, KeyKindView};
+use crate::control::keywatch::KEY_STOPPED;
 use crate::control::plane::RequestMeta;
 use crate::control::ControlError;
 use crate::http::error::{ApiResult, Problem};
@@ -158,6 +159,18 @@ async fn roll(
             meta,
         )
         .await?;
+    if body.grace_period_seconds == 0 {
+        // The old key stopped now: so do its tokens' connections, on every node. With a
+        // grace period, each node's key sweep closes them when it ends.
+        state
+            .rooms
+            .close_where(
+                project.as_str(),
+                CloseFilter::Key(key_id.to_string()),
+                CloseReason::new(tandem_protocol::close::UNAUTHORIZED, KEY_STOPPED),
+            )
+            .await;
+    }
     let now = state.control.now_ms();
     Ok(Json(RolledKey {
         new_key: CreatedApiKey::new(created, now),

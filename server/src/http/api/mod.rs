@@ -46,7 +46,8 @@ struct ApiDoc;
 /// { token } })`. The room name is the rest of the path (it may contain `/`). Refusals
 /// arrive as WebSocket close codes after the upgrade: 4401 token missing, invalid or
 /// expired (fetch a new one), 4403 the token does not allow this room, 4404 room
-/// deleted, 4400 malformed message, 4413 too large, 4429 limit, 1012 restarting, 1013
+/// deleted, 4400 malformed message or invalid room name (1 to 256 bytes of UTF-8, no
+/// control, bidi-override, zero-width or other invisible format characters), 4413 too large, 4429 limit, 1012 restarting, 1013
 /// try again later.
 #[utoipa::path(
     get, path = "/v1/connect/{room}", tag = "realtime", operation_id = "connect",
@@ -56,7 +57,7 @@ struct ApiDoc;
     ),
     responses(
         (status = 101, description = "Switching Protocols: y-websocket frames follow"),
-        (status = 400, description = "Invalid room name", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not a WebSocket upgrade request"),
     )
 )]
 #[allow(dead_code)] // documents the route served by `http::ws`

@@ -41,10 +41,9 @@ pub(super) fn router(max_update_bytes: usize) -> OpenApiRouter<AppState> {
 
 fn room_key(auth: &ProjectAuth, room: &str) -> ApiResult<RoomKey> {
     if !valid_room_name(room) {
-        return Err(ApiError::BadRequest(format!(
-            "room names are 1 to {} bytes without control characters",
-            crate::http::ws::MAX_ROOM_NAME
-        )));
+        return Err(ApiError::BadRequest(
+            crate::http::ws::ROOM_NAME_RULES.to_owned(),
+        ));
     }
     Ok(RoomKey {
         project_id: auth.project_id.as_str().into(),
@@ -163,6 +162,7 @@ async fn list_rooms(
     security(("secret_key" = [])),
     responses(
         (status = 200, description = "The room", body = Room),
+        (status = 400, description = "Invalid room name", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or revoked key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such room in this project", body = Problem, content_type = "application/problem+json"),
     )
@@ -196,6 +196,7 @@ async fn get_room(
     security(("secret_key" = [])),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 400, description = "Invalid room name", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or revoked key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such room in this project", body = Problem, content_type = "application/problem+json"),
     )
@@ -231,6 +232,7 @@ async fn delete_room(
     security(("secret_key" = [])),
     responses(
         (status = 200, description = "The document", body = Object),
+        (status = 400, description = "Invalid room name", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or revoked key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such room in this project", body = Problem, content_type = "application/problem+json"),
     )
@@ -267,7 +269,7 @@ pub struct UpdateQuery {
     security(("secret_key" = [])),
     responses(
         (status = 200, description = "A Yjs v1 update", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 400, description = "Invalid state vector", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid room name, or invalid state vector", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or revoked key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such room in this project", body = Problem, content_type = "application/problem+json"),
     )
@@ -313,7 +315,7 @@ async fn get_update(
     security(("secret_key" = [])),
     responses(
         (status = 204, description = "Applied and durable"),
-        (status = 400, description = "Not a valid update for this document", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid room name, or not a valid update for this document", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or revoked key", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Larger than the message limit, or the document would pass the plan's size cap", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/octet-stream", body = Problem, content_type = "application/problem+json"),
@@ -384,6 +386,7 @@ pub struct UserList {
     security(("secret_key" = [])),
     responses(
         (status = 200, description = "Connected users (empty when nobody is connected)", body = UserList),
+        (status = 400, description = "Invalid room name", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or revoked key", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -435,7 +438,7 @@ pub struct Broadcasted {
     security(("secret_key" = [])),
     responses(
         (status = 200, description = "Sent", body = Broadcasted),
-        (status = 400, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid room name, or invalid body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or revoked key", body = Problem, content_type = "application/problem+json"),
     )
 )]

@@ -46,9 +46,13 @@ pub enum ScopeView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateToken {
-    /// Your app's id for the user (shown with their presence).
-    user_id: String,
+    /// Your app's id for the user (shown with their presence). Required with a secret
+    /// key; must be omitted with a publishable key, whose tokens are anonymous (the
+    /// server chooses an `anon_…` id).
+    #[serde(default)]
+    user_id: Option<String>,
     /// Shown to others with the user's presence, e.g. `{"name": "Ada", "color": "#f0a"}`.
+    /// Secret keys only.
     /// The server puts it into the user's awareness state as `user` (with `id`), so
     /// clients cannot forge it. At most 4 KiB of JSON.
     #[serde(default)]
@@ -73,10 +77,15 @@ pub struct CreatedToken {
     expires_at: String,
     /// The project whose rooms it opens.
     project_id: ProjectId,
+    /// The user id in the token: the one asked for, or the server-chosen `anon_…` id
+    /// of a publishable-key token.
+    user_id: String,
 }
 
 /// Mints a client token for a user of your app, with room permissions. Needs the
-/// project's secret key, or its publishable key where public access is on.
+/// project's secret key, or its publishable key where public access is on: a
+/// publishable key mints anonymous tokens (server-chosen `anon_…` id, no user info)
+/// with `room:read` and `room:presence:write` only.
 #[utoipa::path(
     post, path = "/v1/tokens", tag = "project", operation_id = "createToken",
     request_body = CreateToken,
@@ -121,6 +130,7 @@ async fn create_token(
         token: minted.token,
         expires_at: time(exp_ms),
         project_id: auth.project_id,
+        user_id: minted.claims.sub,
     }))
 }
 
