@@ -163,7 +163,7 @@ async fn passwords_are_argon2id_and_repeated_failures_get_429() {
     );
     assert!(!hash.contains(&account.password));
 
-    // The default limit: 5 failures per account in the window.
+    // The default limit: 5 failures per (account, address) in the window.
     for attempt in 1..=5 {
         let r = server.login(&account.email, "wrong password!").await;
         assert_eq!(r.status, 401, "attempt {attempt}: {}", r.text());

@@ -49,6 +49,10 @@ pub enum ApiError {
     /// The body is larger than the route accepts.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// A state-changing request a page on another site made a browser send
+    /// (see [`super::csrf`]).
+    #[error("{0}")]
+    CrossSite(String),
     /// No such route.
     #[error("no such route")]
     NoRoute,
@@ -105,8 +109,22 @@ impl ApiError {
                 ControlError::Conflict(d) => {
                     m(StatusCode::CONFLICT, "conflict", "Conflict", d.clone())
                 }
-                ControlError::TooManyAttempts { retry_after } => Mapped {
+                // The same shape as every other 429: Retry-After and the RateLimit fields.
+                ControlError::TooManyAttempts {
+                    retry_after,
+                    limit,
+                    window,
+                } => Mapped {
                     retry_after: Some(*retry_after),
+                    rate: Some(super::limits::RateState {
+                        policy: super::limits::Policy {
+                            name: "login-failures",
+                            quota: *limit,
+                            window: *window,
+                        },
+                        remaining: 0,
+                        reset: retry_after.as_secs().max(1),
+                    }),
                     ..m(
                         StatusCode::TOO_MANY_REQUESTS,
                         "too_many_attempts",
@@ -193,6 +211,12 @@ impl ApiError {
                     self.to_string(),
                 )
             },
+            ApiError::CrossSite(d) => m(
+                StatusCode::FORBIDDEN,
+                "cross_site_request",
+                "Cross-site request refused",
+                d.clone(),
+            ),
             ApiError::NoRoute => m(
                 StatusCode::NOT_FOUND,
                 "not_found",
