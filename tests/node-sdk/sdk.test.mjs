@@ -20,7 +20,9 @@ let tandem;
 const cleanups = [];
 
 before(async () => {
-  server = await startServer();
+  // A quota no test reaches (the 250-room test alone makes ~260 requests in seconds);
+  // ratelimit.test.mjs tests a small one.
+  server = await startServer({ plans: '[free]\nrest-requests-per-minute = 100000\n' });
   tandem = new Tandem({ secretKey: server.secret, baseUrl: server.base });
 });
 
@@ -317,11 +319,16 @@ test('authEndpoint: a Node/Express handler answers the client SDK with a token a
   assert.equal(typeof answered.token, 'string');
 
   // The default permissions are write on the asked room only.
+  let defaulted;
   const defaults = tandem.authEndpoint(() => ({ userId: 'x' }));
-  const r2 = { ...res, statusCode: 0 };
-  await defaults({ method: 'POST', body: { room }, async *[Symbol.asyncIterator]() {} }, r2);
-  const other = new WebSocket(`${server.base.replace('http', 'ws')}/v1/connect/not-${room}?token=${answered.token}`);
+  const r2 = { statusCode: 0, setHeader() {}, end(b) { defaulted = JSON.parse(b); } };
+  await defaults({ method: 'POST', body: JSON.stringify({ room }), async *[Symbol.asyncIterator]() {} }, r2);
+  assert.equal(r2.statusCode, 200);
+  const wsUrl = (name) => `${server.base.replace('http', 'ws')}/v1/connect/${name}?token=${defaulted.token}`;
+  const other = new WebSocket(wsUrl(`not-${room}`));
   assert.equal(await new Promise((resolve) => other.on('close', (code) => resolve(code))), 4403);
+  const own = stockClient(room, defaulted.token);
+  await waitFor(() => own.provider.synced && own.doc.getText('t').toString() === 'via endpoint', 'the default-permission client to sync');
 });
 
 test('authEndpointFetch: a Fetch-API (Request) => Response handler', async () => {
