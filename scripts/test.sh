@@ -20,3 +20,7 @@ cargo test --workspace --locked "$@"
 # The npm package @tandem/client: built, packed, installed into a fresh project and
 # tested in Node and headless Chromium against the real binary.
 scripts/test-wasm.sh
+
+# The npm package @tandem/node: built, packed, installed into a fresh project and tested
+# against the real binary (with stock y-websocket clients and tsc).
+scripts/test-node-sdk.sh
