@@ -76,6 +76,28 @@ enum Command {
             default_value = "tandem"
         )]
         cluster_prefix: String,
+        #[command(flatten)]
+        keks: KekArgs,
+    },
+    /// Print a new random key-encryption key (64 hex digits) for `--kek-file`.
+    GenerateKek,
+    /// Re-seal every token-signing seed under a new KEK (`--kek-file` or TANDEM_KEK),
+    /// opening those sealed under the old one (`--old-kek-file`) and sealing plaintext
+    /// ones. Then restart the servers with the new KEK only.
+    RotateKek {
+        /// Directory of the embedded SQLite database [default: ./tandem-data]
+        #[arg(long, env = "TANDEM_DATA_DIR", value_name = "DIR")]
+        data_dir: Option<std::path::PathBuf>,
+        /// The database, when not the embedded one (as `serve --database-url`)
+        #[arg(
+            long,
+            env = "TANDEM_DATABASE_URL",
+            value_name = "URL",
+            hide_env_values = true
+        )]
+        database_url: Option<DatabaseUrl>,
+        #[command(flatten)]
+        keks: KekArgs,
     },
     /// Operations on a whole store.
     #[command(subcommand)]
@@ -103,6 +125,26 @@ enum StoreCommand {
     },
 }
 
+/// The key-encryption keys of a one-off command (as `serve --kek-file`, `--old-kek-file`).
+#[derive(Debug, clap::Args)]
+struct KekArgs {
+    /// File with the KEK sealing the signing seeds (or the key itself in TANDEM_KEK)
+    #[arg(long, env = "TANDEM_KEK_FILE", value_name = "FILE")]
+    kek_file: Option<std::path::PathBuf>,
+    /// File with the KEK being rotated out
+    #[arg(long, env = "TANDEM_OLD_KEK_FILE", value_name = "FILE")]
+    old_kek_file: Option<std::path::PathBuf>,
+}
+
+impl KekArgs {
+    fn load(&self) -> anyhow::Result<crate::control::signing::Keks> {
+        Ok(crate::config::load_keks(
+            self.kek_file.as_deref(),
+            self.old_kek_file.as_deref(),
+        )?)
+    }
+}
+
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -118,6 +160,7 @@ pub fn main() -> ExitCode {
             database_url,
             redis_url,
             cluster_prefix,
+            keks,
         } => {
             let data_dir = data_dir.unwrap_or_else(|| std::path::PathBuf::from("tandem-data"));
             run_once(async move {
@@ -128,6 +171,7 @@ pub fn main() -> ExitCode {
                     store.control.clone(),
                     std::sync::Arc::new(crate::control::clock::SystemClock),
                     crate::control::ControlConfig::default().token_max_ttl,
+                    keks.load()?,
                 )
                 .await?;
                 let kid = ring.rotate().await?;
@@ -140,6 +184,44 @@ pub fn main() -> ExitCode {
                             .await?;
                     println!("told {nodes} running node(s) to load it");
                 }
+                Ok(())
+            })
+        }
+        Command::GenerateKek => match crate::control::kek::Kek::generate_hex() {
+            Ok(hex) => {
+                println!("{hex}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("tandem: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::RotateKek {
+            data_dir,
+            database_url,
+            keks,
+        } => {
+            let data_dir = data_dir.unwrap_or_else(|| std::path::PathBuf::from("tandem-data"));
+            run_once(async move {
+                let keks = keks.load()?;
+                anyhow::ensure!(
+                    keks.current.is_some(),
+                    "rotate-kek needs the new KEK: --kek-file or TANDEM_KEK"
+                );
+                let url = database_url.as_ref().map(DatabaseUrl::expose);
+                let store = Stores::open(url, &data_dir).await?;
+                // Loading the ring seals and re-seals every stored seed, and proves each
+                // opens under the new KEK.
+                crate::control::signing::KeyRing::load(
+                    store.control.clone(),
+                    std::sync::Arc::new(crate::control::clock::SystemClock),
+                    crate::control::ControlConfig::default().token_max_ttl,
+                    keks,
+                )
+                .await?;
+                store.close().await;
+                println!("every token signing key is sealed under the new KEK; restart the servers with it (and without --old-kek-file)");
                 Ok(())
             })
         }

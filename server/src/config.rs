@@ -158,6 +158,17 @@ pub struct ServeOptions {
     #[arg(long, env = "TANDEM_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
 
+    /// File with the key-encryption key that seals the token-signing seeds at rest: 32
+    /// random bytes as 64 hex digits or base64 (`tandem generate-kek`). The env var
+    /// TANDEM_KEK may hold the key itself instead [default: none: seeds in clear]
+    #[arg(long, env = "TANDEM_KEK_FILE", value_name = "FILE")]
+    pub kek_file: Option<PathBuf>,
+
+    /// File with the KEK being rotated out: seeds sealed under it are re-sealed under the
+    /// new one at start (`tandem rotate-kek` does it without serving) [default: none]
+    #[arg(long, env = "TANDEM_OLD_KEK_FILE", value_name = "FILE")]
+    pub old_kek_file: Option<PathBuf>,
+
     /// Longest lifetime of a client token minted by POST /v1/tokens [default: 24h]
     #[arg(long, env = "TANDEM_TOKEN_MAX_TTL", value_name = "DURATION")]
     pub token_max_ttl: Option<HumanDuration>,
@@ -375,8 +386,14 @@ impl Config {
                 .map_err(|e| ConfigError::Invalid(e.to_string()))?,
             None => c.plans.clone(),
         };
+        let keks = load_keks(
+            cli.kek_file.or(file.kek_file).as_deref(),
+            cli.old_kek_file.or(file.old_kek_file).as_deref(),
+        )?;
         let control = ControlConfig {
             plans,
+            kek: keks.current,
+            old_kek: keks.old,
             secure_cookies: public_url
                 .as_deref()
                 .is_some_and(|u| u.starts_with("https://")),
@@ -486,6 +503,40 @@ impl Config {
             ),
         })
     }
+}
+
+/// The KEKs from `--kek-file` (or the key itself in the env var `TANDEM_KEK`) and
+/// `--old-kek-file`. An old KEK without a new one is refused: rotation needs both.
+pub fn load_keks(
+    kek_file: Option<&std::path::Path>,
+    old_kek_file: Option<&std::path::Path>,
+) -> Result<crate::control::signing::Keks, ConfigError> {
+    use crate::control::kek::Kek;
+    let read = |path: &std::path::Path| -> Result<std::sync::Arc<Kek>, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Kek::parse(&text)
+            .map(std::sync::Arc::new)
+            .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))
+    };
+    let current = match (kek_file, std::env::var("TANDEM_KEK")) {
+        (Some(path), _) => Some(read(path)?),
+        (None, Ok(text)) if !text.trim().is_empty() => {
+            Some(std::sync::Arc::new(Kek::parse(&text).map_err(|e| {
+                ConfigError::Invalid(format!("TANDEM_KEK: {e}"))
+            })?))
+        }
+        (None, _) => None,
+    };
+    let old = old_kek_file.map(read).transpose()?;
+    if old.is_some() && current.is_none() {
+        return Err(ConfigError::Invalid(
+            "--old-kek-file needs the new KEK too (--kek-file or TANDEM_KEK)".into(),
+        ));
+    }
+    Ok(crate::control::signing::Keks { current, old })
 }
 
 #[cfg(test)]

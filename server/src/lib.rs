@@ -51,6 +51,13 @@ pub async fn serve(
             None => Rooms::new(store.docs.clone(), config.rooms.clone()),
         },
     };
+    if config.control.kek.is_none() {
+        tracing::warn!(
+            "NO KEY-ENCRYPTION KEY: token signing keys are stored in clear in the database, \
+             so a copy of it can forge client tokens. Set --kek-file or TANDEM_KEK \
+             (tandem generate-kek makes one); see docs/security.md"
+        );
+    }
     let control = ControlPlane::new(
         store.control.clone(),
         Arc::new(SystemClock),

@@ -684,3 +684,77 @@ async fn the_project_connection_cap_is_cluster_wide() {
     let keys = cluster.redis_keys();
     assert!(!keys.is_empty(), "no Redis key under {}:", cluster.prefix);
 }
+
+/// 7. A key's end reaches every node without Redis: rolling a key on node 1 closes its
+///    tokens' connections on node 2 when the grace ends (each node's key sweep reads the
+///    stored expiry), and a revoke made on node 1 while Redis is cut still closes the
+///    revoked key's connections on node 2 (the sweep reads the database), within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keys_end_reaches_every_node_even_while_redis_is_down() {
+    let Some(cluster) = Cluster::start(
+        "cluster::a_keys_end_reaches_every_node_even_while_redis_is_down",
+        Options {
+            nodes: 2,
+            strict: true,
+            proxy_redis: true,
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let (n0, n1) = (cluster.node(0), cluster.node(1));
+    let (account, project) = n0.project().await;
+    let old = project.key.clone();
+    let other = n0.create_secret_key(&account, &project.id).await;
+    let doomed = n0.create_secret_key(&account, &project.id).await;
+    let token = |key: &str, user: &'static str| {
+        let key = key.to_owned();
+        async move {
+            n0.token(&key, user, json!({"doc": ["room:write"]}), None)
+                .await
+        }
+    };
+    let (t_old, t_other, t_doomed) = (
+        token(&old.key, "ada").await,
+        token(&other.key, "bob").await,
+        token(&doomed.key, "cy").await,
+    );
+    let mut old_on1 = Client::connect(&n1.ws_url_token("doc", &t_old)).await;
+    let mut other_on1 = Client::connect(&n1.ws_url_token("doc", &t_other)).await;
+    let mut doomed_on1 = Client::connect(&n1.ws_url_token("doc", &t_doomed)).await;
+
+    n0.call(
+        "POST",
+        &format!("/v1/keys/{}/roll", old.id),
+        Cred::Bearer(&other.key),
+        Some(json!({"gracePeriodSeconds": 2})),
+    )
+    .await
+    .expect(200);
+    let closed = old_on1.closed_within(Duration::from_secs(15)).await;
+    assert!(
+        matches!(closed, Closed::Code(code, _) if code == close::UNAUTHORIZED),
+        "node 2: {closed:?}"
+    );
+
+    // Redis down: the revoke's cluster message is lost, the database still knows.
+    cluster.redis.as_ref().expect("redis proxy").cut();
+    n0.call(
+        "POST",
+        &format!("/v1/keys/{}/revoke", doomed.id),
+        Cred::Bearer(&other.key),
+        None,
+    )
+    .await
+    .expect(200);
+    let closed = doomed_on1.closed_within(Duration::from_secs(15)).await;
+    assert!(
+        matches!(closed, Closed::Code(code, _) if code == close::UNAUTHORIZED),
+        "node 2 while Redis is down: {closed:?}"
+    );
+    cluster.redis.as_ref().expect("redis proxy").restore();
+    other_on1.round_trip().await;
+    assert!(other_on1.closed.is_none());
+}

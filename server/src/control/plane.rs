@@ -38,6 +38,12 @@ pub struct ControlConfig {
     pub login_window: Duration,
     /// Every plan's limits.
     pub plans: super::plans::Plans,
+    /// Seals the token-signing seeds at rest (`--kek-file` / `TANDEM_KEK`); `None`: they
+    /// are stored in clear (a loud warning at start).
+    pub kek: Option<Arc<super::kek::Kek>>,
+    /// The KEK being rotated out (`--old-kek-file`): seeds sealed under it are re-sealed
+    /// under `kek` at start.
+    pub old_kek: Option<Arc<super::kek::Kek>>,
 }
 
 impl Default for ControlConfig {
@@ -54,6 +60,8 @@ impl Default for ControlConfig {
             login_failures_per_ip: 30,
             login_window: Duration::from_secs(15 * 60),
             plans: super::plans::Plans::default(),
+            kek: None,
+            old_kek: None,
         }
     }
 }
@@ -155,7 +163,16 @@ impl ControlPlane {
         clock: Arc<dyn Clock>,
         config: ControlConfig,
     ) -> ControlResult<Self> {
-        let keys = KeyRing::load(store.clone(), clock.clone(), config.token_max_ttl).await?;
+        let keys = KeyRing::load(
+            store.clone(),
+            clock.clone(),
+            config.token_max_ttl,
+            super::signing::Keks {
+                current: config.kek.clone(),
+                old: config.old_kek.clone(),
+            },
+        )
+        .await?;
         let throttle = LoginThrottle::new(clock.clone());
         Ok(Self {
             inner: Arc::new(Inner {

@@ -46,7 +46,10 @@ pub struct RedactedSpan;
 
 impl<B> MakeSpan<B> for RedactedSpan {
     fn make_span(&mut self, request: &Request<B>) -> Span {
-        tracing::debug_span!(
+        // tower-http's own target, so `RUST_LOG=tower_http=debug` shows it as before.
+        tracing::span!(
+            target: "tower_http::trace::make_span",
+            tracing::Level::DEBUG,
             "request",
             method = %request.method(),
             uri = %redact_uri(request.uri()),

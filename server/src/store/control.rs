@@ -338,6 +338,9 @@ pub trait ControlStore: Send + Sync + 'static {
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRow>>;
     /// Sets `retired_at = at` on every key except `keep_kid` that is not yet retired.
     async fn retire_signing_keys_except(&self, keep_kid: &str, at: i64) -> StoreResult<()>;
+    /// Replaces the stored secret of `kid` (sealing it under a KEK, or re-sealing under a
+    /// new one). False if there is no such key.
+    async fn set_signing_key_secret(&self, kid: &str, secret: &[u8]) -> StoreResult<bool>;
 
     // --- audit log ---
 

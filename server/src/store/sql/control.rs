@@ -535,6 +535,15 @@ impl ControlStore for Store {
         Ok(())
     }
 
+    async fn set_signing_key_secret(&self, kid: &str, secret: &[u8]) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE signing_keys SET secret = $1 WHERE kid = $2")
+            .bind(secret)
+            .bind(kid)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     // --- audit log ---
 
     async fn append_audit(&self, event: &AuditRow) -> StoreResult<()> {

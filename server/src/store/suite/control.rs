@@ -497,6 +497,15 @@ pub(super) async fn signing_key_story(test: TestStore) {
         .collect();
     let expected = [("k1", Some(4_000)), ("k2", Some(4_000)), ("k3", None)];
     assert_eq!(retired, expected.map(|(kid, at)| (kid.to_owned(), at)));
+
+    // Sealing a seed in place (KEK) replaces only that row's secret.
+    let sealed = vec![0xAB; 85];
+    assert!(store.set_signing_key_secret("k2", &sealed).await.unwrap());
+    assert!(!store.set_signing_key_secret("nope", &sealed).await.unwrap());
+    let keys = store.signing_keys().await.unwrap();
+    assert_eq!(keys[1].secret, sealed);
+    assert_eq!(keys[1].retired_at, Some(4_000));
+    assert_eq!(keys[0].secret, signing("k1", 1).secret);
 }
 
 pub(super) async fn audit_story(test: TestStore) {
