@@ -11,10 +11,10 @@ use crate::store::invitations::{InvitationRow, InvitationStore, OutboxEmail, Sec
 use crate::store::rows::{conflict, stored};
 use crate::store::StoreResult;
 
-const INVITATION_COLUMNS: &str = "id, tenant_id, email, role, invited_by, created_at, \
+pub(super) const INVITATION_COLUMNS: &str = "id, tenant_id, email, role, invited_by, created_at, \
                                   expires_at, accepted_at, accepted_by, revoked_at";
 
-fn invitation_row(row: &DbRow) -> Result<InvitationRow, sqlx::Error> {
+pub(super) fn invitation_row(row: &DbRow) -> Result<InvitationRow, sqlx::Error> {
     Ok(InvitationRow {
         id: InvitationId::from_db(row.try_get("id")?),
         tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
@@ -31,7 +31,7 @@ fn invitation_row(row: &DbRow) -> Result<InvitationRow, sqlx::Error> {
     })
 }
 
-fn security_event_row(row: &DbRow) -> Result<SecurityEventRow, sqlx::Error> {
+pub(super) fn security_event_row(row: &DbRow) -> Result<SecurityEventRow, sqlx::Error> {
     Ok(SecurityEventRow {
         id: row.try_get("id")?,
         user_id: UserId::from_db(row.try_get("user_id")?),
@@ -42,7 +42,7 @@ fn security_event_row(row: &DbRow) -> Result<SecurityEventRow, sqlx::Error> {
     })
 }
 
-fn outbox_row(row: &DbRow) -> Result<OutboxEmail, sqlx::Error> {
+pub(super) fn outbox_row(row: &DbRow) -> Result<OutboxEmail, sqlx::Error> {
     Ok(OutboxEmail {
         id: row.try_get("id")?,
         recipient: row.try_get("recipient")?,
