@@ -1,10 +1,9 @@
 //! Accounts over HTTP: signup, login, logout and "who am I", with the session in an
 //! HttpOnly, SameSite=Lax cookie (Secure behind `--public-url https://…`).
 //!
-//! CSRF: these endpoints (and every session-authenticated one) take JSON bodies only,
-//! which a cross-site form cannot send, and SameSite=Lax keeps the cookie off
-//! cross-site subrequests; no CORS headers are served, so a cross-site script cannot
-//! send JSON with the cookie either.
+//! CSRF: every state-changing route here and elsewhere that a cookie can authenticate is
+//! behind [`crate::http::csrf`] (Fetch Metadata / `Origin`, no form media types); the
+//! cookie is SameSite=Lax and no CORS headers are served, as further layers.
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
