@@ -35,6 +35,9 @@ pub struct SignedUp {
     pub tenant: TenantRow,
     /// The first project.
     pub project: ProjectRow,
+    /// Whether the account was created: `false` when the email was taken (the rows
+    /// are then a decoy that exists nowhere; see [`ControlPlane::signup`]).
+    pub created: bool,
 }
 
 /// A new login session. `cookie_value` goes into the cookie and nowhere else.
@@ -97,7 +100,60 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 impl ControlPlane {
     /// Signs a user up: creates the user, a tenant they own, and a first project.
+    ///
+    /// A taken email gets the same answer after the same work (`created: false`, with
+    /// ids that exist nowhere), so signup does not reveal which emails are registered;
+    /// the account's owner gets a notice in the email outbox and their security log
+    /// instead. The caller must not start a session for an uncreated account.
     pub async fn signup(&self, signup: Signup, meta: &RequestMeta) -> ControlResult<SignedUp> {
+        match self.create_account(signup, meta).await? {
+            Ok(created) => Ok(created),
+            Err(decoy) => {
+                // The notice is written off the request path, so the answer does not take
+                // longer for a taken email.
+                let plane = self.clone();
+                let (email, meta) = (decoy.user.email.clone(), meta.clone());
+                let notice = async move { plane.notify_signup_attempt(&email, &meta).await };
+                match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => drop(runtime.spawn(notice)),
+                    Err(_) => tracing::warn!("no runtime to send the signup notice"),
+                }
+                Ok(decoy)
+            }
+        }
+    }
+
+    /// Tells the owner of `email` that someone tried to sign up with it.
+    async fn notify_signup_attempt(&self, email: &str, meta: &RequestMeta) {
+        let existing = match self.store().user_by_email(email).await {
+            Ok(Some(user)) => user,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::error!(%error, "signup notice: looking up the account failed");
+                return;
+            }
+        };
+        self.record_security_event(
+            &existing.id,
+            "signup.attempted",
+            meta,
+            serde_json::json!({}),
+        )
+        .await;
+        self.send_email(
+            &existing.email,
+            "Someone tried to sign up with your email",
+            "Someone (maybe you) tried to create a Tandem account with this email, which already has one. Nothing was changed.\n\nIf it was you, sign in instead. If not, you can ignore this email; your security log lists the attempt.",
+        )
+        .await;
+    }
+
+    /// Creates the account; `Err(decoy)` (uncreated rows) if the email is taken.
+    async fn create_account(
+        &self,
+        signup: Signup,
+        meta: &RequestMeta,
+    ) -> ControlResult<Result<SignedUp, SignedUp>> {
         let email =
             normalize_email(&signup.email).map_err(|e| ControlError::Invalid(e.to_string()))?;
         let tenant_name = match signup.tenant_name {
@@ -119,6 +175,7 @@ impl ControlPlane {
             "project name",
             signup.project_name.as_deref().unwrap_or("development"),
         )?;
+        // Hashed whether or not the email is taken: the same work either way.
         let plain = signup.password;
         let hash = blocking(move || password::hash_password(&plain))
             .await?
@@ -148,15 +205,18 @@ impl ControlPlane {
             tenant,
             project,
         };
-        self.store()
-            .create_account(&account)
-            .await
-            .map_err(|e| match ControlError::from(e) {
-                ControlError::Conflict(_) => {
-                    ControlError::Conflict("an account with this email already exists".to_owned())
-                }
-                other => other,
-            })?;
+        let created = self.store().create_account(&account).await;
+        let signed_up = |created| SignedUp {
+            user: account.user.clone(),
+            tenant: account.tenant.clone(),
+            project: account.project.clone(),
+            created,
+        };
+        match created.map_err(ControlError::from) {
+            Ok(()) => {}
+            Err(ControlError::Conflict(_)) => return Ok(Err(signed_up(false))),
+            Err(other) => return Err(other),
+        }
         self.audit(AuditEvent {
             tenant_id: &account.tenant.id,
             project_id: None,
@@ -167,11 +227,7 @@ impl ControlPlane {
             details: serde_json::json!({ "email": account.user.email }),
         })
         .await;
-        Ok(SignedUp {
-            user: account.user,
-            tenant: account.tenant,
-            project: account.project,
-        })
+        Ok(Ok(signed_up(true)))
     }
 
     /// Checks an email and password. Refused with [`ControlError::TooManyAttempts`]
@@ -243,8 +299,7 @@ impl ControlPlane {
             other => {
                 // The failure stays counted (it was reserved above).
                 if let Some(user) = other {
-                    self.record_security_event(&user, "login.failed", meta)
-                        .await;
+                    self.log_login(&user.id, "login.failed", meta);
                 }
                 return Err(ControlError::Unauthenticated(WRONG));
             }
@@ -263,29 +318,23 @@ impl ControlPlane {
                 }
             }
         }
-        self.record_security_event(&user, "login.succeeded", meta)
-            .await;
+        self.log_login(&user.id, "login.succeeded", meta);
         Ok(user)
     }
 
-    /// Records an event of the user's own account (a login).
-    async fn record_security_event(&self, user: &UserRow, action: &str, meta: &RequestMeta) {
-        match self.store().tenants_of_user(&user.id).await {
-            Ok(tenants) => {
-                for (tenant, _) in tenants {
-                    self.audit(AuditEvent {
-                        tenant_id: &tenant.id,
-                        project_id: None,
-                        actor: user.id.as_str(),
-                        action,
-                        target: Some(user.id.as_str()),
-                        meta,
-                        details: serde_json::json!({}),
-                    })
-                    .await;
-                }
-            }
-            Err(error) => tracing::error!(%error, "audit: listing the user's tenants failed"),
+    /// Records a login event in the user's own security log, off the request's path so
+    /// that the answer takes the same time whether or not the email has an account.
+    fn log_login(&self, user: &UserId, action: &'static str, meta: &RequestMeta) {
+        let plane = self.clone();
+        let (user, meta) = (user.clone(), meta.clone());
+        let record = async move {
+            plane
+                .record_security_event(&user, action, &meta, serde_json::json!({}))
+                .await;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(record)),
+            Err(_) => tracing::warn!(action, "no runtime to write the security log"),
         }
     }
 
@@ -303,6 +352,18 @@ impl ControlPlane {
         Ok(NewSession {
             cookie_value,
             expires_at,
+        })
+    }
+
+    /// A session cookie of the usual form that no session has (signup's answer for a
+    /// taken email).
+    pub fn decoy_session(&self) -> ControlResult<NewSession> {
+        let mut id = [0u8; 32];
+        fill_random(&mut id)?;
+        let ttl = i64::try_from(self.config().session_ttl.as_millis()).unwrap_or(i64::MAX);
+        Ok(NewSession {
+            cookie_value: base64_url(&id),
+            expires_at: self.now_ms().saturating_add(ttl),
         })
     }
 
@@ -344,7 +405,7 @@ impl ControlPlane {
         let password = base64_url(&raw);
         let email = "admin@tandem.local".to_owned();
         let signed_up = self
-            .signup(
+            .create_account(
                 Signup {
                     email: email.clone(),
                     password: password.clone(),
@@ -353,13 +414,12 @@ impl ControlPlane {
                 },
                 &RequestMeta::default(),
             )
-            .await;
+            .await?;
         let account = match signed_up {
             Ok(account) => account,
             // Several nodes started together on an empty database: another one created
             // the account (in one transaction) between our count and our signup.
-            Err(ControlError::Conflict(_)) => return Ok(None),
-            Err(error) => return Err(error),
+            Err(_) => return Ok(None),
         };
         let secret_key = self
             .create_project_key(
@@ -433,10 +493,25 @@ mod tests {
             .password_hash
             .starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         assert_eq!(created.project.name, "development");
-        assert!(matches!(
-            plane.signup(signup("Ada@example.com"), &meta).await,
-            Err(ControlError::Conflict(_))
-        ));
+        // A taken email: the same kind of answer, nothing created, a notice for Ada.
+        let again = plane
+            .signup(signup("Ada@example.com"), &meta)
+            .await
+            .unwrap();
+        assert!(created.created && !again.created);
+        assert_ne!(again.user.id, created.user.id);
+        assert_eq!(plane.store().count_users().await.unwrap(), 1);
+        // The notice is written off the request path: wait for it, bounded.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let notices = loop {
+            let notices = plane.outbox_for("ada@example.com").await.unwrap();
+            if !notices.is_empty() || std::time::Instant::now() > deadline {
+                break notices;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        };
+        assert_eq!(notices.len(), 1, "{notices:?}");
+        assert!(notices[0].subject.contains("sign up with your email"));
         let mut short = signup("bob@example.com");
         short.password = "short".to_owned();
         assert!(matches!(

@@ -1,7 +1,8 @@
-//! HTTP adapters only: the REST API ([`api`]) with its error model ([`error`]) and
-//! extractors ([`extract`]), the WebSocket upgrade ([`ws`]), the spec and its docs page
-//! ([`docs`]) and health checks ([`health`]). Handlers translate between HTTP and the
-//! control plane or the engine; they hold no logic of their own.
+//! HTTP adapters only: the REST API ([`api`]) with its error model ([`error`]),
+//! extractors ([`extract`]) and cross-site guard ([`csrf`]), the WebSocket upgrade
+//! ([`ws`]), the spec and its docs page ([`docs`]) and health checks ([`health`]).
+//! Handlers translate between HTTP and the control plane or the engine; they hold no
+//! logic of their own.
 
 pub mod api;
 pub mod csrf;

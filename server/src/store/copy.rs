@@ -186,6 +186,9 @@ fn differing_table(a: &ControlRows, b: &ControlRows) -> Option<&'static str> {
         (a.keys != b.keys, "api_keys"),
         (a.signing_keys != b.signing_keys, "signing_keys"),
         (a.audit != b.audit, "audit_log"),
+        (a.invitations != b.invitations, "invitations"),
+        (a.security_log != b.security_log, "security_log"),
+        (a.outbox != b.outbox, "email_outbox"),
     ]
     .into_iter()
     .find_map(|(differs, table)| differs.then_some(table))

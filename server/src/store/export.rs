@@ -25,6 +25,9 @@ pub enum Table {
     ApiKeys,
     SigningKeys,
     AuditLog,
+    Invitations,
+    SecurityLog,
+    EmailOutbox,
     Rooms,
     RoomSnapshots,
     RoomUpdates,
@@ -36,7 +39,7 @@ pub enum Table {
 
 impl Table {
     /// All tables, parents before children.
-    pub const ALL: [Table; 15] = [
+    pub const ALL: [Table; 18] = [
         Table::Users,
         Table::Sessions,
         Table::Tenants,
@@ -45,6 +48,9 @@ impl Table {
         Table::ApiKeys,
         Table::SigningKeys,
         Table::AuditLog,
+        Table::Invitations,
+        Table::SecurityLog,
+        Table::EmailOutbox,
         Table::Rooms,
         Table::RoomSnapshots,
         Table::RoomUpdates,
@@ -65,6 +71,9 @@ impl Table {
             Table::ApiKeys => "api_keys",
             Table::SigningKeys => "signing_keys",
             Table::AuditLog => "audit_log",
+            Table::Invitations => "invitations",
+            Table::SecurityLog => "security_log",
+            Table::EmailOutbox => "email_outbox",
             Table::Rooms => "rooms",
             Table::RoomSnapshots => "room_snapshots",
             Table::RoomUpdates => "room_updates",
@@ -92,6 +101,13 @@ pub struct StoredKey {
     pub hash: Vec<u8>,
 }
 
+/// An invitation with the hash of its token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredInvitation {
+    pub invitation: super::invitations::InvitationRow,
+    pub token_hash: Vec<u8>,
+}
+
 /// Every control-plane row, each list in a stable order (by primary key).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ControlRows {
@@ -105,6 +121,11 @@ pub struct ControlRows {
     pub signing_keys: Vec<SigningKeyRow>,
     /// With their ids (kept on import).
     pub audit: Vec<AuditRow>,
+    pub invitations: Vec<StoredInvitation>,
+    /// With their ids (kept on import).
+    pub security_log: Vec<super::invitations::SecurityEventRow>,
+    /// With their ids (kept on import).
+    pub outbox: Vec<super::invitations::OutboxEmail>,
 }
 
 /// An applied usage flush id (kept, so a flush retried against the copy is still

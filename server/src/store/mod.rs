@@ -11,6 +11,7 @@ pub mod control;
 pub mod copy;
 pub(crate) mod dialect;
 pub mod export;
+pub mod invitations;
 pub mod migrate;
 mod open;
 pub mod postgres;

@@ -31,7 +31,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_tenant))
         .routes(routes!(list_projects, create_project))
         .routes(routes!(get_project, update_project, delete_project))
-        .routes(routes!(list_members, add_member))
+        .routes(routes!(list_members))
         .routes(routes!(update_member, remove_member))
         .routes(routes!(list_pats, create_pat))
         .routes(routes!(revoke_pat))
@@ -271,45 +271,6 @@ async fn list_members(
     Ok(Json(List {
         data: rows.iter().map(Member::from).collect(),
     }))
-}
-
-/// A user to add.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AddMember {
-    /// The email of an existing user.
-    email: String,
-    role: RoleView,
-}
-
-/// Adds an existing user to the tenant (admin; owners add owners).
-#[utoipa::path(
-    post, path = "/v1/tenants/{tenantId}/members", tag = "management", operation_id = "addMember",
-    params(("tenantId" = String, Path, description = "The tenant")),
-    request_body = AddMember,
-    security(("session" = []), ("personal_access_token" = [])),
-    responses(
-        (status = 201, description = "Added", body = Member),
-        (status = 400, description = "No such user", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Role too low", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already a member", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-async fn add_member(
-    State(state): State<AppState>,
-    SignedIn(auth): SignedIn,
-    Meta(meta): Meta,
-    ApiPath(tenant): ApiPath<String>,
-    ApiJson(body): ApiJson<AddMember>,
-) -> ApiResult<(StatusCode, Json<Member>)> {
-    let access = access(&state, &auth, &tenant, Role::Member).await?;
-    let row = state
-        .control
-        .add_member(&access, &body.email, body.role.into(), &meta)
-        .await?;
-    Ok((StatusCode::CREATED, Json(Member::from(&row))))
 }
 
 /// A role change.

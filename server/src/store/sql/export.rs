@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use sqlx::{Row, Transaction};
 
+use super::invitations::{invitation_row, outbox_row, security_event_row, INVITATION_COLUMNS};
 use super::rows::{
     all, audit_row, member_row, monthly_user, project_hour, project_row, room_hour, session_row,
     signing_key_row, stored_key, tenant_row, usage_flush, user_row,
@@ -17,8 +18,8 @@ use super::{Db, DbRow, Store};
 use crate::ids::{ProjectId, UserId};
 use crate::store::dialect::Dialect;
 use crate::store::export::{
-    ControlRows, Export, ExportTx, ImportTx, RoomContents, RoomEntry, SnapshotRow, StoredKey,
-    Table, UsageRows,
+    ControlRows, Export, ExportTx, ImportTx, RoomContents, RoomEntry, SnapshotRow,
+    StoredInvitation, StoredKey, Table, UsageRows,
 };
 use crate::store::{RoomId, StoreResult};
 
@@ -97,7 +98,29 @@ impl ExportTx for Tx {
                  FROM audit_log ORDER BY id",
             )
             .await?;
+        let invitations = self
+            .fetch(&format!(
+                "SELECT {INVITATION_COLUMNS}, token_hash FROM invitations ORDER BY id"
+            ))
+            .await?;
+        let security_log = self
+            .fetch("SELECT id, user_id, action, ip, details, at FROM security_log ORDER BY id")
+            .await?;
+        let outbox = self
+            .fetch("SELECT id, recipient, subject, body, created_at FROM email_outbox ORDER BY id")
+            .await?;
         Ok(ControlRows {
+            invitations: invitations
+                .iter()
+                .map(|row| {
+                    Ok(StoredInvitation {
+                        invitation: invitation_row(row)?,
+                        token_hash: row.try_get("token_hash")?,
+                    })
+                })
+                .collect::<Result<_, sqlx::Error>>()?,
+            security_log: all(&security_log, security_event_row)?,
+            outbox: all(&outbox, outbox_row)?,
             users: all(&users, user_row)?,
             sessions: all(&sessions, session_row)?,
             tenants: all(&tenants, tenant_row)?,
@@ -292,6 +315,54 @@ impl ImportTx for Tx {
             .bind(event.ip.as_deref())
             .bind(&event.details)
             .bind(event.at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for stored in &rows.invitations {
+            let i = &stored.invitation;
+            sqlx::query(
+                "INSERT INTO invitations (id, tenant_id, email, role, token_hash, invited_by,
+                     created_at, expires_at, accepted_at, accepted_by, revoked_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(i.id.as_str())
+            .bind(i.tenant_id.as_str())
+            .bind(&i.email)
+            .bind(i.role.as_str())
+            .bind(stored.token_hash.as_slice())
+            .bind(i.invited_by.as_str())
+            .bind(i.created_at)
+            .bind(i.expires_at)
+            .bind(i.accepted_at)
+            .bind(i.accepted_by.as_ref().map(UserId::as_str))
+            .bind(i.revoked_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for event in &rows.security_log {
+            sqlx::query(
+                "INSERT INTO security_log (id, user_id, action, ip, details, at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(event.id)
+            .bind(event.user_id.as_str())
+            .bind(&event.action)
+            .bind(event.ip.as_deref())
+            .bind(&event.details)
+            .bind(event.at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for email in &rows.outbox {
+            sqlx::query(
+                "INSERT INTO email_outbox (id, recipient, subject, body, created_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(email.id)
+            .bind(&email.recipient)
+            .bind(&email.subject)
+            .bind(&email.body)
+            .bind(email.created_at)
             .execute(&mut *tx)
             .await?;
         }

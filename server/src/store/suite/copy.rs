@@ -148,6 +148,48 @@ async fn populate(source: &TestStore) -> Populated {
         };
         control.append_audit(&event).await.unwrap();
     }
+    // Invitations (one accepted), a user's security log and the email outbox.
+    let invited = crate::store::invitations::InvitationRow {
+        id: crate::ids::InvitationId::generate().unwrap(),
+        tenant_id: alice.tenant.id.clone(),
+        email: bob.user.email.clone(),
+        role: Role::Admin,
+        invited_by: alice.user.id.clone(),
+        created_at: 4_000,
+        expires_at: 9_000,
+        accepted_at: None,
+        accepted_by: None,
+        revoked_at: None,
+    };
+    control.create_invitation(&invited, &[7; 32]).await.unwrap();
+    control
+        .accept_invitation(&[7; 32], &bob.user.id, 4_500)
+        .await
+        .unwrap()
+        .unwrap();
+    for n in 0..2 {
+        control
+            .append_security_event(&crate::store::invitations::SecurityEventRow {
+                id: 0,
+                user_id: bob.user.id.clone(),
+                action: "login.failed".to_owned(),
+                ip: Some("192.0.2.1".to_owned()),
+                details: "{}".to_owned(),
+                at: 5_000 + n,
+            })
+            .await
+            .unwrap();
+        control
+            .queue_email(&crate::store::invitations::OutboxEmail {
+                id: 0,
+                recipient: bob.user.email.clone(),
+                subject: format!("notice {n}"),
+                body: "hello".to_owned(),
+                created_at: 5_000 + n,
+            })
+            .await
+            .unwrap();
+    }
 
     // Documents: a room with a snapshot and a log tail, one in a project with no project
     // row (anonymous access) and an awkward name, an empty one, a deleted one (a gap in
@@ -436,6 +478,27 @@ pub(super) async fn copy_story(dest: TestStore) {
     let newest = to.list_audit(a, None, 1).await.unwrap();
     assert_eq!(newest[0].action, "after.copy");
     assert_eq!(to.list_audit(a, None, 100).await.unwrap().len(), 4);
+    // The new tables' id counters moved past the copied ids too.
+    let bob_id = &made.bob.user.id;
+    to.append_security_event(&crate::store::invitations::SecurityEventRow {
+        id: 0,
+        user_id: bob_id.clone(),
+        action: "after.copy".to_owned(),
+        ip: None,
+        details: "{}".to_owned(),
+        at: 9_000,
+    })
+    .await
+    .unwrap();
+    let log = to.list_security_events(bob_id, None, 10).await.unwrap();
+    assert_eq!(log.len(), 3);
+    assert_eq!(log[0].action, "after.copy");
+    assert_eq!(
+        to.member_role(&made.alice.tenant.id, bob_id).await.unwrap(),
+        Some(Role::Admin),
+        "the accepted invitation's membership was copied"
+    );
+    assert_eq!(to.emails_to(&made.bob.user.email).await.unwrap().len(), 2);
     assert!(matches!(
         to.create_account(&account("alice@example.com", 9_000))
             .await,
