@@ -20,3 +20,6 @@ cargo test --workspace --locked "$@"
 # The npm package @tandem/client: built, packed, installed into a fresh project and
 # tested in Node and headless Chromium against the real binary.
 scripts/test-wasm.sh
+
+# The tenant dashboard in headless Chromium against the real binary.
+scripts/test-dashboard.sh
