@@ -13,6 +13,7 @@ import { startServer, launch, shot, waitFor } from './harness.mjs';
 let server;
 let browser;
 const providers = [];
+const docs = [];
 
 before(async () => {
   server = await startServer();
@@ -21,6 +22,8 @@ before(async () => {
 
 after(async () => {
   for (const p of providers) p.destroy();
+  // A document's awareness keeps a timer until the document is destroyed.
+  for (const d of docs) d.destroy();
   await browser?.close();
   server?.stop();
 });
@@ -81,6 +84,7 @@ test('a new user signs up, connects a client and watches it live', async () => {
   const room = 'doc-1';
   const token = await mint(key, 'ada', 'Ada Lovelace', room);
   const doc = new Y.Doc();
+  docs.push(doc);
   const provider = new WebsocketProvider(`${server.wsBase}/v1/connect`, room, doc, {
     WebSocketPolyfill: WebSocket,
     params: { token },
@@ -126,6 +130,7 @@ test('a new user signs up, connects a client and watches it live', async () => {
   // A second client shows up too.
   const token2 = await mint(key, 'grace', 'Grace Hopper', room);
   const doc2 = new Y.Doc();
+  docs.push(doc2);
   const provider2 = new WebsocketProvider(`${server.wsBase}/v1/connect`, room, doc2, { WebSocketPolyfill: WebSocket, params: { token: token2 } });
   providers.push(provider2);
   provider2.awareness.setLocalStateField('user', { name: 'Grace Hopper', color: '#10b981' });

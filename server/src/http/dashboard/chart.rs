@@ -48,7 +48,10 @@ pub(super) fn bars(spec: &ChartSpec<'_>) -> (String, bool) {
     } else {
         max_value
     };
-    let scale_max = nice_ceiling((top_value * 1.1).max(1.0));
+    // Gridlines every `step` (1, 2 or 5 × 10ⁿ), four or five of them.
+    let step = nice_ceiling((top_value * 1.1).max(1.0) / 4.0);
+    let lines = ((top_value * 1.1).max(1.0) / step).ceil().max(1.0);
+    let scale_max = step * lines;
     let plot_w = W - LEFT - RIGHT;
     let plot_h = H - TOP - BOTTOM;
     let y = |v: f64| TOP + plot_h - (v / scale_max) * plot_h;
@@ -58,8 +61,8 @@ pub(super) fn bars(spec: &ChartSpec<'_>) -> (String, bool) {
         r#"<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="{}" preserveAspectRatio="xMidYMid meet">"#,
         esc(spec.title)
     );
-    for i in 0..=4 {
-        let v = scale_max * f64::from(i) / 4.0;
+    for i in 0..=(lines as u32) {
+        let v = step * f64::from(i);
         let gy = y(v);
         let _ = write!(
             svg,
@@ -72,7 +75,7 @@ pub(super) fn bars(spec: &ChartSpec<'_>) -> (String, bool) {
     }
     let n = spec.labels.len().max(1);
     let slot = plot_w / n as f64;
-    let group = slot * 0.78;
+    let group = (slot * 0.78).min(56.0);
     let per = group / spec.series.len().max(1) as f64;
     for (si, series) in spec.series.iter().enumerate() {
         for (i, value) in series.values.iter().enumerate() {

@@ -23,6 +23,7 @@ use crate::http::ws::{valid_room_name, MAX_ROOM_NAME};
 use crate::http::AppState;
 use crate::rooms::RoomKey;
 use crate::store::control::Role;
+use crate::store::usage::HOUR_MS;
 
 /// Rooms per page.
 const PAGE: u32 = 25;
@@ -160,7 +161,17 @@ pub(super) async fn list(
                 last_activity: if connections > 0 {
                     "now".to_owned()
                 } else {
-                    last.map_or_else(|| "—".to_owned(), |at| ago(at, now))
+                    last.map_or_else(
+                        || "—".to_owned(),
+                        |hour| {
+                            // Usage is counted per hour: say which hour, not a minute.
+                            if hour + HOUR_MS > now {
+                                "this hour".to_owned()
+                            } else {
+                                ago(hour + HOUR_MS, now)
+                            }
+                        },
+                    )
                 },
                 created: when(r.created_at),
             }

@@ -66,13 +66,21 @@ pub(super) async fn audit(
             })
         })
         .flatten();
+    // People by email rather than by id, where they are (still) members.
+    let members = state.control.list_members(&ctx.access).await?;
+    let actor = |id: &str| {
+        members
+            .iter()
+            .find(|m| m.user_id.as_str() == id)
+            .map_or_else(|| id.to_owned(), |m| m.email.clone())
+    };
     let events = rows
         .iter()
         .filter(|r| filter.is_empty() || r.action.starts_with(&filter))
         .map(|r| EventView {
             at: when(r.at),
             action: r.action.clone(),
-            actor: r.actor.clone(),
+            actor: actor(&r.actor),
             target: r.target.clone().unwrap_or_default(),
             ip: r.ip.clone().unwrap_or_default(),
             details: if r.details == "{}" {

@@ -23,6 +23,7 @@ struct Chart {
     id: &'static str,
     title: &'static str,
     series: String,
+    names: Vec<String>,
     total: String,
     limit: Option<String>,
     svg: String,
@@ -138,6 +139,7 @@ fn chart(
             .map(|s| s.name)
             .collect::<Vec<_>>()
             .join(" / "),
+        names: series.iter().map(|s| s.name.to_owned()).collect(),
         total,
         limit,
         svg,
@@ -248,7 +250,7 @@ pub(super) async fn page(
             }],
             None,
             &count,
-            count(total_minutes),
+            format!("total {}", count(total_minutes)),
         ),
         chart(
             "messages",
@@ -256,18 +258,18 @@ pub(super) async fn page(
             &labels,
             &[
                 Series {
-                    name: "in",
+                    name: "messages in",
                     values: values(&|b| b.messages_in),
                 },
                 Series {
-                    name: "out",
+                    name: "messages out",
                     values: values(&|b| b.messages_out),
                 },
             ],
             None,
             &count,
             format!(
-                "{} in / {} out",
+                "total {} in / {} out",
                 sum(&|b| b.messages_in),
                 sum(&|b| b.messages_out)
             ),
@@ -278,18 +280,18 @@ pub(super) async fn page(
             &labels,
             &[
                 Series {
-                    name: "in",
+                    name: "bytes in",
                     values: values(&|b| b.bytes_in),
                 },
                 Series {
-                    name: "out",
+                    name: "bytes out",
                     values: values(&|b| b.bytes_out),
                 },
             ],
             None,
             &byte_count,
             format!(
-                "{} in / {} out",
+                "total {} in / {} out",
                 bytes(sum(&|b| b.bytes_in)),
                 bytes(sum(&|b| b.bytes_out))
             ),
