@@ -342,6 +342,7 @@ impl Config {
             secure_cookies: public_url
                 .as_deref()
                 .is_some_and(|u| u.starts_with("https://")),
+            public_url: public_url.clone(),
             token_max_ttl: dur(cli.token_max_ttl, file.token_max_ttl, c.token_max_ttl),
             session_ttl: dur(cli.session_ttl, file.session_ttl, c.session_ttl),
             login_failures_per_account: cli

@@ -25,6 +25,9 @@ pub struct ControlConfig {
     pub max_roll_grace: Duration,
     /// Session cookies get `Secure` (served over TLS, `--public-url https://…`).
     pub secure_cookies: bool,
+    /// The server's public URL (`--public-url`), if configured: cross-site checks accept
+    /// its origin besides the request's own `Host`.
+    pub public_url: Option<String>,
     /// The plan new tenants start on.
     pub default_plan: String,
     /// Failed logins per account allowed in `login_window`.
@@ -45,6 +48,7 @@ impl Default for ControlConfig {
             token_default_ttl: Duration::from_secs(3600),
             max_roll_grace: Duration::from_secs(7 * 24 * 3600),
             secure_cookies: false,
+            public_url: None,
             default_plan: "free".to_owned(),
             login_failures_per_account: 5,
             login_failures_per_ip: 30,

@@ -49,6 +49,10 @@ pub enum ApiError {
     /// The body is larger than the route accepts.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// A state-changing request a page on another site made a browser send
+    /// (see [`super::csrf`]).
+    #[error("{0}")]
+    CrossSite(String),
     /// No such route.
     #[error("no such route")]
     NoRoute,
@@ -187,6 +191,12 @@ impl ApiError {
                     self.to_string(),
                 )
             },
+            ApiError::CrossSite(d) => m(
+                StatusCode::FORBIDDEN,
+                "cross_site_request",
+                "Cross-site request refused",
+                d.clone(),
+            ),
             ApiError::NoRoute => m(
                 StatusCode::NOT_FOUND,
                 "not_found",

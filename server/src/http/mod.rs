@@ -4,6 +4,7 @@
 //! control plane or the engine; they hold no logic of their own.
 
 pub mod api;
+pub mod csrf;
 pub mod dashboard;
 pub mod docs;
 pub mod error;
@@ -71,10 +72,18 @@ pub fn build_app(state: AppState) -> Router {
     let keys = state.key_limits.clone();
     spawn_pruning(Arc::new(move || keys.retain_recent()));
     let (api, spec) = api::split(max_update, ip_layers);
+    // Every state-changing API call a cookie can authenticate refuses cross-site requests
+    // and form posts (a bearer credential is never attached by a browser on its own).
+    let api = csrf::protect(
+        api,
+        csrf::CsrfPolicy::json_api(state.control.config().public_url.as_deref()),
+    );
     let spec_json = spec.to_pretty_json().unwrap_or_else(|_| "{}".to_owned());
     Router::new()
         .merge(api)
-        .merge(dashboard::router())
+        .merge(dashboard::router(
+            state.control.config().public_url.as_deref(),
+        ))
         .merge(docs::router(spec_json))
         .merge(health::router())
         .merge(metrics::router())

@@ -230,3 +230,110 @@ async fn keyed_requests_carry_the_ratelimit_fields() {
     assert_eq!(headers["ratelimit-policy"], "\"per-key\";q=600;w=60");
     assert_eq!(headers["ratelimit"], "\"per-key\";r=599;t=1");
 }
+
+/// Every state-changing operation a session cookie can authenticate (and signup, login
+/// and logout, which set or end it) refuses a cross-site request with 403
+/// `cross_site_request` before anything else runs, whether the browser sends Fetch
+/// Metadata or only `Origin`; a body-less form post is refused with 415; the same
+/// request from the server's own origin, or with a bearer credential, is not refused.
+#[tokio::test]
+async fn every_state_changing_cookie_route_refuses_cross_site_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(&dir).await;
+    let spec: serde_json::Value = serde_json::from_str(&api::openapi_json()).unwrap();
+    let cookie = format!("{}={}", extract::SESSION_COOKIE, "a".repeat(43));
+    let mut checked = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        let concrete = path
+            .replace("{tenantId}", "ten_000000000000000000000000")
+            .replace("{projectId}", "prj_000000000000000000000000")
+            .replace("{keyId}", "key_000000000000000000000000")
+            .replace("{userId}", "usr_000000000000000000000000")
+            .replace("{roomId}", "room-1")
+            .replace("{room}", "room-1");
+        for (method, operation) in item.as_object().unwrap() {
+            if method == "get" {
+                continue;
+            }
+            let security = operation["security"].as_array();
+            let by_cookie = security.is_none_or(|s| s.iter().any(|r| r.get("session").is_some()));
+            if !by_cookie {
+                continue;
+            }
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let cases: [&[(&str, &str)]; 4] = [
+                &[("sec-fetch-site", "cross-site")],
+                &[("sec-fetch-site", "same-site")],
+                &[("origin", "https://evil.example")],
+                &[("origin", "null")],
+            ];
+            for headers in cases {
+                let mut builder = Request::builder()
+                    .method(method.clone())
+                    .uri(&concrete)
+                    .header("host", "127.0.0.1:8080")
+                    .header("cookie", &cookie)
+                    .header("content-type", "application/json");
+                for (name, value) in headers {
+                    builder = builder.header(*name, *value);
+                }
+                let (status, headers_out, body) =
+                    send(&app, builder.body(Body::from("{}")).unwrap()).await;
+                assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path} {headers:?}");
+                assert_eq!(headers_out["content-type"], "application/problem+json");
+                let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                assert_eq!(problem["code"], "cross_site_request", "{method} {path}");
+            }
+            // A body-less form post from a browser that sends neither header.
+            let request = Request::builder()
+                .method(method.clone())
+                .uri(&concrete)
+                .header("cookie", &cookie)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::empty())
+                .unwrap();
+            let (status, _, _) = send(&app, request).await;
+            assert_eq!(
+                status,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "{method} {path} form"
+            );
+            // The server's own origin is not refused by the guard.
+            for same in [
+                ("sec-fetch-site", "same-origin"),
+                ("origin", "http://127.0.0.1:8080"),
+            ] {
+                let request = Request::builder()
+                    .method(method.clone())
+                    .uri(&concrete)
+                    .header("host", "127.0.0.1:8080")
+                    .header("cookie", &cookie)
+                    .header("content-type", "application/json")
+                    .header(same.0, same.1)
+                    .body(Body::from("{}"))
+                    .unwrap();
+                let (status, _, body) = send(&app, request).await;
+                let problem: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                assert_ne!(problem["code"], "cross_site_request", "{method} {path}");
+                assert_ne!(
+                    status,
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "{method} {path}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 14, "only {checked} cookie routes checked");
+    // A bearer credential is not something a browser attaches on its own.
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/tenants/ten_000000000000000000000000/projects")
+        .header("authorization", "Bearer pat_nope")
+        .header("sec-fetch-site", "cross-site")
+        .header("content-type", "application/json")
+        .body(Body::from("{}"))
+        .unwrap();
+    let (status, _, _) = send(&app, request).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

@@ -174,16 +174,26 @@ fn document_common_errors(spec: &mut OpenApi) {
         if path == "/v1/connect/{room}" {
             continue; // refusals there are WebSocket close codes
         }
-        for operation in [
-            &mut item.get,
-            &mut item.post,
-            &mut item.put,
-            &mut item.patch,
-            &mut item.delete,
+        for (state_changing, operation) in [
+            (false, &mut item.get),
+            (true, &mut item.post),
+            (true, &mut item.put),
+            (true, &mut item.patch),
+            (true, &mut item.delete),
         ]
         .into_iter()
-        .flatten()
+        .filter_map(|(changing, op)| op.as_mut().map(|op| (changing, op)))
         {
+            // What a cookie can authenticate (or what sets the cookie) is behind the
+            // cross-site guard (`http::csrf`): 403 cross-site, 415 a form media type.
+            let cookie_route = operation.security.as_ref().is_none_or(|s| {
+                s.is_empty()
+                    || s.iter().any(|req| {
+                        serde_json::to_value(req)
+                            .ok()
+                            .is_some_and(|v| v.get("session").is_some())
+                    })
+            });
             let json_body = operation.request_body.as_ref().is_some_and(|b| match b {
                 RefOr::T(body) => body.content.contains_key("application/json"),
                 RefOr::Ref(_) => false,
@@ -199,6 +209,16 @@ fn document_common_errors(spec: &mut OpenApi) {
                 add("400", "Malformed body");
                 add("413", "Body too large");
                 add("415", "Body is not JSON");
+            }
+            if state_changing && cookie_route {
+                add(
+                    "403",
+                    "Cross-site request refused (`cross_site_request`: Sec-Fetch-Site or Origin names another site)",
+                );
+                add(
+                    "415",
+                    "A form media type (only JSON or no body is accepted)",
+                );
             }
             let limited = operation.security.as_ref().is_some_and(|s| !s.is_empty())
                 || matches!(

@@ -2,7 +2,7 @@
 //! the top-level `dashboard/templates`, compiled in) and their static assets (compiled
 //! in too: nothing is loaded from elsewhere). Handlers are adapters only: they call the
 //! same [`ControlPlane`](crate::control::ControlPlane) and [`Rooms`](crate::rooms::Rooms)
-//! operations as the REST API. Every state-changing request passes [`guard`] first.
+//! operations as the REST API. Every state-changing request passes the guard first.
 
 mod auth;
 mod chart;
@@ -24,10 +24,10 @@ use axum::Router;
 use super::AppState;
 
 /// The dashboard's routes (and `/` redirecting to it).
-pub fn router() -> Router<AppState> {
+pub fn router(public_url: Option<&str>) -> Router<AppState> {
     let tenant = "/dashboard/t/{tenant}";
     let project = "/dashboard/t/{tenant}/p/{project}";
-    Router::new()
+    let routes = Router::new()
         .route("/", get(|| async { Redirect::to("/dashboard") }))
         .route("/dashboard", get(auth::home))
         .route("/dashboard/", get(auth::home))
@@ -66,9 +66,8 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{tenant}/usage"), get(usage::page))
         .route(&format!("{tenant}/plan"), get(usage::plan))
         .route(&format!("{tenant}/audit"), get(tenant::audit))
-        .route(&format!("{tenant}/team"), get(tenant::team))
-        .layer(axum::middleware::from_fn(guard::same_origin))
-        .layer(axum::middleware::map_response(security_headers))
+        .route(&format!("{tenant}/team"), get(tenant::team));
+    guard::protect(routes, public_url).layer(axum::middleware::map_response(security_headers))
 }
 
 /// Every path the guard must protect: the dashboard's state-changing routes, with
