@@ -13,6 +13,7 @@ mod render;
 mod rooms;
 mod session;
 mod tenant;
+mod tokens;
 mod usage;
 
 use axum::extract::Path;
@@ -66,7 +67,24 @@ pub fn router(public_url: Option<&str>) -> Router<AppState> {
         .route(&format!("{tenant}/usage"), get(usage::page))
         .route(&format!("{tenant}/plan"), get(usage::plan))
         .route(&format!("{tenant}/audit"), get(tenant::audit))
-        .route(&format!("{tenant}/team"), get(tenant::team));
+        .route(&format!("{tenant}/team"), get(tenant::team))
+        .route(
+            &format!("{tenant}/team/{{user}}/role"),
+            post(tenant::set_role),
+        )
+        .route(
+            &format!("{tenant}/team/{{user}}/remove"),
+            post(tenant::remove),
+        )
+        .route(&format!("{tenant}/leave"), post(tenant::leave))
+        .route(
+            &format!("{tenant}/tokens"),
+            get(tokens::list).post(tokens::create),
+        )
+        .route(
+            &format!("{tenant}/tokens/{{key}}/revoke"),
+            post(tokens::revoke),
+        );
     guard::protect(routes, public_url).layer(axum::middleware::map_response(security_headers))
 }
 
@@ -86,6 +104,11 @@ pub(crate) const STATE_CHANGING: &[&str] = &[
     "/dashboard/t/{tenant}/p/{project}/keys/{key}/revoke",
     "/dashboard/t/{tenant}/p/{project}/room/broadcast?name=r",
     "/dashboard/t/{tenant}/p/{project}/room/delete?name=r",
+    "/dashboard/t/{tenant}/team/{user}/role",
+    "/dashboard/t/{tenant}/team/{user}/remove",
+    "/dashboard/t/{tenant}/leave",
+    "/dashboard/t/{tenant}/tokens",
+    "/dashboard/t/{tenant}/tokens/{key}/revoke",
 ];
 
 /// Pages may not be framed, and load nothing from other origins.

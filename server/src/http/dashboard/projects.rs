@@ -37,19 +37,19 @@ struct ProjectsPage {
     can_admin: bool,
 }
 
-struct KeyView {
-    id: String,
-    name: String,
-    prefix: String,
-    kind: &'static str,
-    status: &'static str,
-    created: String,
-    last_used: String,
-    expires: String,
+pub(super) struct KeyView {
+    pub(super) id: String,
+    pub(super) name: String,
+    pub(super) prefix: String,
+    pub(super) kind: &'static str,
+    pub(super) status: &'static str,
+    pub(super) created: String,
+    pub(super) last_used: String,
+    pub(super) expires: String,
 }
 
 impl KeyView {
-    fn new(row: &KeyRow, now: i64) -> Self {
+    pub(super) fn new(row: &KeyRow, now: i64) -> Self {
         let status = match (row.revoked_at, row.expires_at) {
             (Some(_), _) => "revoked",
             (None, Some(at)) if at <= now => "expired",

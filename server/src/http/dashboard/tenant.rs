@@ -4,10 +4,19 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 
-use super::error::{render, DashResult};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
+use axum::Form;
+
+use super::error::{render, render_status, DashError, DashResult};
 use super::render::{query_value, when};
 use super::session::{Chrome, Ctx, DashUser};
+use crate::control::ControlError;
+use crate::http::api::parse_id;
+use crate::http::extract::Meta;
 use crate::http::AppState;
+use crate::ids::UserId;
+use crate::store::control::Role;
 
 /// Events per page.
 const PAGE: u32 = 50;
@@ -99,6 +108,7 @@ pub(super) async fn audit(
 }
 
 struct MemberView {
+    id: String,
     email: String,
     role: &'static str,
     since: String,
@@ -110,6 +120,7 @@ struct MemberView {
 struct TeamPage {
     chrome: Chrome,
     members: Vec<MemberView>,
+    can_admin: bool,
 }
 
 /// The tenant's members.
@@ -118,19 +129,110 @@ pub(super) async fn team(
     DashUser(auth): DashUser,
     Path(tenant): Path<String>,
 ) -> DashResult {
-    let mut ctx = Ctx::load(&state, auth, &tenant, None, "team").await?;
+    let ctx = Ctx::load(&state, auth, &tenant, None, "team").await?;
+    team_page(&state, ctx, StatusCode::OK, None).await
+}
+
+async fn team_page(
+    state: &AppState,
+    mut ctx: Ctx,
+    status: StatusCode,
+    error: Option<String>,
+) -> DashResult {
     ctx.crumb("Team");
+    ctx.chrome.error = error;
     let members = state.control.list_members(&ctx.access).await?;
-    Ok(render(&TeamPage {
-        members: members
-            .iter()
-            .map(|m| MemberView {
-                email: m.email.clone(),
-                role: m.role.as_str(),
-                since: when(m.created_at),
-                you: m.user_id == ctx.access.user.id,
-            })
-            .collect(),
-        chrome: ctx.chrome,
-    }))
+    Ok(render_status(
+        status,
+        &TeamPage {
+            can_admin: ctx.can_admin(),
+            members: members
+                .iter()
+                .map(|m| MemberView {
+                    id: m.user_id.to_string(),
+                    email: m.email.clone(),
+                    role: m.role.as_str(),
+                    since: when(m.created_at),
+                    you: m.user_id == ctx.access.user.id,
+                })
+                .collect(),
+            chrome: ctx.chrome,
+        },
+    ))
+}
+
+/// After a team change: the team page again, with the problem if it failed.
+async fn after_team(state: &AppState, ctx: Ctx, result: Result<(), DashError>) -> DashResult {
+    match result {
+        Ok(()) => Ok(Redirect::to(&format!("{}/team", ctx.base())).into_response()),
+        Err(DashError::SignIn) => Err(DashError::SignIn),
+        Err(error) => {
+            let (status, detail) = error.detail();
+            team_page(state, ctx, status, Some(detail)).await
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct RoleForm {
+    role: String,
+}
+
+/// Changes a member's role (admin; only owners make owners).
+pub(super) async fn set_role(
+    State(state): State<AppState>,
+    DashUser(auth): DashUser,
+    Meta(meta): Meta,
+    Path((tenant, user)): Path<(String, String)>,
+    Form(form): Form<RoleForm>,
+) -> DashResult {
+    let ctx = Ctx::load(&state, auth, &tenant, None, "team").await?;
+    let result = async {
+        let user_id: UserId = parse_id(&user)?;
+        let role = Role::parse(&form.role).ok_or_else(|| {
+            ControlError::Invalid("the role is owner, admin or member".to_owned())
+        })?;
+        state
+            .control
+            .set_member_role(&ctx.access, &user_id, role, &meta)
+            .await?;
+        Ok::<_, DashError>(())
+    }
+    .await;
+    after_team(&state, ctx, result).await
+}
+
+/// Removes a member (admin).
+pub(super) async fn remove(
+    State(state): State<AppState>,
+    DashUser(auth): DashUser,
+    Meta(meta): Meta,
+    Path((tenant, user)): Path<(String, String)>,
+) -> DashResult {
+    let ctx = Ctx::load(&state, auth, &tenant, None, "team").await?;
+    let result = async {
+        let user_id: UserId = parse_id(&user)?;
+        state
+            .control
+            .remove_member(&ctx.access, &user_id, &meta)
+            .await?;
+        Ok::<_, DashError>(())
+    }
+    .await;
+    after_team(&state, ctx, result).await
+}
+
+/// Leaves the tenant (refused for its last owner).
+pub(super) async fn leave(
+    State(state): State<AppState>,
+    DashUser(auth): DashUser,
+    Meta(meta): Meta,
+    Path(tenant): Path<String>,
+) -> DashResult {
+    let ctx = Ctx::load(&state, auth, &tenant, None, "team").await?;
+    let me = ctx.access.user.id.clone();
+    match state.control.remove_member(&ctx.access, &me, &meta).await {
+        Ok(()) => Ok(Redirect::to("/dashboard").into_response()),
+        Err(error) => after_team(&state, ctx, Err(error.into())).await,
+    }
 }

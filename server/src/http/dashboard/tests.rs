@@ -52,6 +52,7 @@ struct Account {
     tenant: String,
     project: String,
     key: String,
+    user: String,
 }
 
 async fn account(control: &ControlPlane) -> Account {
@@ -73,6 +74,7 @@ async fn account(control: &ControlPlane) -> Account {
         tenant: created.account.tenant.id.to_string(),
         project: created.account.project.id.to_string(),
         key: created.secret_key.row.id.to_string(),
+        user: created.account.user.id.to_string(),
     }
 }
 
@@ -81,10 +83,11 @@ fn path(template: &str, a: &Account) -> String {
         .replace("{tenant}", &a.tenant)
         .replace("{project}", &a.project)
         .replace("{key}", &a.key)
+        .replace("{user}", &a.user)
 }
 
 const FORM: &str = "application/x-www-form-urlencoded";
-const BODY: &str = "name=renamed&confirm=development&kind=secret&grace=0&enabled=true&event=%7B%7D&email=a%40b.c&password=xxxxxxxxxxxx&tenant_name=t";
+const BODY: &str = "role=member&days=0&name=renamed&confirm=development&kind=secret&grace=0&enabled=true&event=%7B%7D&email=a%40b.c&password=xxxxxxxxxxxx&tenant_name=t";
 
 #[tokio::test]
 async fn every_state_changing_route_refuses_cross_site_and_bodyless_posts() {
