@@ -87,6 +87,11 @@ prefixed_id!(
     KeyId,
     "key_"
 );
+prefixed_id!(
+    /// An invitation to join a tenant (the id, never the token of its link).
+    InvitationId,
+    "inv_"
+);
 
 fn random_hex() -> Result<String, RandomError> {
     let mut bytes = [0u8; 12];

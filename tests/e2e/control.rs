@@ -163,7 +163,7 @@ async fn passwords_are_argon2id_and_repeated_failures_get_429() {
     );
     assert!(!hash.contains(&account.password));
 
-    // The default limit: 5 failures per account in the window.
+    // The default limit: 5 failures per (account, address) in the window.
     for attempt in 1..=5 {
         let r = server.login(&account.email, "wrong password!").await;
         assert_eq!(r.status, 401, "attempt {attempt}: {}", r.text());
@@ -254,7 +254,15 @@ const V1_ROUTES: &[(&str, &str)] = &[
         "/v1/tenants/{tenantId}/projects/{projectId}/keys/{keyId}/roll",
     ),
     ("GET", "/v1/tenants/{tenantId}/members"),
-    ("POST", "/v1/tenants/{tenantId}/members"),
+    ("GET", "/v1/tenants/{tenantId}/invitations"),
+    ("POST", "/v1/tenants/{tenantId}/invitations"),
+    (
+        "POST",
+        "/v1/tenants/{tenantId}/invitations/{invitationId}/revoke",
+    ),
+    ("POST", "/v1/invitations/accept"),
+    ("POST", "/v1/tenants/{tenantId}/leave"),
+    ("GET", "/v1/me/security-log"),
     ("PATCH", "/v1/tenants/{tenantId}/members/{userId}"),
     ("DELETE", "/v1/tenants/{tenantId}/members/{userId}"),
     ("GET", "/v1/tenants/{tenantId}/personal-access-tokens"),

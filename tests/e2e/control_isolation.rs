@@ -318,11 +318,13 @@ async fn a_session_cannot_reach_another_tenant() {
         ),
         ("POST", "/v1/tenants/{t}/projects/{p}/keys/{k}/revoke", None),
         ("GET", "/v1/tenants/{t}/members", None),
+        ("GET", "/v1/tenants/{t}/invitations", None),
         (
             "POST",
-            "/v1/tenants/{t}/members",
+            "/v1/tenants/{t}/invitations",
             Some(json!({"email": w.a.email, "role": "owner"})),
         ),
+        ("POST", "/v1/tenants/{t}/leave", None),
         (
             "PATCH",
             "/v1/tenants/{t}/members/{u}",

@@ -8,6 +8,7 @@ mod bad_input;
 mod cluster;
 mod cluster_support;
 mod control;
+mod control_invitations;
 mod control_isolation;
 mod control_keys;
 mod control_rooms;

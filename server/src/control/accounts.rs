@@ -35,6 +35,9 @@ pub struct SignedUp {
     pub tenant: TenantRow,
     /// The first project.
     pub project: ProjectRow,
+    /// Whether the account was created: `false` when the email was taken (the rows
+    /// are then a decoy that exists nowhere; see [`ControlPlane::signup`]).
+    pub created: bool,
 }
 
 /// A new login session. `cookie_value` goes into the cookie and nowhere else.
@@ -82,9 +85,9 @@ fn session_hash(cookie_value: &str) -> [u8; 32] {
 
 fn password_error(error: PasswordError) -> ControlError {
     match error {
-        PasswordError::TooShort { .. } | PasswordError::TooLong { .. } => {
-            ControlError::Invalid(error.to_string())
-        }
+        PasswordError::TooShort { .. }
+        | PasswordError::TooLong { .. }
+        | PasswordError::TooWeak(_) => ControlError::Invalid(error.to_string()),
         other => ControlError::Internal(other.to_string()),
     }
 }
@@ -97,10 +100,43 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 impl ControlPlane {
     /// Signs a user up: creates the user, a tenant they own, and a first project.
+    ///
+    /// A taken email gets the same answer after the same work (`created: false`, with
+    /// ids that exist nowhere), so signup does not reveal which emails are registered;
+    /// the account's owner gets a notice in the email outbox and their security log
+    /// instead. The caller must not start a session for an uncreated account.
     pub async fn signup(&self, signup: Signup, meta: &RequestMeta) -> ControlResult<SignedUp> {
+        match self.create_account(signup, meta).await? {
+            Ok(created) => Ok(created),
+            Err(decoy) => {
+                if let Some(existing) = self.store().user_by_email(&decoy.user.email).await? {
+                    self.record_security_event(
+                        &existing.id,
+                        "signup.attempted",
+                        meta,
+                        serde_json::json!({}),
+                    )
+                    .await;
+                    self.send_email(
+                        &existing.email,
+                        "Someone tried to sign up with your email",
+                        "Someone (maybe you) tried to create a Tandem account with this email, which already has one. Nothing was changed.\n\nIf it was you, sign in instead. If not, you can ignore this email; your security log lists the attempt.",
+                    )
+                    .await;
+                }
+                Ok(decoy)
+            }
+        }
+    }
+
+    /// Creates the account; `Err(decoy)` (uncreated rows) if the email is taken.
+    async fn create_account(
+        &self,
+        signup: Signup,
+        meta: &RequestMeta,
+    ) -> ControlResult<Result<SignedUp, SignedUp>> {
         let email =
             normalize_email(&signup.email).map_err(|e| ControlError::Invalid(e.to_string()))?;
-        password::check_password_policy(&signup.password).map_err(password_error)?;
         let tenant_name = match signup.tenant_name {
             Some(name) => check_name("tenant name", &name)?,
             None => email
@@ -110,10 +146,17 @@ impl ControlPlane {
                 .unwrap_or("my team")
                 .to_owned(),
         };
+        let local = email.as_str().split('@').next().unwrap_or_default();
+        password::check_password_policy(
+            &signup.password,
+            &[email.as_str(), local, &tenant_name, "tandem"],
+        )
+        .map_err(password_error)?;
         let project_name = check_name(
             "project name",
             signup.project_name.as_deref().unwrap_or("development"),
         )?;
+        // Hashed whether or not the email is taken: the same work either way.
         let plain = signup.password;
         let hash = blocking(move || password::hash_password(&plain))
             .await?
@@ -143,15 +186,18 @@ impl ControlPlane {
             tenant,
             project,
         };
-        self.store()
-            .create_account(&account)
-            .await
-            .map_err(|e| match ControlError::from(e) {
-                ControlError::Conflict(_) => {
-                    ControlError::Conflict("an account with this email already exists".to_owned())
-                }
-                other => other,
-            })?;
+        let created = self.store().create_account(&account).await;
+        let signed_up = |created| SignedUp {
+            user: account.user.clone(),
+            tenant: account.tenant.clone(),
+            project: account.project.clone(),
+            created,
+        };
+        match created.map_err(ControlError::from) {
+            Ok(()) => {}
+            Err(ControlError::Conflict(_)) => return Ok(Err(signed_up(false))),
+            Err(other) => return Err(other),
+        }
         self.audit(AuditEvent {
             tenant_id: &account.tenant.id,
             project_id: None,
@@ -162,16 +208,17 @@ impl ControlPlane {
             details: serde_json::json!({ "email": account.user.email }),
         })
         .await;
-        Ok(SignedUp {
-            user: account.user,
-            tenant: account.tenant,
-            project: account.project,
-        })
+        Ok(Ok(signed_up(true)))
     }
 
     /// Checks an email and password. Refused with [`ControlError::TooManyAttempts`]
-    /// after too many failures for the account or from the IP (before hashing anything);
-    /// a wrong email and a wrong password get the same answer in about the same time.
+    /// after too many failures for the (account, client IP) pair or from the IP, before
+    /// anything is hashed. The attempt is counted before the password is checked (and
+    /// given back if it was right), so parallel guesses cannot outrun the limit. A
+    /// stranger's failures from elsewhere never lock the owner out: the account is
+    /// limited per address, not as a whole. A wrong email and a wrong password get the
+    /// same answer after the same work (an unknown email is verified against a dummy
+    /// hash).
     pub async fn login(
         &self,
         email: &str,
@@ -181,25 +228,39 @@ impl ControlPlane {
         const WRONG: &str = "wrong email or password";
         let config = self.config();
         let window = config.login_window;
+        let ip = meta.ip.as_deref().unwrap_or("-");
         // An unparseable email still counts against the IP.
-        let account_key = normalize_email(email)
-            .map(|e| format!("acct:{}", e.as_str()))
-            .ok();
+        let email = normalize_email(email).ok();
+        let pair_key = email.as_ref().map(|e| format!("pair:{} {ip}", e.as_str()));
         let ip_key = meta.ip.as_ref().map(|ip| format!("ip:{ip}"));
         let throttle = &self.inner.throttle;
-        for (key, limit) in [
-            (&account_key, config.login_failures_per_account),
-            (&ip_key, config.login_failures_per_ip),
-        ] {
-            if let Some(key) = key {
-                throttle
-                    .check(key, limit, window)
-                    .map_err(|retry_after| ControlError::TooManyAttempts { retry_after })?;
-            }
+        let mut keys = Vec::new();
+        if let Some(key) = &pair_key {
+            keys.push((key.as_str(), config.login_failures_per_account));
         }
-        let user = match &account_key {
-            Some(key) => self.store().user_by_email(&key["acct:".len()..]).await?,
-            None => None,
+        if let Some(key) = &ip_key {
+            keys.push((key.as_str(), config.login_failures_per_ip));
+        }
+        throttle
+            .reserve(&keys, window)
+            .map_err(|refusal| ControlError::TooManyAttempts {
+                retry_after: refusal.retry_after,
+                limit: refusal.limit,
+                window,
+            })?;
+        let user = match &email {
+            Some(email) => self.store().user_by_email(email.as_str()).await,
+            None => Ok(None),
+        };
+        let user = match user {
+            Ok(user) => user,
+            Err(error) => {
+                // Not an attempt at a password: give the reservations back.
+                for key in [&pair_key, &ip_key].into_iter().flatten() {
+                    throttle.release(key);
+                }
+                return Err(error.into());
+            }
         };
         let plain = password.to_owned();
         let verified = match &user {
@@ -214,19 +275,21 @@ impl ControlPlane {
                 false
             }
         };
-        let Some(user) = user.filter(|_| verified) else {
-            for key in [&account_key, &ip_key].into_iter().flatten() {
-                throttle.record_failure(key, window);
-            }
-            if let Some(key) = &account_key {
-                if let Some(user) = self.store().user_by_email(&key["acct:".len()..]).await? {
-                    self.audit_user_tenants(&user, "login.failed", meta).await;
+        let user = match user {
+            Some(user) if verified => user,
+            other => {
+                // The failure stays counted (it was reserved above).
+                if let Some(user) = other {
+                    self.log_login(&user.id, "login.failed", meta);
                 }
+                return Err(ControlError::Unauthenticated(WRONG));
             }
-            return Err(ControlError::Unauthenticated(WRONG));
         };
-        if let Some(key) = &account_key {
+        if let Some(key) = &pair_key {
             throttle.reset(key);
+        }
+        if let Some(key) = &ip_key {
+            throttle.release(key);
         }
         if password::needs_rehash(&user.password_hash) {
             let plain = password.to_owned();
@@ -236,28 +299,23 @@ impl ControlPlane {
                 }
             }
         }
-        self.audit_user_tenants(&user, "login.succeeded", meta)
-            .await;
+        self.log_login(&user.id, "login.succeeded", meta);
         Ok(user)
     }
 
-    async fn audit_user_tenants(&self, user: &UserRow, action: &str, meta: &RequestMeta) {
-        match self.store().tenants_of_user(&user.id).await {
-            Ok(tenants) => {
-                for (tenant, _) in tenants {
-                    self.audit(AuditEvent {
-                        tenant_id: &tenant.id,
-                        project_id: None,
-                        actor: user.id.as_str(),
-                        action,
-                        target: Some(user.id.as_str()),
-                        meta,
-                        details: serde_json::json!({}),
-                    })
-                    .await;
-                }
-            }
-            Err(error) => tracing::error!(%error, "audit: listing the user's tenants failed"),
+    /// Records a login event in the user's own security log, off the request's path so
+    /// that the answer takes the same time whether or not the email has an account.
+    fn log_login(&self, user: &UserId, action: &'static str, meta: &RequestMeta) {
+        let plane = self.clone();
+        let (user, meta) = (user.clone(), meta.clone());
+        let record = async move {
+            plane
+                .record_security_event(&user, action, &meta, serde_json::json!({}))
+                .await;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(record)),
+            Err(_) => tracing::warn!(action, "no runtime to write the security log"),
         }
     }
 
@@ -275,6 +333,18 @@ impl ControlPlane {
         Ok(NewSession {
             cookie_value,
             expires_at,
+        })
+    }
+
+    /// A session cookie of the usual form that no session has (signup's answer for a
+    /// taken email).
+    pub fn decoy_session(&self) -> ControlResult<NewSession> {
+        let mut id = [0u8; 32];
+        fill_random(&mut id)?;
+        let ttl = i64::try_from(self.config().session_ttl.as_millis()).unwrap_or(i64::MAX);
+        Ok(NewSession {
+            cookie_value: base64_url(&id),
+            expires_at: self.now_ms().saturating_add(ttl),
         })
     }
 
@@ -316,7 +386,7 @@ impl ControlPlane {
         let password = base64_url(&raw);
         let email = "admin@tandem.local".to_owned();
         let signed_up = self
-            .signup(
+            .create_account(
                 Signup {
                     email: email.clone(),
                     password: password.clone(),
@@ -325,13 +395,12 @@ impl ControlPlane {
                 },
                 &RequestMeta::default(),
             )
-            .await;
+            .await?;
         let account = match signed_up {
             Ok(account) => account,
             // Several nodes started together on an empty database: another one created
             // the account (in one transaction) between our count and our signup.
-            Err(ControlError::Conflict(_)) => return Ok(None),
-            Err(error) => return Err(error),
+            Err(_) => return Ok(None),
         };
         let secret_key = self
             .create_project_key(
@@ -405,10 +474,17 @@ mod tests {
             .password_hash
             .starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         assert_eq!(created.project.name, "development");
-        assert!(matches!(
-            plane.signup(signup("Ada@example.com"), &meta).await,
-            Err(ControlError::Conflict(_))
-        ));
+        // A taken email: the same kind of answer, nothing created, a notice for Ada.
+        let again = plane
+            .signup(signup("Ada@example.com"), &meta)
+            .await
+            .unwrap();
+        assert!(created.created && !again.created);
+        assert_ne!(again.user.id, created.user.id);
+        assert_eq!(plane.store().count_users().await.unwrap(), 1);
+        let notices = plane.outbox_for("ada@example.com").await.unwrap();
+        assert_eq!(notices.len(), 1, "{notices:?}");
+        assert!(notices[0].subject.contains("sign up with your email"));
         let mut short = signup("bob@example.com");
         short.password = "short".to_owned();
         assert!(matches!(
@@ -455,6 +531,106 @@ mod tests {
         let session = plane.create_session(&user).await.unwrap();
         clock.advance(plane.config().session_ttl);
         assert!(plane.session_user(&session.cookie_value).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn parallel_guesses_cannot_outrun_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (plane, _) = plane(&dir).await;
+        let meta = RequestMeta {
+            ip: Some("192.0.2.1".to_owned()),
+        };
+        plane
+            .signup(signup("ada@example.com"), &meta)
+            .await
+            .unwrap();
+        // 20 wrong passwords at once: all are checked against the count before any
+        // password hash finishes.
+        let attempts = (0..20).map(|i| {
+            let plane = plane.clone();
+            let meta = meta.clone();
+            async move {
+                plane
+                    .login("ada@example.com", &format!("wrong password {i}"), &meta)
+                    .await
+            }
+        });
+        let results = futures_util::future::join_all(attempts).await;
+        let wrong = results
+            .iter()
+            .filter(|r| matches!(r, Err(ControlError::Unauthenticated(_))))
+            .count();
+        let throttled = results
+            .iter()
+            .filter(|r| matches!(r, Err(ControlError::TooManyAttempts { .. })))
+            .count();
+        assert_eq!(
+            (wrong, throttled),
+            (3, 17),
+            "limit 3 per account and address"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stranger_cannot_lock_the_owner_out_but_the_address_is_limited() {
+        let dir = tempfile::tempdir().unwrap();
+        let (plane, _) = plane(&dir).await;
+        let ada = RequestMeta {
+            ip: Some("192.0.2.1".to_owned()),
+        };
+        let stranger = RequestMeta {
+            ip: Some("198.51.100.9".to_owned()),
+        };
+        plane.signup(signup("ada@example.com"), &ada).await.unwrap();
+        for _ in 0..3 {
+            assert!(matches!(
+                plane
+                    .login("ada@example.com", "guess guess guess", &stranger)
+                    .await,
+                Err(ControlError::Unauthenticated(_))
+            ));
+        }
+        let Err(ControlError::TooManyAttempts { limit, window, .. }) = plane
+            .login("ada@example.com", "correct horse battery", &stranger)
+            .await
+        else {
+            panic!("the stranger's address is locked for this account")
+        };
+        assert_eq!((limit, window), (3, plane.config().login_window));
+        // Ada, from her own address, is not affected.
+        plane
+            .login("ada@example.com", "correct horse battery", &ada)
+            .await
+            .unwrap();
+        // The per-address limit still counts failures across accounts (30 by default).
+        for i in 0..30 {
+            let email = format!("nobody{i}@example.com");
+            assert!(matches!(
+                plane.login(&email, "guess guess guess", &stranger).await,
+                Err(ControlError::Unauthenticated(_) | ControlError::TooManyAttempts { .. })
+            ));
+        }
+        assert!(matches!(
+            plane
+                .login("new@example.com", "guess guess guess", &stranger)
+                .await,
+            Err(ControlError::TooManyAttempts { limit: 30, .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn weak_passwords_are_refused_at_signup() {
+        let dir = tempfile::tempdir().unwrap();
+        let (plane, _) = plane(&dir).await;
+        for weak in ["aaaaaaaaaa", "password1234", "ada@example.com!"] {
+            let mut form = signup("ada@example.com");
+            form.password = weak.to_owned();
+            let refused = plane.signup(form, &RequestMeta::default()).await;
+            assert!(
+                matches!(&refused, Err(ControlError::Invalid(d)) if d.contains("too easy to guess")),
+                "{weak}: {refused:?}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -4,6 +4,15 @@
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+/// The latest time any API input may name or produce: 9999-12-31T23:59:59.999Z, the end
+/// of what RFC 3339 (four-digit years) can write. Later times are refused at the edge
+/// (400), so none is stored and then breaks a listing that formats it.
+pub const MAX_TIME_MS: i64 = 253_402_300_799_999;
+
+/// The longest lifetime a personal access token may be given (ten years); longer is
+/// refused (an unlimited one is created by giving none).
+pub const MAX_PAT_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 /// Tells the current wall-clock time. Token expiry and session lifetimes take a
 /// `&dyn Clock` (or its reading) rather than calling `SystemTime::now()` themselves.
 pub trait Clock: Send + Sync {

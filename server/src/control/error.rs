@@ -26,10 +26,14 @@ pub enum ControlError {
     #[error("{0}")]
     Conflict(String),
     /// Too many failed attempts; try again after the given time.
-    #[error("too many attempts; try again in {} s", retry_after.as_secs().max(1))]
+    #[error("too many failed attempts ({limit} per {} s); try again in {} s", window.as_secs(), retry_after.as_secs().max(1))]
     TooManyAttempts {
         /// How long until an attempt is allowed.
         retry_after: Duration,
+        /// The limit reached (failures per window).
+        limit: u32,
+        /// The window the limit counts over.
+        window: Duration,
     },
     /// The store is unreachable; retrying later may help.
     #[error("storage unavailable")]

@@ -24,12 +24,13 @@ pub struct HostedSignup {
 
 impl ControlPlane {
     /// Signs a user up with a `development` and a `production` project and a secret key
-    /// for `development`.
+    /// for `development`. `None` when the email was taken: [`ControlPlane::signup`] then
+    /// created nothing (and told the address's owner), and neither does this.
     pub async fn hosted_signup(
         &self,
         signup: Signup,
         meta: &RequestMeta,
-    ) -> ControlResult<HostedSignup> {
+    ) -> ControlResult<Option<HostedSignup>> {
         let account = self
             .signup(
                 Signup {
@@ -39,6 +40,9 @@ impl ControlPlane {
                 meta,
             )
             .await?;
+        if !account.created {
+            return Ok(None);
+        }
         let auth = UserAuth {
             user: account.user.clone(),
             via: Via::Session,
@@ -59,10 +63,10 @@ impl ControlPlane {
                 meta,
             )
             .await?;
-        Ok(HostedSignup {
+        Ok(Some(HostedSignup {
             account,
             production,
             secret_key,
-        })
+        }))
     }
 }

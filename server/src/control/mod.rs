@@ -9,6 +9,7 @@ pub mod apikey;
 pub mod clock;
 pub mod error;
 pub mod hosted;
+pub mod invitations;
 pub mod keys;
 pub mod password;
 pub mod plane;

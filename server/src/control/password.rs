@@ -49,6 +49,11 @@ pub enum PasswordError {
         /// [`MAX_PASSWORD_BYTES`].
         max: usize,
     },
+    /// Guessable: a common or breached password, a keyboard pattern, a repeat, a
+    /// dictionary word with obvious substitutions (zxcvbn's estimate is below
+    /// [`MIN_PASSWORD_SCORE`]).
+    #[error("password is too easy to guess{0}; use a longer passphrase of unrelated words")]
+    TooWeak(String),
     /// No randomness for the salt.
     #[error(transparent)]
     Random(#[from] RandomError),
@@ -61,8 +66,12 @@ pub enum PasswordError {
     Hashing(password_hash::Error),
 }
 
-/// Checks the length policy without hashing, so forms can answer quickly.
-pub fn check_password_policy(password: &str) -> Result<(), PasswordError> {
+/// The lowest zxcvbn score (0 to 4) accepted: 3 is "safely unguessable: moderate
+/// protection from offline slow-hash scenarios" (about 10^8 guesses or more).
+pub const MIN_PASSWORD_SCORE: u8 = 3;
+
+/// Checks the length rules only (what every stored hash satisfies).
+fn check_length(password: &str) -> Result<(), PasswordError> {
     if password.len() > MAX_PASSWORD_BYTES {
         return Err(PasswordError::TooLong {
             max: MAX_PASSWORD_BYTES,
@@ -76,12 +85,31 @@ pub fn check_password_policy(password: &str) -> Result<(), PasswordError> {
     Ok(())
 }
 
+/// The policy for a new password, checked without hashing so forms answer quickly: the
+/// length rules, then strength by zxcvbn, whose compiled-in lists (the most common
+/// passwords from breach corpora, English words, names, keyboard patterns) make a
+/// breached or common password, `aaaaaaaaaa` or `Password123!` fail. `user_inputs` (the
+/// email, the tenant name) count as known to an attacker.
+pub fn check_password_policy(password: &str, user_inputs: &[&str]) -> Result<(), PasswordError> {
+    check_length(password)?;
+    let estimate = zxcvbn::zxcvbn(password, user_inputs);
+    if u8::from(estimate.score()) < MIN_PASSWORD_SCORE {
+        let warning = estimate
+            .feedback()
+            .and_then(|f| f.warning())
+            .map(|w| format!(" ({})", w.to_string().trim_end_matches('.').to_lowercase()))
+            .unwrap_or_default();
+        return Err(PasswordError::TooWeak(warning));
+    }
+    Ok(())
+}
+
 /// Hashes `password` with argon2id (m = 19456 KiB, t = 2, p = 1) and a fresh 16-byte salt,
 /// returning the PHC string (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`) to store.
 /// Slow on purpose (tens of milliseconds in release builds): call it off the async
 /// executor (`spawn_blocking`).
 pub fn hash_password(password: &str) -> Result<String, PasswordError> {
-    check_password_policy(password)?;
+    check_length(password)?;
     let mut salt = [0u8; 16];
     fill_random(&mut salt)?;
     let salt = SaltString::encode_b64(&salt).map_err(PasswordError::Hashing)?;
@@ -286,23 +314,56 @@ mod tests {
             Err(PasswordError::TooShort { min: 10 })
         ));
         assert!(matches!(
-            check_password_policy("123456789"),
+            check_password_policy("123456789", &[]),
             Err(PasswordError::TooShort { .. })
         ));
-        assert!(check_password_policy("1234567890").is_ok());
+        assert!(check_length("1234567890").is_ok());
         // Characters, not bytes: ten 2-byte characters are long enough.
-        assert!(check_password_policy("éééééééééé").is_ok());
+        assert!(check_length("éééééééééé").is_ok());
         assert!(matches!(
-            check_password_policy("ééééééééé"),
+            check_password_policy("ééééééééé", &[]),
             Err(PasswordError::TooShort { .. })
         ));
-        assert!(check_password_policy(&"x".repeat(MAX_PASSWORD_BYTES)).is_ok());
+        assert!(check_length(&"x".repeat(MAX_PASSWORD_BYTES)).is_ok());
         assert!(matches!(
             hash_password(&"x".repeat(MAX_PASSWORD_BYTES + 1)),
             Err(PasswordError::TooLong { max: 256 })
         ));
         let message = PasswordError::TooShort { min: 10 }.to_string();
         assert_eq!(message, "password must be at least 10 characters long");
+    }
+
+    #[test]
+    fn common_and_guessable_passwords_are_refused() {
+        for weak in [
+            "aaaaaaaaaa",
+            "1234567890",
+            "password123",
+            "Password123!",
+            "qwertyuiop",
+            "iloveyou123",
+            "ada@example.com1",
+        ] {
+            let refused = check_password_policy(weak, &["ada@example.com", "ada"]);
+            assert!(
+                matches!(refused, Err(PasswordError::TooWeak(_))),
+                "{weak}: {refused:?}"
+            );
+        }
+        let message = check_password_policy("aaaaaaaaaa", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with("password is too easy to guess"),
+            "{message}"
+        );
+        for strong in [
+            "correct horse battery staple",
+            "tulip-orbit-canvas-41",
+            "q8Zr#t2Lw!m9",
+        ] {
+            assert!(check_password_policy(strong, &[]).is_ok(), "{strong}");
+        }
     }
 
     #[test]

@@ -116,6 +116,17 @@ pub struct UserAuth {
     pub via: Via,
 }
 
+impl UserAuth {
+    /// Refuses (403) what only a login session may do, such as creating personal access
+    /// tokens: a token must not be able to mint tokens that outlive it.
+    pub fn require_session(&self, why: &str) -> ControlResult<()> {
+        match self.via {
+            Via::Session => Ok(()),
+            Via::Pat { .. } => Err(super::ControlError::Forbidden(why.to_owned())),
+        }
+    }
+}
+
 /// A user's access to one tenant, checked by [`ControlPlane::tenant_access`].
 #[derive(Debug, Clone)]
 pub struct TenantAccess {

@@ -4,7 +4,6 @@
 
 use super::accounts::check_name;
 use super::error::{ControlError, ControlResult};
-use super::password::normalize_email;
 use super::plane::{AuditEvent, ControlPlane, RequestMeta, TenantAccess, UserAuth, Via};
 use crate::ids::{ProjectId, TenantId, UserId};
 use crate::store::control::{AuditRow, MemberRow, ProjectPatch, ProjectRow, Role, TenantRow};
@@ -183,55 +182,6 @@ impl ControlPlane {
     /// The tenant's members.
     pub async fn list_members(&self, access: &TenantAccess) -> ControlResult<Vec<MemberRow>> {
         Ok(self.store().list_members(&access.tenant_id).await?)
-    }
-
-    /// Adds an existing user by email (admin; only an owner adds owners).
-    pub async fn add_member(
-        &self,
-        access: &TenantAccess,
-        email: &str,
-        role: Role,
-        meta: &RequestMeta,
-    ) -> ControlResult<MemberRow> {
-        require(access, Role::Admin)?;
-        if role == Role::Owner {
-            require(access, Role::Owner)?;
-        }
-        let email = normalize_email(email).map_err(|e| ControlError::Invalid(e.to_string()))?;
-        let user = self
-            .store()
-            .user_by_email(email.as_str())
-            .await?
-            .ok_or_else(|| {
-                ControlError::Invalid("no user with this email; they must sign up first".to_owned())
-            })?;
-        let now = self.now_ms();
-        self.store()
-            .add_member(&access.tenant_id, &user.id, role, now)
-            .await
-            .map_err(|e| match ControlError::from(e) {
-                ControlError::Conflict(_) => {
-                    ControlError::Conflict("already a member of this tenant".to_owned())
-                }
-                other => other,
-            })?;
-        self.audit(AuditEvent {
-            tenant_id: &access.tenant_id,
-            project_id: None,
-            actor: &access.actor,
-            action: "member.added",
-            target: Some(user.id.as_str()),
-            meta,
-            details: serde_json::json!({ "role": role.as_str() }),
-        })
-        .await;
-        Ok(MemberRow {
-            tenant_id: access.tenant_id.clone(),
-            user_id: user.id,
-            email: user.email,
-            role,
-            created_at: now,
-        })
     }
 
     async fn member(&self, access: &TenantAccess, user_id: &UserId) -> ControlResult<MemberRow> {
@@ -435,8 +385,17 @@ mod tests {
             .tenant_access(&ada, &ada_tenant, Role::Owner)
             .await
             .unwrap();
+        let invited = plane
+            .create_invitation(&owner, "BOB@example.com", Role::Member, &meta)
+            .await
+            .unwrap();
+        // Not a member until Bob accepts.
+        assert!(matches!(
+            plane.tenant_access(&bob, &ada_tenant, Role::Member).await,
+            Err(ControlError::NotFound)
+        ));
         plane
-            .add_member(&owner, "BOB@example.com", Role::Member, &meta)
+            .accept_invitation(&bob, &invited.token, &meta)
             .await
             .unwrap();
         let bob_in_ada = plane
@@ -516,7 +475,12 @@ mod tests {
             .collect();
         assert_eq!(
             actions,
-            ["member.removed", "member.added", "account.created"]
+            [
+                "member.removed",
+                "member.joined",
+                "member.invited",
+                "account.created"
+            ]
         );
     }
 }

@@ -69,6 +69,11 @@ impl UsageRange {
         let end = granularity
             .floor(to.saturating_sub(1))
             .saturating_add(granularity.len());
+        if from < 0 || end > super::clock::MAX_TIME_MS {
+            return Err(ControlError::Invalid(
+                "times must be between 1970-01-01 and 9999-12-31".into(),
+            ));
+        }
         if end - start > MAX_RANGE_DAYS * DAY_MS {
             return Err(ControlError::Invalid(format!(
                 "the range may cover at most {MAX_RANGE_DAYS} days"

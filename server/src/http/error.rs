@@ -109,8 +109,22 @@ impl ApiError {
                 ControlError::Conflict(d) => {
                     m(StatusCode::CONFLICT, "conflict", "Conflict", d.clone())
                 }
-                ControlError::TooManyAttempts { retry_after } => Mapped {
+                // The same shape as every other 429: Retry-After and the RateLimit fields.
+                ControlError::TooManyAttempts {
+                    retry_after,
+                    limit,
+                    window,
+                } => Mapped {
                     retry_after: Some(*retry_after),
+                    rate: Some(super::limits::RateState {
+                        policy: super::limits::Policy {
+                            name: "login-failures",
+                            quota: *limit,
+                            window: *window,
+                        },
+                        remaining: 0,
+                        reset: retry_after.as_secs().max(1),
+                    }),
                     ..m(
                         StatusCode::TOO_MANY_REQUESTS,
                         "too_many_attempts",

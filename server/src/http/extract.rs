@@ -204,16 +204,27 @@ impl FromRequestParts<AppState> for SignedIn {
 #[derive(Debug, Clone)]
 pub struct Meta(pub RequestMeta);
 
-impl<S: Send + Sync> FromRequestParts<S> for Meta {
+impl FromRequestParts<AppState> for Meta {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        // The peer address of the TCP connection. X-Forwarded-For is NOT trusted: any
-        // client can send it. (Behind a proxy, every client shares the proxy's budget.)
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
-        Ok(Self(RequestMeta { ip }))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(RequestMeta {
+            ip: client_ip(parts, state).map(|ip| ip.to_string()),
+        }))
     }
+}
+
+/// The client's address, as the per-IP rate limiter sees it: the TCP peer, or behind a
+/// proxy listed in `--trusted-proxies`, the client it forwarded for (`X-Forwarded-For`
+/// from anyone else is not believed). The login-failure counter and the audit and
+/// security logs use this, so a proxy's clients are told apart.
+pub fn client_ip(parts: &Parts, state: &AppState) -> Option<std::net::IpAddr> {
+    let ConnectInfo(peer) = parts.extensions.get::<ConnectInfo<SocketAddr>>()?;
+    Some(match &state.ip_limits {
+        Some(limits) => limits.peer.client(peer.ip(), &parts.headers),
+        None => peer.ip(),
+    })
 }

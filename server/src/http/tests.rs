@@ -337,3 +337,190 @@ async fn every_state_changing_cookie_route_refuses_cross_site_requests() {
     let (status, _, _) = send(&app, request).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+/// An app whose login limits are small, behind a trusted proxy at 10.0.0.1, with a
+/// bootstrapped account (its email, password and secret key).
+async fn proxied_app(dir: &tempfile::TempDir) -> (Router, crate::control::accounts::Bootstrap) {
+    let store = Arc::new(SqliteStore::open_dir(dir.path()).await.unwrap());
+    let config = ControlConfig {
+        login_failures_per_account: 2,
+        login_failures_per_ip: 4,
+        ..ControlConfig::default()
+    };
+    let control = ControlPlane::new(store.clone(), Arc::new(SystemClock), config)
+        .await
+        .unwrap();
+    let boot = control.bootstrap_if_empty().await.unwrap().unwrap();
+    let app = build_app(AppState {
+        rooms: Rooms::new(store.clone(), RoomsConfig::default()),
+        docs: store.clone(),
+        usage: store,
+        authorizer: Arc::new(crate::control::tokens::TokenAuthorizer::new(
+            control.clone(),
+        )),
+        control,
+        key_limits: Arc::default(),
+        ip_limits: Some(IpLimits {
+            per_minute: 10_000,
+            peer: limits::PeerIp::new(vec!["10.0.0.1".parse().unwrap()]),
+        }),
+    });
+    (app, boot)
+}
+
+fn login_via_proxy(client: &str, email: &str, password: &str) -> Request<Body> {
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/auth/login")
+        .header("content-type", "application/json")
+        .header("x-forwarded-for", client)
+        .body(Body::from(
+            serde_json::json!({"email": email, "password": password}).to_string(),
+        ))
+        .unwrap();
+    let proxy: std::net::SocketAddr = "10.0.0.1:40000".parse().unwrap();
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(proxy));
+    request
+}
+
+/// Behind a trusted proxy, login failures count per forwarded client: one client's
+/// failures lock that client (with the RateLimit fields every 429 carries), not every
+/// client of the proxy.
+#[tokio::test]
+async fn login_failures_count_per_forwarded_client_and_429_has_ratelimit_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, boot) = proxied_app(&dir).await;
+    let attacker = "203.0.113.66";
+    for i in 0..4 {
+        let email = format!("nobody{i}@example.com");
+        let (status, _, _) = send(&app, login_via_proxy(attacker, &email, "guess guess")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, headers, body) = send(
+        &app,
+        login_via_proxy(attacker, "x@example.com", "guess guess"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(problem["code"], "too_many_attempts");
+    assert!(headers.contains_key("retry-after"));
+    assert_eq!(headers["ratelimit-policy"], "\"login-failures\";q=4;w=900");
+    let state = headers["ratelimit"].to_str().unwrap();
+    assert!(state.starts_with("\"login-failures\";r=0;t="), "{state}");
+    // Another client of the same proxy signs in.
+    let (status, _, body) = send(
+        &app,
+        login_via_proxy("198.51.100.7", &boot.email, &boot.password),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+}
+
+/// A personal access token cannot create personal access tokens; a session can.
+#[tokio::test]
+async fn a_pat_cannot_create_pats() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, boot) = proxied_app(&dir).await;
+    let (status, headers, body) = send(
+        &app,
+        login_via_proxy("198.51.100.7", &boot.email, &boot.password),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let cookie = headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let tenant = boot.account.tenant.id.as_str().to_owned();
+    let create = |auth: (&'static str, String), body: serde_json::Value| {
+        Request::builder()
+            .method(Method::POST)
+            .uri(format!("/v1/tenants/{tenant}/personal-access-tokens"))
+            .header("content-type", "application/json")
+            .header(auth.0, auth.1)
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let (status, _, body) = send(
+        &app,
+        create(
+            ("cookie", cookie.clone()),
+            serde_json::json!({"name": "ci", "expiresIn": 3600}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let pat = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _, body) = send(
+        &app,
+        create(
+            ("authorization", format!("Bearer {pat}")),
+            serde_json::json!({"name": "child"}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(problem["code"], "forbidden");
+    // Times past what can be written (year 9999) are refused at the edge.
+    for expires_in in [u64::MAX, 400 * 365 * 24 * 3600] {
+        let (status, _, body) = send(
+            &app,
+            create(
+                ("cookie", cookie.clone()),
+                serde_json::json!({"name": "far", "expiresIn": expires_in}),
+            ),
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "{expires_in}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+}
+
+/// Usage ranges outside 1970..9999 are a 400, not a failure later on.
+#[tokio::test]
+async fn usage_times_out_of_range_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, boot) = proxied_app(&dir).await;
+    let key = boot.secret_key.plaintext.expose().to_owned();
+    for (from, to) in [
+        ("9999-12-30T00:00:00Z", "9999-12-31T23:00:00Z"),
+        ("1969-12-31T00:00:00Z", "1970-01-02T00:00:00Z"),
+    ] {
+        let request = Request::builder()
+            .uri(format!("/v1/usage?from={from}&to={to}&granularity=day"))
+            .header("authorization", format!("Bearer {key}"))
+            .body(Body::empty())
+            .unwrap();
+        let (status, _, body) = send(&app, request).await;
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "{from}..{to}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+}

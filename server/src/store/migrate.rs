@@ -41,6 +41,11 @@ pub const SQLITE: &[Migration] = &[
         name: "0003_usage.sql",
         sql: include_str!("../../migrations/sqlite/0003_usage.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_invitations.sql",
+        sql: include_str!("../../migrations/sqlite/0004_invitations.sql"),
+    },
 ];
 
 /// The Postgres migrations, in order (same numbers as [`SQLITE`]).
@@ -59,6 +64,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 3,
         name: "0003_usage.sql",
         sql: include_str!("../../migrations/postgres/0003_usage.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "0004_invitations.sql",
+        sql: include_str!("../../migrations/postgres/0004_invitations.sql"),
     },
 ];
 

@@ -1,13 +1,17 @@
 //! Durable storage. One trait per concern ([`DocStore`] for room documents,
 //! [`control::ControlStore`] for the control plane, [`usage::UsageStore`] for metering,
-//! [`export::Export`] for copying a whole installation), two backends implementing all of them ([`sqlite`], embedded, the
-//! default; [`postgres`], for many nodes on one database), the migrations that shape
-//! each ([`migrate`]) and the choice between them ([`Stores::open`]). All SQL lives under
-//! this folder; the rest of the server sees rows and ids.
+//! [`export::Export`] for copying a whole installation), two backends implementing all of
+//! them ([`sqlite`], embedded, the default; [`postgres`], for many nodes on one database)
+//! with one query set (`store/sql/`, compiled once per backend; what differs between
+//! their dialects is [`dialect::Dialect`]), the migrations that shape each ([`migrate`])
+//! and the choice between them ([`Stores::open`]). All SQL lives under this folder; the
+//! rest of the server sees rows and ids.
 
 pub mod control;
 pub mod copy;
+pub(crate) mod dialect;
 pub mod export;
+pub mod invitations;
 pub mod migrate;
 mod open;
 pub mod postgres;

@@ -44,7 +44,8 @@ pub(super) fn router(ip_layers: super::IpLayers) -> OpenApiRouter<AppState> {
 pub struct SignupRequest {
     /// Your email (normalised: trimmed, domain lowercased).
     email: String,
-    /// At least 10 characters.
+    /// At least 10 characters, and not easy to guess (common and breached passwords,
+    /// keyboard patterns, repeats and the email itself are refused).
     password: String,
     /// The tenant (team) name; defaults to the email's local part.
     #[serde(default)]
@@ -107,13 +108,14 @@ fn clear_cookie(state: &AppState) -> HeaderValue {
 }
 
 /// Sign up: creates a user, a tenant they own and a first project, and signs them in.
+/// An email that is already registered gets the same answer (and its owner a notice),
+/// so this does not reveal which emails have accounts; that session does not work.
 #[utoipa::path(
     post, path = "/v1/auth/signup", tag = "accounts", operation_id = "signup",
     request_body = SignupRequest,
     responses(
         (status = 201, description = "Signed up and signed in (sets the session cookie)", body = SignupResponse),
         (status = 400, description = "Invalid email or password", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The email is registered", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn signup(
@@ -133,7 +135,13 @@ async fn signup(
             &meta,
         )
         .await?;
-    let session = state.control.create_session(&created.user).await?;
+    // A taken email gets the same answer (see `ControlPlane::signup`): a cookie of the
+    // same form that opens nothing.
+    let session = if created.created {
+        state.control.create_session(&created.user).await?
+    } else {
+        state.control.decoy_session()?
+    };
     let body = SignupResponse {
         user: User::from(&created.user),
         tenant: Tenant::new(&created.tenant, Some(crate::store::control::Role::Owner)),

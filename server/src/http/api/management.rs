@@ -31,7 +31,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_tenant))
         .routes(routes!(list_projects, create_project))
         .routes(routes!(get_project, update_project, delete_project))
-        .routes(routes!(list_members, add_member))
+        .routes(routes!(list_members))
         .routes(routes!(update_member, remove_member))
         .routes(routes!(list_pats, create_pat))
         .routes(routes!(revoke_pat))
@@ -273,45 +273,6 @@ async fn list_members(
     }))
 }
 
-/// A user to add.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AddMember {
-    /// The email of an existing user.
-    email: String,
-    role: RoleView,
-}
-
-/// Adds an existing user to the tenant (admin; owners add owners).
-#[utoipa::path(
-    post, path = "/v1/tenants/{tenantId}/members", tag = "management", operation_id = "addMember",
-    params(("tenantId" = String, Path, description = "The tenant")),
-    request_body = AddMember,
-    security(("session" = []), ("personal_access_token" = [])),
-    responses(
-        (status = 201, description = "Added", body = Member),
-        (status = 400, description = "No such user", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Role too low", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already a member", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-async fn add_member(
-    State(state): State<AppState>,
-    SignedIn(auth): SignedIn,
-    Meta(meta): Meta,
-    ApiPath(tenant): ApiPath<String>,
-    ApiJson(body): ApiJson<AddMember>,
-) -> ApiResult<(StatusCode, Json<Member>)> {
-    let access = access(&state, &auth, &tenant, Role::Member).await?;
-    let row = state
-        .control
-        .add_member(&access, &body.email, body.role.into(), &meta)
-        .await?;
-    Ok((StatusCode::CREATED, Json(Member::from(&row))))
-}
-
 /// A role change.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -407,13 +368,13 @@ async fn list_pats(
 pub struct CreatePat {
     /// What it is for.
     name: String,
-    /// Lifetime in seconds; none means until revoked.
+    /// Lifetime in seconds, 1 to 315360000 (ten years); none means until revoked.
     #[serde(default)]
     expires_in: Option<u64>,
 }
 
 /// Creates a personal access token for the management API of this tenant. The token is
-/// in this response only.
+/// in this response only. Only a signed-in session may create one (not another token).
 #[utoipa::path(
     post, path = "/v1/tenants/{tenantId}/personal-access-tokens", tag = "management", operation_id = "createPersonalAccessToken",
     params(("tenantId" = String, Path, description = "The tenant")),
@@ -423,6 +384,7 @@ pub struct CreatePat {
         (status = 201, description = "Created; `key` is shown only now", body = CreatedApiKey),
         (status = 400, description = "Invalid", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Made with a personal access token (only a session creates them), or cross-site", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -433,9 +395,16 @@ async fn create_pat(
     ApiPath(tenant): ApiPath<String>,
     ApiJson(body): ApiJson<CreatePat>,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
+    // A token cannot mint tokens: one that leaked would otherwise outlive its revocation
+    // through the children it made.
+    auth.require_session("personal access tokens are created from a signed-in session, not with a personal access token")?;
     let access = access(&state, &auth, &tenant, Role::Member).await?;
-    if body.expires_in == Some(0) {
-        return Err(ControlError::Invalid("expiresIn must be positive".to_owned()).into());
+    let max = crate::control::clock::MAX_PAT_LIFETIME.as_secs();
+    if body.expires_in == Some(0) || body.expires_in.is_some_and(|s| s > max) {
+        return Err(ControlError::Invalid(format!(
+            "expiresIn must be 1 to {max} seconds (ten years); leave it out for a token that lasts until revoked"
+        ))
+        .into());
     }
     let created = state
         .control

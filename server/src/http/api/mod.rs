@@ -3,6 +3,7 @@
 //! the spec cannot list a route the server does not serve (or miss one).
 
 pub mod auth;
+pub mod invitations;
 pub mod keys;
 pub mod management;
 pub mod rooms;
@@ -32,8 +33,8 @@ use crate::control::ControlError;
     modifiers(&SecuritySchemes),
     components(schemas(Problem)),
     tags(
-        (name = "accounts", description = "Signup, login, logout"),
-        (name = "management", description = "Tenants, projects, members, keys, audit log, usage (session or personal access token)"),
+        (name = "accounts", description = "Signup, login, logout, accepting invitations, your security log"),
+        (name = "management", description = "Tenants, projects, members and invitations, keys, audit log, usage (session or personal access token)"),
         (name = "project", description = "Client tokens, keys and usage (project secret key)"),
         (name = "rooms", description = "Rooms and their documents (project secret key)"),
         (name = "realtime", description = "The WebSocket endpoint (y-websocket protocol)"),
@@ -120,7 +121,8 @@ parse_ids!(
     crate::ids::TenantId,
     crate::ids::ProjectId,
     crate::ids::UserId,
-    crate::ids::KeyId
+    crate::ids::KeyId,
+    crate::ids::InvitationId
 );
 
 /// The per-IP limits of the routes anyone can call (token minting with a publishable
@@ -138,6 +140,7 @@ pub fn router(max_update_bytes: usize, ip_layers: IpLayers) -> OpenApiRouter<App
     OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
         .merge(auth::router(ip_layers))
         .merge(management::router())
+        .merge(invitations::router())
         .merge(keys::router())
         .merge(tokens::router())
         .merge(rooms::router(max_update_bytes))

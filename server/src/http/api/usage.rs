@@ -71,8 +71,11 @@ impl UsageQuery {
 
 fn parse_time(name: &str, value: &str) -> ApiResult<i64> {
     humantime::parse_rfc3339_weak(value)
+        .ok()
+        // Before 1970 would read as 0: refused, not silently moved.
+        .filter(|t| *t >= std::time::UNIX_EPOCH)
         .map(crate::control::plane::to_ms)
-        .map_err(|_| {
+        .ok_or_else(|| {
             ApiError::BadRequest(format!(
                 "`{name}` must be an RFC 3339 time in UTC, e.g. 2025-01-31T00:00:00Z"
             ))

@@ -221,10 +221,11 @@ pub struct AuditEntry {
     pub at: String,
     /// A user id, a key id, or `system`.
     pub actor: String,
-    /// `account.created`, `login.succeeded`, `login.failed`, `key.created`,
-    /// `key.revoked`, `key.rolled`, `pat.created`, `pat.revoked`, `project.created`,
-    /// `project.updated`, `project.deleted`, `member.added`, `member.role_changed`,
-    /// `member.removed`, `room.deleted`.
+    /// `account.created`, `key.created`, `key.revoked`, `key.rolled`, `pat.created`,
+    /// `pat.revoked`, `project.created`, `project.updated`, `project.deleted`,
+    /// `member.invited`, `member.invitation_revoked`, `member.joined`,
+    /// `member.role_changed`, `member.removed`, `room.deleted`. (Logins are in each
+    /// user's own security log, not here.)
     pub action: String,
     pub target: Option<String>,
     pub project_id: Option<ProjectId>,

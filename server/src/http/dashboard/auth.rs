@@ -113,7 +113,22 @@ pub(super) async fn signup(
         project_name: None,
     };
     let created = match state.control.hosted_signup(signup, &meta).await {
-        Ok(created) => created,
+        Ok(Some(created)) => created,
+        // The email has an account: nothing was created (its owner was told). Say so
+        // without confirming it here.
+        Ok(None) => {
+            return Ok(render(&AuthPage {
+                signup: false,
+                error: None,
+                notice: Some(
+                    "If this email already has an account, sign in with it; we sent a note to the address."
+                        .to_owned(),
+                ),
+                email: form.email,
+                tenant_name: String::new(),
+                next: None,
+            }));
+        }
         Err(error) => {
             let (status, detail) = DashError::from(error).detail();
             return Ok(render_status(

@@ -230,8 +230,7 @@ pub(super) async fn leave(
     Path(tenant): Path<String>,
 ) -> DashResult {
     let ctx = Ctx::load(&state, auth, &tenant, None, "team").await?;
-    let me = ctx.access.user.id.clone();
-    match state.control.remove_member(&ctx.access, &me, &meta).await {
+    match state.control.leave_tenant(&ctx.access, &meta).await {
         Ok(()) => Ok(Redirect::to("/dashboard").into_response()),
         Err(error) => after_team(&state, ctx, Err(error.into())).await,
     }

@@ -67,7 +67,8 @@ async fn account(control: &ControlPlane) -> Account {
             &RequestMeta::default(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .expect("a new email");
     let session = control.create_session(&created.account.user).await.unwrap();
     Account {
         cookie: format!("tandem_session={}", session.cookie_value),

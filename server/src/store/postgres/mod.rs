@@ -18,14 +18,17 @@ use sqlx::PgPool;
 
 use super::{migrate, StoreResult};
 
-mod control;
-mod docs;
-mod export;
-mod usage;
+mod dialect;
 
-mod rows {
-    crate::store::rows::row_decoders!(sqlx::postgres::PgRow);
-}
+// The shared query set (`store/sql/`), compiled here for this backend; its files name
+// the backend `Store`, `Db` and `DbRow`.
+type Store = PostgresStore;
+type Db = sqlx::Postgres;
+type DbRow = sqlx::postgres::PgRow;
+
+#[allow(clippy::duplicate_mod)] // compiled once per backend, on purpose
+#[path = "../sql/mod.rs"]
+mod sql;
 
 /// Connections per node. Enough for the group-commit writer, compactions and REST
 /// reads to overlap; small enough that tens of nodes fit Postgres's default

@@ -12,6 +12,7 @@ use super::Stores;
 mod control;
 mod copy;
 mod docs;
+mod invitations;
 mod migrations;
 pub(crate) mod pg;
 mod usage;
@@ -140,6 +141,8 @@ macro_rules! stories {
             control::api_keys_table_never_holds_the_plaintext,
             control::signing_key_story,
             control::audit_story,
+            invitations::invitation_story,
+            invitations::security_log_and_outbox_story,
             copy::copy_story,
             copy::copy_refuses_a_destination_with_data,
             copy::copy_refuses_a_destination_with_only_usage,

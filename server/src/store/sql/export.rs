@@ -1,20 +1,24 @@
-//! [`Export`] on SQLite: a deferred read transaction (one WAL snapshot) for exports, a
-//! `BEGIN IMMEDIATE` write transaction for imports.
+//! [`Export`], once for both backends; compiled once per backend (see
+//! [`crate::store::dialect`]). An export reads inside one snapshot transaction
+//! ([`Dialect::BEGIN_SNAPSHOT`]: a deferred transaction's WAL snapshot on SQLite,
+//! REPEATABLE READ, READ ONLY on Postgres), an import writes inside one
+//! [`Dialect::BEGIN_IMPORT`] transaction; the bulk inserts and the id counters are the
+//! dialect's.
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, Transaction};
 
 use super::rows::{
-    all, audit_row, key_row, member_row, monthly_user, project_hour, project_row, room_hour,
-    signing_key_row, tenant_row, usage_flush, user_row,
+    all, audit_row, member_row, monthly_user, project_hour, project_row, room_hour, session_row,
+    signing_key_row, stored_key, tenant_row, usage_flush, user_row,
 };
-use super::SqliteStore;
+use super::{Db, DbRow, Store};
 use crate::ids::{ProjectId, UserId};
+use crate::store::dialect::Dialect;
 use crate::store::export::{
-    ControlRows, Export, ExportTx, ImportTx, RoomContents, RoomEntry, SessionRow, SnapshotRow,
-    StoredKey, Table, UsageRows,
+    ControlRows, Export, ExportTx, ImportTx, RoomContents, RoomEntry, SnapshotRow, StoredKey,
+    Table, UsageRows,
 };
 use crate::store::{RoomId, StoreResult};
 
@@ -22,24 +26,24 @@ const KEY_COLUMNS: &str = "id, tenant_id, project_id, user_id, kind, name, displ
                            created_at, last_used_at, expires_at, revoked_at, hash";
 
 /// An export or import transaction.
-struct SqliteTx(Transaction<'static, Sqlite>);
+struct Tx(Transaction<'static, Db>);
 
 #[async_trait]
-impl Export for SqliteStore {
+impl Export for Store {
     async fn export(&self) -> StoreResult<Box<dyn ExportTx>> {
-        Ok(Box::new(SqliteTx(self.pool.begin().await?)))
+        Ok(Box::new(Tx(self.begin_snapshot().await?)))
     }
 
     async fn import(&self) -> StoreResult<Box<dyn ImportTx>> {
-        // IMMEDIATE: take the write lock now, not on the first insert after the
-        // emptiness check has read.
-        Ok(Box::new(SqliteTx(
-            self.pool.begin_with("BEGIN IMMEDIATE").await?,
-        )))
+        let tx = match Store::BEGIN_IMPORT {
+            Some(begin) => self.pool.begin_with(begin).await?,
+            None => self.pool.begin().await?,
+        };
+        Ok(Box::new(Tx(tx)))
     }
 }
 
-impl SqliteTx {
+impl Tx {
     async fn count(&mut self, table: Table) -> StoreResult<i64> {
         let sql = format!("SELECT COUNT(*) FROM {}", table.name());
         Ok(sqlx::query(&sql)
@@ -48,15 +52,15 @@ impl SqliteTx {
             .try_get(0)?)
     }
 
-    async fn fetch(&mut self, sql: &str) -> StoreResult<Vec<SqliteRow>> {
+    async fn fetch(&mut self, sql: &str) -> StoreResult<Vec<DbRow>> {
         Ok(sqlx::query(sql).fetch_all(&mut *self.0).await?)
     }
 }
 
 #[async_trait]
-impl ExportTx for SqliteTx {
+impl ExportTx for Tx {
     async fn count(&mut self, table: Table) -> StoreResult<i64> {
-        SqliteTx::count(self, table).await
+        Tx::count(self, table).await
     }
 
     async fn control(&mut self) -> StoreResult<ControlRows> {
@@ -152,7 +156,7 @@ impl ExportTx for SqliteTx {
 
     async fn room(&mut self, room_id: RoomId) -> StoreResult<RoomContents> {
         let snapshot =
-            sqlx::query("SELECT upto_seq, data, updated_at FROM room_snapshots WHERE room_id = ?")
+            sqlx::query("SELECT upto_seq, data, updated_at FROM room_snapshots WHERE room_id = $1")
                 .bind(room_id)
                 .fetch_optional(&mut *self.0)
                 .await?
@@ -165,7 +169,7 @@ impl ExportTx for SqliteTx {
                 })
                 .transpose()?;
         let updates =
-            sqlx::query("SELECT seq, data FROM room_updates WHERE room_id = ? ORDER BY seq")
+            sqlx::query("SELECT seq, data FROM room_updates WHERE room_id = $1 ORDER BY seq")
                 .bind(room_id)
                 .fetch_all(&mut *self.0)
                 .await?
@@ -181,33 +185,17 @@ impl ExportTx for SqliteTx {
     }
 }
 
-fn session_row(row: &SqliteRow) -> Result<SessionRow, sqlx::Error> {
-    Ok(SessionRow {
-        id_hash: row.try_get("id_hash")?,
-        user_id: UserId::from_db(row.try_get("user_id")?),
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
-    })
-}
-
-fn stored_key(row: &SqliteRow) -> Result<StoredKey, sqlx::Error> {
-    Ok(StoredKey {
-        key: key_row(row)?,
-        hash: row.try_get("hash")?,
-    })
-}
-
 #[async_trait]
-impl ImportTx for SqliteTx {
+impl ImportTx for Tx {
     async fn count(&mut self, table: Table) -> StoreResult<i64> {
-        SqliteTx::count(self, table).await
+        Tx::count(self, table).await
     }
 
     async fn control(&mut self, rows: &ControlRows) -> StoreResult<()> {
         let tx = &mut *self.0;
         for user in &rows.users {
             sqlx::query(
-                "INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)",
             )
             .bind(user.id.as_str())
             .bind(&user.email)
@@ -218,7 +206,7 @@ impl ImportTx for SqliteTx {
         }
         for session in &rows.sessions {
             sqlx::query(
-                "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
             )
             .bind(session.id_hash.as_slice())
             .bind(session.user_id.as_str())
@@ -228,7 +216,7 @@ impl ImportTx for SqliteTx {
             .await?;
         }
         for tenant in &rows.tenants {
-            sqlx::query("INSERT INTO tenants (id, name, plan, created_at) VALUES (?, ?, ?, ?)")
+            sqlx::query("INSERT INTO tenants (id, name, plan, created_at) VALUES ($1, $2, $3, $4)")
                 .bind(tenant.id.as_str())
                 .bind(&tenant.name)
                 .bind(&tenant.plan)
@@ -238,7 +226,7 @@ impl ImportTx for SqliteTx {
         }
         for member in &rows.members {
             sqlx::query(
-                "INSERT INTO members (tenant_id, user_id, role, created_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO members (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
             )
             .bind(member.tenant_id.as_str())
             .bind(member.user_id.as_str())
@@ -250,7 +238,7 @@ impl ImportTx for SqliteTx {
         for project in &rows.projects {
             sqlx::query(
                 "INSERT INTO projects (id, tenant_id, name, public_access, created_at)
-                 VALUES (?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(project.id.as_str())
             .bind(project.tenant_id.as_str())
@@ -262,7 +250,7 @@ impl ImportTx for SqliteTx {
         }
         for StoredKey { key, hash } in &rows.keys {
             sqlx::query(&format!(
-                "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
             ))
             .bind(key.id.as_str())
             .bind(key.tenant_id.as_str())
@@ -281,7 +269,7 @@ impl ImportTx for SqliteTx {
         }
         for key in &rows.signing_keys {
             sqlx::query(
-                "INSERT INTO signing_keys (kid, secret, created_at, retired_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO signing_keys (kid, secret, created_at, retired_at) VALUES ($1, $2, $3, $4)",
             )
             .bind(&key.kid)
             .bind(key.secret.as_slice())
@@ -293,7 +281,7 @@ impl ImportTx for SqliteTx {
         for event in &rows.audit {
             sqlx::query(
                 "INSERT INTO audit_log (id, tenant_id, project_id, actor, action, target, ip, details, at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(event.id)
             .bind(event.tenant_id.as_str())
@@ -311,62 +299,12 @@ impl ImportTx for SqliteTx {
     }
 
     async fn usage(&mut self, rows: &UsageRows) -> StoreResult<()> {
-        let tx = &mut *self.0;
-        for flush in &rows.flushes {
-            sqlx::query("INSERT INTO usage_flushes (flush_id, applied_at) VALUES (?, ?)")
-                .bind(&flush.flush_id)
-                .bind(flush.applied_at)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for r in &rows.rooms {
-            sqlx::query(
-                "INSERT INTO usage_hourly (project_id, room, hour_start, messages_in,
-                     messages_out, bytes_in, bytes_out, connection_ms, peak_connections,
-                     active, storage_bytes)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&r.project_id)
-            .bind(&r.room)
-            .bind(r.hour_start)
-            .bind(r.messages_in)
-            .bind(r.messages_out)
-            .bind(r.bytes_in)
-            .bind(r.bytes_out)
-            .bind(r.connection_ms)
-            .bind(r.peak_connections)
-            .bind(r.active)
-            .bind(r.storage_bytes)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for p in &rows.projects {
-            sqlx::query(
-                "INSERT INTO usage_project_hourly (project_id, hour_start, peak_connections)
-                 VALUES (?, ?, ?)",
-            )
-            .bind(&p.project_id)
-            .bind(p.hour_start)
-            .bind(p.peak_connections)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for u in &rows.users {
-            sqlx::query(
-                "INSERT INTO usage_users (project_id, month_start, user_id) VALUES (?, ?, ?)",
-            )
-            .bind(&u.project_id)
-            .bind(u.month_start)
-            .bind(&u.user_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        Ok(())
+        Store::import_usage(&mut *self.0, rows).await
     }
 
     async fn room(&mut self, room: &RoomEntry, contents: &RoomContents) -> StoreResult<()> {
         let tx = &mut *self.0;
-        sqlx::query("INSERT INTO rooms (id, project_id, name, created_at) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO rooms (id, project_id, name, created_at) VALUES ($1, $2, $3, $4)")
             .bind(room.id)
             .bind(&room.project_id)
             .bind(&room.name)
@@ -375,7 +313,7 @@ impl ImportTx for SqliteTx {
             .await?;
         if let Some(snapshot) = &contents.snapshot {
             sqlx::query(
-                "INSERT INTO room_snapshots (room_id, upto_seq, data, updated_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO room_snapshots (room_id, upto_seq, data, updated_at) VALUES ($1, $2, $3, $4)",
             )
             .bind(room.id)
             .bind(snapshot.upto_seq)
@@ -384,44 +322,13 @@ impl ImportTx for SqliteTx {
             .execute(&mut *tx)
             .await?;
         }
-        for (seq, data) in &contents.updates {
-            sqlx::query("INSERT INTO room_updates (seq, room_id, data) VALUES (?, ?, ?)")
-                .bind(seq)
-                .bind(room.id)
-                .bind(data.as_ref())
-                .execute(&mut *tx)
-                .await?;
-        }
+        Store::import_log(&mut *tx, room.id, &contents.updates).await?;
         Ok(())
     }
 
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         let mut tx = self.0;
-        // Explicit ids already moved `sqlite_sequence` past every inserted seq and audit
-        // id (and rooms, without AUTOINCREMENT, continue after the largest id). What is
-        // left is a snapshot covering seqs whose rows were compacted away: the counter
-        // must pass its `upto_seq` too: that is the snapshot's version, which every
-        // compaction must raise with a newer seq than it (new updates sorting before it
-        // would never be compacted).
-        let high: i64 = sqlx::query(
-            "SELECT MAX(COALESCE((SELECT MAX(seq) FROM room_updates), 0),
-                        COALESCE((SELECT MAX(upto_seq) FROM room_snapshots), 0))",
-        )
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get(0)?;
-        let raised =
-            sqlx::query("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'room_updates'")
-                .bind(high)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        if raised == 0 && high > 0 {
-            sqlx::query("INSERT INTO sqlite_sequence (name, seq) VALUES ('room_updates', ?)")
-                .bind(high)
-                .execute(&mut *tx)
-                .await?;
-        }
+        Store::advance_sequences(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -1,19 +1,21 @@
-//! [`ControlStore`] on Postgres: the control plane's rows (migration `0002_control.sql`).
+//! [`ControlStore`], once for both backends: the control plane's rows (migration
+//! `0002_control.sql`), in SQL both dialects run as written. Compiled once per backend
+//! (see [`crate::store::dialect`]); the shared storage suite (`store/suite`) holds both
+//! to the same behaviour.
 //!
-//! The same queries as the SQLite backend (`store/sqlite/control.rs`) with `$n`
-//! placeholders; the shared storage suite (`store/suite`) holds both to the same
-//! behaviour. Writes of several statements run in one transaction (READ COMMITTED: each
-//! statement sees what committed before it, and conditional UPDATEs re-check their WHERE
-//! after waiting on a concurrent writer's row lock).
+//! Writes of several statements run in one transaction. On SQLite its first statement
+//! writes, so SQLite takes its write lock at once (waiting on `busy_timeout`) instead of
+//! failing on a late read-to-write upgrade; on Postgres (READ COMMITTED) each statement
+//! sees what committed before it, and conditional UPDATEs re-check their WHERE after
+//! waiting on a concurrent writer's row lock.
 
 use async_trait::async_trait;
-use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 use super::rows::{
     all, audit_row, key_row, member_row, one, project_row, signing_key_row, tenant_row, user_row,
 };
-use super::PostgresStore;
+use super::{DbRow, Store};
 use crate::ids::{KeyId, ProjectId, TenantId, UserId};
 use crate::store::control::{
     AuditRow, ControlStore, KeyFilter, KeyRow, MemberRow, NewAccount, ProjectPatch, ProjectRow,
@@ -28,7 +30,7 @@ const KEY_COLUMNS: &str = "id, tenant_id, project_id, user_id, kind, name, displ
                            created_at, last_used_at, expires_at, revoked_at";
 
 #[async_trait]
-impl ControlStore for PostgresStore {
+impl ControlStore for Store {
     // --- users and sessions ---
 
     async fn create_account(&self, account: &NewAccount) -> StoreResult<()> {
@@ -179,7 +181,7 @@ impl ControlStore for PostgresStore {
         .bind(user_id.as_str())
         .fetch_all(&self.pool)
         .await?;
-        let decode = |row: &PgRow| -> Result<_, sqlx::Error> {
+        let decode = |row: &DbRow| -> Result<_, sqlx::Error> {
             let role = stored("role", row.try_get("role")?, Role::parse)?;
             Ok((tenant_row(row)?, role))
         };
@@ -473,7 +475,7 @@ impl ControlStore for PostgresStore {
         key_id: &KeyId,
         at: i64,
     ) -> StoreResult<Option<KeyRow>> {
-        // CASE, as on SQLite (whose MIN is Postgres's LEAST).
+        // CASE rather than MIN/LEAST, which differ between SQLite and Postgres.
         let row = sqlx::query(&format!(
             "UPDATE api_keys
              SET expires_at = CASE WHEN expires_at IS NULL OR expires_at > $1 THEN $2 ELSE expires_at END
@@ -559,7 +561,8 @@ impl ControlStore for PostgresStore {
         before: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<AuditRow>> {
-        // No cursor is "before everything".
+        // No cursor is "before everything" (no `$2 IS NULL OR …`, which Postgres cannot
+        // type without a cast).
         let rows = sqlx::query(
             "SELECT id, tenant_id, project_id, actor, action, target, ip, details, at
              FROM audit_log WHERE tenant_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",

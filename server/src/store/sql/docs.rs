@@ -1,36 +1,28 @@
-//! [`DocStore`] on Postgres: rooms, snapshots and the update log (migration
-//! `0001_rooms.sql`).
+//! [`DocStore`], once for both backends: rooms, snapshots and the update log (migration
+//! `0001_rooms.sql`); compiled once per backend (see [`crate::store::dialect`]). What
+//! differs is behind [`Dialect`]: the group commit ([`Dialect::append_log`]), deleting a
+//! compaction's folded rows, the snapshot read's `BEGIN`, closing.
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use sqlx::{PgConnection, Row};
+use sqlx::{Row, Transaction};
 
-use super::PostgresStore;
+use super::{Db, Store};
+use crate::store::dialect::{Conn, Dialect};
 use crate::store::{
     unix_ms, Append, DocStore, RoomId, RoomRow, RoomVersion, Seq, StoreResult, StoredDoc,
 };
 
-/// Appends a batch in one statement (one round trip, one commit, one WAL flush). The
-/// seqs are drawn from the log's sequence first, sorted, and handed out in batch order,
-/// so the i-th update gets the i-th smallest seq without relying on the order in which
-/// Postgres evaluates defaults or returns rows.
-const APPEND_SQL: &str = "
-    WITH allocated AS (
-        SELECT array_agg(seq ORDER BY seq) AS seqs
-        FROM (
-            SELECT nextval(pg_get_serial_sequence('room_updates', 'seq')) AS seq
-            FROM generate_series(1, cardinality($1::BIGINT[]))
-        ) AS drawn
-    )
-    INSERT INTO room_updates (seq, room_id, data)
-    SELECT allocated.seqs[u.n], u.room_id, u.data
-    FROM allocated, UNNEST($1::BIGINT[], $2::BYTEA[]) WITH ORDINALITY AS u (room_id, data, n)
-    RETURNING seq";
+impl Store {
+    /// Begins a transaction that sees one snapshot of the database throughout
+    /// ([`Dialect::BEGIN_SNAPSHOT`]).
+    pub(super) async fn begin_snapshot(&self) -> StoreResult<Transaction<'static, Db>> {
+        Ok(match Self::BEGIN_SNAPSHOT {
+            Some(begin) => self.pool.begin_with(begin).await?,
+            None => self.pool.begin().await?,
+        })
+    }
 
-/// Starts a read-only transaction that sees one snapshot of the database throughout.
-pub(super) const READ_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
-
-impl PostgresStore {
     async fn room_id(&self, project_id: &str, room: &str) -> StoreResult<RoomId> {
         let select = "SELECT id FROM rooms WHERE project_id = $1 AND name = $2";
         if let Some(row) = sqlx::query(select)
@@ -41,8 +33,9 @@ impl PostgresStore {
         {
             return Ok(row.try_get("id")?);
         }
-        // A concurrent insert of the same room makes this wait for it and do nothing;
-        // the SELECT after it (a new snapshot under READ COMMITTED) then finds the row.
+        // A concurrent insert of the same room makes this wait for it (SQLite's write
+        // lock, Postgres's unique index) and do nothing; the SELECT after it then finds
+        // the row (on Postgres a new snapshot under READ COMMITTED).
         sqlx::query(
             "INSERT INTO rooms (project_id, name, created_at) VALUES ($1, $2, $3)
              ON CONFLICT (project_id, name) DO NOTHING",
@@ -61,11 +54,11 @@ impl PostgresStore {
     }
 
     /// Reads the snapshot and the log rows `<= upto` from one snapshot of the database:
-    /// REPEATABLE READ, because under READ COMMITTED a compaction committing between the
-    /// two SELECTs would make the log read miss the rows the (older) snapshot read does
-    /// not cover.
+    /// on Postgres REPEATABLE READ, because under READ COMMITTED a compaction committing
+    /// between the two SELECTs would make the log read miss the rows the (older)
+    /// snapshot read does not cover.
     async fn read(&self, room_id: RoomId, upto: Seq) -> StoreResult<StoredDoc> {
-        let mut tx = self.pool.begin_with(READ_SNAPSHOT).await?;
+        let mut tx = self.begin_snapshot().await?;
         let doc = read_doc(&mut tx, room_id, upto).await?;
         tx.commit().await?;
         Ok(doc)
@@ -77,7 +70,7 @@ impl PostgresStore {
 /// (compaction deletes exactly what it folded), so none is filtered by the snapshot's
 /// `upto_seq`: a row that committed after a compaction's read with a smaller seq than
 /// the rows it folded is still read.
-async fn read_doc(conn: &mut PgConnection, room_id: RoomId, upto: Seq) -> StoreResult<StoredDoc> {
+async fn read_doc(conn: &mut Conn<Store>, room_id: RoomId, upto: Seq) -> StoreResult<StoredDoc> {
     let snapshot = sqlx::query("SELECT upto_seq, data FROM room_snapshots WHERE room_id = $1")
         .bind(room_id)
         .fetch_optional(&mut *conn)
@@ -113,30 +106,14 @@ async fn read_doc(conn: &mut PgConnection, room_id: RoomId, upto: Seq) -> StoreR
 }
 
 #[async_trait]
-impl DocStore for PostgresStore {
+impl DocStore for Store {
     async fn load(&self, project_id: &str, room: &str) -> StoreResult<StoredDoc> {
         let room_id = self.room_id(project_id, room).await?;
         self.read(room_id, Seq::MAX).await
     }
 
     async fn append(&self, batch: &[Append]) -> StoreResult<Vec<Seq>> {
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
-        let room_ids: Vec<RoomId> = batch.iter().map(|item| item.room_id).collect();
-        let data: Vec<&[u8]> = batch.iter().map(|item| item.data.as_ref()).collect();
-        // One statement is one transaction: all rows or none.
-        let mut seqs = sqlx::query(APPEND_SQL)
-            .bind(&room_ids)
-            .bind(&data)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|row| row.try_get::<Seq, _>(0))
-            .collect::<Result<Vec<_>, _>>()?;
-        // RETURNING order is unspecified; the seqs were assigned in batch order.
-        seqs.sort_unstable();
-        Ok(seqs)
+        self.append_log(batch).await
     }
 
     async fn read_upto(&self, room_id: RoomId, upto: Seq) -> StoreResult<StoredDoc> {
@@ -151,9 +128,11 @@ impl DocStore for PostgresStore {
         folded: &[Seq],
         data: &[u8],
     ) -> StoreResult<bool> {
-        // READ COMMITTED is enough: a concurrent compaction's UPDATE (or INSERT) makes
-        // this one wait for its row lock, then re-check the WHERE (or the conflict)
-        // against the committed row and write nothing.
+        // The first statement writes: SQLite takes its write lock at once (waiting on
+        // busy_timeout) instead of failing on a late upgrade. On Postgres READ COMMITTED
+        // is enough: a concurrent compaction's UPDATE (or INSERT) makes this one wait
+        // for its row lock, then re-check the WHERE (or the conflict) against the
+        // committed row and write nothing.
         let mut tx = self.pool.begin().await?;
         let written = match expected_prev {
             Some(prev) => sqlx::query(
@@ -184,23 +163,19 @@ impl DocStore for PostgresStore {
         }
         // Exactly the rows folded, not `seq <= upto`: a row below `upto` that committed
         // after the compaction's read is not in `data` and must stay.
-        sqlx::query("DELETE FROM room_updates WHERE room_id = $1 AND seq = ANY($2::BIGINT[])")
-            .bind(room_id)
-            .bind(folded)
-            .execute(&mut *tx)
-            .await?;
+        Store::delete_log_rows(&mut *tx, room_id, folded).await?;
         tx.commit().await?;
         Ok(true)
     }
 
     async fn room_version(&self, room_id: RoomId) -> StoreResult<Option<RoomVersion>> {
         // One statement, so one snapshot of the database; no row when the room does not
-        // exist. SUM(BIGINT) is NUMERIC and cannot overflow; the cast back to BIGINT
-        // could only fail past 2^63, far beyond the seqs of one room's log (bounded by
-        // compaction).
+        // exist. The seqs of one room's log (bounded by compaction) add up to far less
+        // than 2^63: SQLite's SUM of integers fails on overflow, Postgres's SUM(BIGINT)
+        // is NUMERIC and cannot, and its cast back to BIGINT could only fail past 2^63.
         let row = sqlx::query(
             "SELECT s.upto_seq, COUNT(u.seq) AS log_rows, MAX(u.seq) AS log_max,
-                    COALESCE(SUM(u.seq), 0)::BIGINT AS log_seq_sum
+                    CAST(COALESCE(SUM(u.seq), 0) AS BIGINT) AS log_seq_sum
              FROM rooms r
              LEFT JOIN room_snapshots s ON s.room_id = r.id
              LEFT JOIN room_updates u ON u.room_id = r.id
@@ -237,14 +212,16 @@ impl DocStore for PostgresStore {
         after: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<RoomRow>> {
-        // As on SQLite: a range on the (project_id, name) index, then an exact prefix
-        // test with `left` (no LIKE wildcards to escape). `name` is COLLATE "C", so the
-        // order and the range are bytewise, like SQLite's.
+        // A prefix match as a range on the (project_id, name) index: names `>= prefix`
+        // that start with it. `substr` keeps it exact for any characters (no LIKE
+        // wildcards to escape). On Postgres `name` is COLLATE "C", so the order and the
+        // range are bytewise, like SQLite's; the casts type a NULL cursor there.
         let rows = sqlx::query(
             "SELECT id, name, created_at FROM rooms
              WHERE project_id = $1
-               AND ($2::TEXT IS NULL OR (name >= $2 AND left(name, length($2)) = $2))
-               AND ($3::TEXT IS NULL OR name > $3)
+               AND (CAST($2 AS TEXT) IS NULL
+                    OR (name >= $2 AND substr(name, 1, length($2)) = $2))
+               AND (CAST($3 AS TEXT) IS NULL OR name > $3)
              ORDER BY name LIMIT $4",
         )
         .bind(project_id)
@@ -283,6 +260,6 @@ impl DocStore for PostgresStore {
     }
 
     async fn close(&self) {
-        self.pool.close().await;
+        self.close_store().await;
     }
 }
