@@ -196,9 +196,57 @@ test('a new user signs up, connects a client and watches it live', async () => {
   await page.waitForSelector('text=ada@example.com');
   await shot(page, '14-team');
 
+  // Invite a second user, who must accept in their own browser before joining.
+  await page.fill('#invite-email', 'grace@example.com');
+  await page.selectOption('#invite-role', 'admin');
+  await page.getByRole('button', { name: 'Invite' }).click();
+  const link = (await page.textContent('[data-invite-link]')).trim();
+  assert.match(link, /\/dashboard\/invitations\/accept\?token=/);
+  assert.match(await page.textContent('tr[data-invitation="grace@example.com"]'), /pending/);
+  assert.equal(await page.locator('tr[data-member="grace@example.com"]').count(), 0, 'not a member before accepting');
+  await shot(page, '14b-team-invited');
+  const other = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  const grace = await other.newPage();
+  await grace.goto(`${server.base}/dashboard/signup`);
+  await grace.fill('#email', 'grace@example.com');
+  await grace.fill('#password', 'compilers all the way down');
+  await grace.fill('#tenant', 'Navy Labs');
+  await grace.getByRole('button', { name: 'Create account' }).click();
+  await grace.waitForSelector('h1:has-text("Get started")');
+  await grace.goto(link);
+  await grace.waitForSelector('h1:has-text("You are invited")');
+  await shot(grace, '14c-accept');
+  await grace.getByRole('button', { name: 'Accept the invitation' }).click();
+  await grace.waitForSelector('h1:has-text("Projects")');
+  // Grace now switches between her own tenant and the one she joined.
+  const options = await grace.$$eval('#tenant-select option', (os) => os.map((o) => o.textContent));
+  assert.deepEqual(options.sort(), ['Analytical Engines', 'Navy Labs']);
+  assert.match(await grace.textContent('.crumbs'), /Analytical Engines/);
+  await grace.selectOption('#tenant-select', { label: 'Navy Labs' });
+  await grace.waitForFunction(() => document.querySelector('.crumbs')?.textContent.includes('Navy Labs'));
+  await other.close();
+  await page.reload();
+  assert.match(await page.textContent('tr[data-member="grace@example.com"]'), /admin/);
+  assert.match(await page.textContent('tr[data-invitation="grace@example.com"]'), /accepted/);
+
+  // Personal access tokens: created with an expiry, shown once, working, then revoked.
+  await page.getByRole('link', { name: 'Access tokens' }).click();
+  await page.waitForSelector('text=No tokens');
+  await page.fill('#token-name', 'ci');
+  await page.selectOption('#token-expiry', '30');
+  await page.getByRole('button', { name: 'Create token' }).click();
+  const pat = (await page.textContent('[data-new-token]')).trim();
+  assert.match(pat, /^pat_/);
+  const me = (t) => fetch(`${server.base}/v1/auth/me`, { headers: { authorization: `Bearer ${t}` } });
+  assert.equal((await me(pat)).status, 200);
+  await shot(page, '15-tokens');
+  await page.locator('tr[data-token]').getByRole('button', { name: 'Revoke' }).click();
+  await page.waitForSelector('tr[data-token] .badge.danger:has-text("revoked")');
+  assert.equal((await me(pat)).status, 401);
+
   // Projects: create, rename, switch public access, delete with a typed confirmation.
   await page.getByRole('link', { name: 'Projects', exact: true }).click();
-  await shot(page, '15-projects');
+  await shot(page, '16-projects');
   await page.fill('#project-name', 'staging');
   await page.getByRole('button', { name: 'Create project' }).click();
   await page.waitForSelector('h1:has-text("staging")');
@@ -207,7 +255,7 @@ test('a new user signs up, connects a client and watches it live', async () => {
   await page.waitForSelector('h1:has-text("staging-eu")');
   await page.getByRole('button', { name: 'Turn public access on' }).click();
   await page.waitForSelector('button:has-text("Turn public access off")');
-  await shot(page, '16-project-settings');
+  await shot(page, '17-project-settings');
   const del = page.getByRole('button', { name: 'Delete this project' });
   assert.equal(await del.isDisabled(), true, 'delete waits for the typed name');
   await page.fill('#confirm', 'staging-eu');
@@ -219,7 +267,7 @@ test('a new user signs up, connects a client and watches it live', async () => {
   await page.setViewportSize({ width: 390, height: 844 });
   await page.locator('.nav a.sub', { hasText: 'Rooms' }).first().click();
   await page.waitForSelector(`tr[data-room="${room}"]`);
-  await shot(page, '17-phone-rooms');
+  await shot(page, '18-phone-rooms');
   await page.setViewportSize({ width: 1280, height: 860 });
 
   // Sign out; the dashboard asks to sign in again; a wrong password shows the detail.
@@ -231,7 +279,7 @@ test('a new user signs up, connects a client and watches it live', async () => {
   await page.fill('#password', 'not the password');
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.waitForSelector('.alert.error');
-  await shot(page, '18-login-error');
+  await shot(page, '19-login-error');
   await page.fill('#password', 'correct horse battery');
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.waitForSelector('h1:has-text("Projects")');

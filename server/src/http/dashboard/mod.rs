@@ -8,6 +8,7 @@ mod auth;
 mod chart;
 mod error;
 mod guard;
+mod invitations;
 mod projects;
 mod render;
 mod rooms;
@@ -77,6 +78,15 @@ pub fn router(public_url: Option<&str>) -> Router<AppState> {
             post(tenant::remove),
         )
         .route(&format!("{tenant}/leave"), post(tenant::leave))
+        .route(&format!("{tenant}/invitations"), post(invitations::create))
+        .route(
+            &format!("{tenant}/invitations/{{invitation}}/revoke"),
+            post(invitations::revoke),
+        )
+        .route(
+            "/dashboard/invitations/accept",
+            get(invitations::page).post(invitations::accept),
+        )
         .route(
             &format!("{tenant}/tokens"),
             get(tokens::list).post(tokens::create),
@@ -107,6 +117,9 @@ pub(crate) const STATE_CHANGING: &[&str] = &[
     "/dashboard/t/{tenant}/team/{user}/role",
     "/dashboard/t/{tenant}/team/{user}/remove",
     "/dashboard/t/{tenant}/leave",
+    "/dashboard/t/{tenant}/invitations",
+    "/dashboard/t/{tenant}/invitations/inv_000000000000000000000000/revoke",
+    "/dashboard/invitations/accept",
     "/dashboard/t/{tenant}/tokens",
     "/dashboard/t/{tenant}/tokens/{key}/revoke",
 ];

@@ -121,6 +121,9 @@ struct TeamPage {
     chrome: Chrome,
     members: Vec<MemberView>,
     can_admin: bool,
+    invitations: Vec<super::invitations::InvitationView>,
+    /// Just created: (email, accept link).
+    invite_link: Option<(String, String)>,
 }
 
 /// The tenant's members.
@@ -130,22 +133,38 @@ pub(super) async fn team(
     Path(tenant): Path<String>,
 ) -> DashResult {
     let ctx = Ctx::load(&state, auth, &tenant, None, "team").await?;
-    team_page(&state, ctx, StatusCode::OK, None).await
+    team_page(&state, ctx, StatusCode::OK, None, None).await
 }
 
-async fn team_page(
+/// The team page, with a problem or a new invitation's link to show.
+pub(super) async fn team_page(
     state: &AppState,
     mut ctx: Ctx,
     status: StatusCode,
     error: Option<String>,
+    invite_link: Option<(String, String)>,
 ) -> DashResult {
     ctx.crumb("Team");
     ctx.chrome.error = error;
     let members = state.control.list_members(&ctx.access).await?;
+    let now = state.control.now_ms();
+    let invitations = if ctx.can_admin() {
+        state
+            .control
+            .list_invitations(&ctx.access)
+            .await?
+            .iter()
+            .map(|row| super::invitations::InvitationView::new(row, now))
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(render_status(
         status,
         &TeamPage {
             can_admin: ctx.can_admin(),
+            invitations,
+            invite_link,
             members: members
                 .iter()
                 .map(|m| MemberView {
@@ -168,7 +187,7 @@ async fn after_team(state: &AppState, ctx: Ctx, result: Result<(), DashError>) -
         Err(DashError::SignIn) => Err(DashError::SignIn),
         Err(error) => {
             let (status, detail) = error.detail();
-            team_page(state, ctx, status, Some(detail)).await
+            team_page(state, ctx, status, Some(detail), None).await
         }
     }
 }
