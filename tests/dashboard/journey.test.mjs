@@ -225,7 +225,8 @@ test('a new user signs up, connects a client and watches it live', async () => {
   await grace.selectOption('#tenant-select', { label: 'Navy Labs' });
   await grace.waitForFunction(() => document.querySelector('.crumbs')?.textContent.includes('Navy Labs'));
   await other.close();
-  await page.reload();
+  await page.getByRole('link', { name: 'Team' }).click();
+  await page.waitForSelector('tr[data-member="grace@example.com"]');
   assert.match(await page.textContent('tr[data-member="grace@example.com"]'), /admin/);
   assert.match(await page.textContent('tr[data-invitation="grace@example.com"]'), /accepted/);
 
