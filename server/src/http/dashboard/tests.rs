@@ -291,7 +291,7 @@ async fn signup_sets_a_host_prefixed_cookie_over_https() {
             cookie.contains("; Path=/; HttpOnly; SameSite=Lax"),
             "{cookie}"
         );
-        assert_eq!(cookie.ends_with(flag), true, "{cookie}");
+        assert!(cookie.ends_with(flag), "{cookie}");
         assert!(text.contains("data-secret>sk_"), "the key is shown once");
         assert!(text.contains("production"));
     }

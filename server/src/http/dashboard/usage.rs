@@ -361,6 +361,8 @@ struct LimitRow {
     limit: String,
     now: String,
     percent: Option<u32>,
+    /// Where it is enforced, for the limits without a live reading here.
+    hint: &'static str,
 }
 
 #[derive(Template)]
@@ -398,30 +400,35 @@ pub(super) async fn plan(
                 u64::from(busiest),
                 u64::from(limits.connections_per_project),
             ),
+            hint: "",
         },
         LimitRow {
             label: "Connections per room",
             limit: limits.connections_per_room.to_string(),
             now: "—".to_owned(),
             percent: None,
+            hint: "a new connection past it is refused (4429)",
         },
         LimitRow {
             label: "Rooms per project",
             limit: limits.rooms_per_project.to_string(),
             now: "—".to_owned(),
             percent: None,
+            hint: "a new room past it is refused",
         },
         LimitRow {
             label: "Document size",
             limit: bytes(i64::try_from(limits.max_document_bytes).unwrap_or(i64::MAX)),
             now: "—".to_owned(),
             percent: None,
+            hint: "a write past it is refused (4413)",
         },
         LimitRow {
             label: "Messages per second per connection (burst)",
             limit: format!("{} ({})", limits.messages_per_second, limits.message_burst),
             now: "—".to_owned(),
             percent: None,
+            hint: "enforced per connection (4429)",
         },
         LimitRow {
             label: "Bytes per second per connection (burst)",
@@ -432,12 +439,14 @@ pub(super) async fn plan(
             ),
             now: "—".to_owned(),
             percent: None,
+            hint: "enforced per connection (4429)",
         },
         LimitRow {
             label: "REST requests per minute per key",
             limit: limits.rest_requests_per_minute.to_string(),
             now: "—".to_owned(),
             percent: None,
+            hint: "enforced per key (429)",
         },
     ];
     Ok(render(&PlanPage {
