@@ -294,5 +294,21 @@ async fn signup_sets_a_host_prefixed_cookie_over_https() {
         assert!(cookie.ends_with(flag), "{cookie}");
         assert!(text.contains("data-secret>sk_"), "the key is shown once");
         assert!(text.contains("production"));
+        // The same email again creates nothing, signs nobody in, and says so neutrally.
+        let again = Request::post("/dashboard/signup")
+            .header("sec-fetch-site", "same-origin")
+            .header(header::CONTENT_TYPE, FORM)
+            .body(Body::from(
+                "email=grace%40example.com&password=another+long+passphrase+here&tenant_name=Other",
+            ))
+            .unwrap();
+        let (status, headers, text) = send(&app, again).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        assert!(headers.get(header::SET_COOKIE).is_none());
+        assert!(
+            text.contains("If this email already has an account"),
+            "{text}"
+        );
+        assert!(!text.contains("data-secret"));
     }
 }
