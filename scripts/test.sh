@@ -24,3 +24,6 @@ scripts/test-wasm.sh
 # The npm package @tandem/node: built, packed, installed into a fresh project and tested
 # against the real binary (with stock y-websocket clients and tsc).
 scripts/test-node-sdk.sh
+
+# The tenant dashboard in headless Chromium against the real binary.
+scripts/test-dashboard.sh

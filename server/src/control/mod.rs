@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod apikey;
 pub mod clock;
 pub mod error;
+pub mod hosted;
 pub mod invitations;
 pub mod kek;
 pub mod keys;

@@ -227,6 +227,19 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// What a person is shown (the dashboard's pages): the status, title, stable code and
+    /// the problem's `detail`. As in the JSON body, a 5xx says nothing internal; it is
+    /// logged here instead.
+    pub fn shown(&self) -> (StatusCode, &'static str, &'static str, String) {
+        let mapped = self.mapped();
+        if mapped.status.is_server_error() {
+            tracing::error!(error = ?self, "request failed");
+        }
+        (mapped.status, mapped.title, mapped.code, mapped.detail)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mapped = self.mapped();

@@ -1,11 +1,12 @@
 //! HTTP adapters only: the REST API ([`api`]) with its error model ([`error`]),
 //! extractors ([`extract`]) and cross-site guard ([`csrf`]), the WebSocket upgrade
-//! ([`ws`]), the spec and its docs page ([`docs`]) and health checks ([`health`]).
-//! Handlers translate between HTTP and the control plane or the engine; they hold no
-//! logic of their own.
+//! ([`ws`]), the spec and its docs page ([`docs`]), the tenant dashboard ([`dashboard`])
+//! and health checks ([`health`]). Handlers translate between HTTP and the control plane
+//! or the engine; they hold no logic of their own.
 
 pub mod api;
 pub mod csrf;
+pub mod dashboard;
 pub mod docs;
 pub mod error;
 pub mod extract;
@@ -82,6 +83,9 @@ pub fn build_app(state: AppState) -> Router {
     let spec_json = spec.to_pretty_json().unwrap_or_else(|_| "{}".to_owned());
     Router::new()
         .merge(api)
+        .merge(dashboard::router(
+            state.control.config().public_url.as_deref(),
+        ))
         .merge(docs::router(spec_json))
         .merge(health::router())
         .merge(metrics::router())

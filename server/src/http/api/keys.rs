@@ -111,7 +111,9 @@ async fn create(
     Ok((StatusCode::CREATED, Json(CreatedApiKey::new(created, now))))
 }
 
-async fn revoke(
+/// Revokes a project key and closes the connections whose tokens it minted (the
+/// dashboard revokes through this too).
+pub(crate) async fn revoke(
     state: &AppState,
     tenant: &TenantId,
     project: &ProjectId,

@@ -1,0 +1,457 @@
+//! Usage (charts per hour or per day, per project or for the whole tenant, with the
+//! plan's limits drawn on them and a table under each) and the plan page.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+
+use super::chart::{bars, ChartSpec, Series};
+use super::error::{render, DashResult};
+use super::render::{bytes, query_value};
+use super::session::{Chrome, Ctx, DashUser};
+use crate::control::usage::{Figures, Granularity, UsageRange, UsageReport};
+use crate::http::AppState;
+use crate::store::usage::{DAY_MS, HOUR_MS};
+
+struct Tab {
+    label: String,
+    href: String,
+    current: bool,
+}
+
+struct Chart {
+    id: &'static str,
+    title: &'static str,
+    series: String,
+    names: Vec<String>,
+    total: String,
+    limit: Option<String>,
+    svg: String,
+    rows: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "usage.html")]
+struct UsagePage {
+    chrome: Chrome,
+    scope_label: String,
+    range_label: String,
+    project_tabs: Vec<Tab>,
+    by_hour: bool,
+    hour_href: String,
+    day_href: String,
+    charts: Vec<Chart>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct UsageQuery {
+    #[serde(default)]
+    project: Option<String>,
+    #[serde(default)]
+    by: Option<String>,
+}
+
+fn label(ms: i64, by_hour: bool) -> String {
+    let text = crate::http::api::views::time(ms);
+    if by_hour {
+        format!(
+            "{} {}",
+            text.get(5..10).unwrap_or(""),
+            text.get(11..16).unwrap_or("")
+        )
+    } else {
+        text.get(0..10).unwrap_or("").to_owned()
+    }
+}
+
+fn count(v: f64) -> String {
+    if v >= 10_000.0 {
+        format!("{:.1}k", v / 1000.0)
+    } else if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+fn byte_count(v: f64) -> String {
+    bytes(v as i64)
+}
+
+/// Every bucket of the range (the report lists only buckets with data).
+fn dense(report: &UsageReport, range: &UsageRange) -> Vec<(i64, Figures)> {
+    let step = match range.granularity {
+        Granularity::Hour => HOUR_MS,
+        Granularity::Day => DAY_MS,
+    };
+    let mut out = Vec::new();
+    let mut at = range.from;
+    while at < range.to {
+        let figures = report
+            .buckets
+            .iter()
+            .find(|b| b.start == at)
+            .map(|b| b.totals.clone())
+            .unwrap_or_default();
+        out.push((at, figures));
+        at += step;
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn chart(
+    id: &'static str,
+    title: &'static str,
+    labels: &[String],
+    series: &[Series<'_>],
+    limit: Option<f64>,
+    format: &dyn Fn(f64) -> String,
+    total: String,
+) -> Chart {
+    let (svg, drawn) = bars(&ChartSpec {
+        title,
+        labels,
+        series,
+        limit,
+        format,
+    });
+    let limit = limit.map(|l| {
+        if drawn {
+            format!("plan limit {}", format(l))
+        } else {
+            format!("plan limit {} (above this range)", format(l))
+        }
+    });
+    let rows = labels
+        .iter()
+        .enumerate()
+        .map(|(i, label)| {
+            let cells: Vec<String> = series.iter().map(|s| format(s.values[i])).collect();
+            (label.clone(), cells.join(" / "))
+        })
+        .collect();
+    Chart {
+        id,
+        title,
+        series: series
+            .iter()
+            .map(|s| s.name)
+            .collect::<Vec<_>>()
+            .join(" / "),
+        names: series.iter().map(|s| s.name.to_owned()).collect(),
+        total,
+        limit,
+        svg,
+        rows,
+    }
+}
+
+/// The usage charts.
+pub(super) async fn page(
+    State(state): State<AppState>,
+    DashUser(auth): DashUser,
+    Path(tenant): Path<String>,
+    Query(query): Query<UsageQuery>,
+) -> DashResult {
+    let mut ctx = Ctx::load(&state, auth, &tenant, None, "usage").await?;
+    ctx.crumb("Usage");
+    let by_hour = query.by.as_deref() != Some("day");
+    let now = state.control.now_ms();
+    let range = if by_hour {
+        UsageRange::new(now - 47 * HOUR_MS, now, Granularity::Hour)?
+    } else {
+        UsageRange::new(now - 29 * DAY_MS, now, Granularity::Day)?
+    };
+    let usage = state
+        .control
+        .tenant_usage(&*state.usage, &ctx.access, &range)
+        .await?;
+    let limits = state.control.tenant_limits(&ctx.access.tenant_id).await?;
+    // Default to the first project: the limits apply per project.
+    let selected = match query.project.as_deref() {
+        Some("all") => None,
+        Some(id) => usage.projects.iter().position(|(p, _)| p.id.as_str() == id),
+        None => (!usage.projects.is_empty()).then_some(0),
+    };
+    let (scope_label, report) = match selected {
+        Some(i) => (
+            format!("Project {}", usage.projects[i].0.name),
+            &usage.projects[i].1,
+        ),
+        None => ("All projects".to_owned(), &usage.totals),
+    };
+    let by = if by_hour { "hour" } else { "day" };
+    let base = format!("{}/usage", ctx.base());
+    let mut project_tabs: Vec<Tab> = usage
+        .projects
+        .iter()
+        .enumerate()
+        .map(|(i, (p, _))| Tab {
+            label: p.name.clone(),
+            href: format!("{base}?project={}&by={by}", query_value(p.id.as_str())),
+            current: selected == Some(i),
+        })
+        .collect();
+    project_tabs.push(Tab {
+        label: "All".to_owned(),
+        href: format!("{base}?project=all&by={by}"),
+        current: selected.is_none(),
+    });
+    let project_param = match selected {
+        Some(i) => usage.projects[i].0.id.to_string(),
+        None => "all".to_owned(),
+    };
+    let buckets = dense(report, &range);
+    let labels: Vec<String> = buckets.iter().map(|(at, _)| label(*at, by_hour)).collect();
+    let values = |f: &dyn Fn(&Figures) -> i64| -> Vec<f64> {
+        buckets.iter().map(|(_, b)| f(b) as f64).collect()
+    };
+    let sum = |f: &dyn Fn(&Figures) -> i64| -> i64 { buckets.iter().map(|(_, b)| f(b)).sum() };
+    let peak_limit = selected.map(|_| f64::from(limits.connections_per_project));
+    let peak_max = buckets
+        .iter()
+        .map(|(_, b)| b.peak_connections)
+        .max()
+        .unwrap_or(0);
+    let minutes = |ms: i64| ms as f64 / 60_000.0;
+    let conn_minutes: Vec<f64> = buckets
+        .iter()
+        .map(|(_, b)| minutes(b.connection_ms))
+        .collect();
+    let total_minutes = minutes(sum(&|b| b.connection_ms));
+    let storage = values(&|b| b.storage_bytes);
+    let last_storage = storage
+        .iter()
+        .rev()
+        .find(|v| **v > 0.0)
+        .copied()
+        .unwrap_or(0.0);
+    let charts = vec![
+        chart(
+            "peak",
+            "Peak connections",
+            &labels,
+            &[Series {
+                name: "peak connections",
+                values: values(&|b| b.peak_connections),
+            }],
+            peak_limit,
+            &count,
+            format!("max {peak_max}"),
+        ),
+        chart(
+            "minutes",
+            "Connection-minutes",
+            &labels,
+            &[Series {
+                name: "connection-minutes",
+                values: conn_minutes,
+            }],
+            None,
+            &count,
+            format!("total {}", count(total_minutes)),
+        ),
+        chart(
+            "messages",
+            "Messages in / out",
+            &labels,
+            &[
+                Series {
+                    name: "messages in",
+                    values: values(&|b| b.messages_in),
+                },
+                Series {
+                    name: "messages out",
+                    values: values(&|b| b.messages_out),
+                },
+            ],
+            None,
+            &count,
+            format!(
+                "total {} in / {} out",
+                sum(&|b| b.messages_in),
+                sum(&|b| b.messages_out)
+            ),
+        ),
+        chart(
+            "bytes",
+            "Bytes in / out",
+            &labels,
+            &[
+                Series {
+                    name: "bytes in",
+                    values: values(&|b| b.bytes_in),
+                },
+                Series {
+                    name: "bytes out",
+                    values: values(&|b| b.bytes_out),
+                },
+            ],
+            None,
+            &byte_count,
+            format!(
+                "total {} in / {} out",
+                bytes(sum(&|b| b.bytes_in)),
+                bytes(sum(&|b| b.bytes_out))
+            ),
+        ),
+        chart(
+            "storage",
+            "Storage",
+            &labels,
+            &[Series {
+                name: "stored bytes",
+                values: storage,
+            }],
+            None,
+            &byte_count,
+            format!("latest {}", bytes(last_storage as i64)),
+        ),
+        {
+            let month_labels: Vec<String> = report
+                .monthly_active_users
+                .iter()
+                .map(|m| {
+                    crate::http::api::views::time(m.month_start)
+                        .get(0..7)
+                        .unwrap_or("")
+                        .to_owned()
+                })
+                .collect();
+            let users: Vec<f64> = report
+                .monthly_active_users
+                .iter()
+                .map(|m| m.users as f64)
+                .collect();
+            let latest = users.last().copied().unwrap_or(0.0);
+            chart(
+                "mau",
+                "Monthly active users",
+                &month_labels,
+                &[Series {
+                    name: "users",
+                    values: users,
+                }],
+                None,
+                &count,
+                format!("this month {}", count(latest)),
+            )
+        },
+    ];
+    let range_label = if by_hour {
+        "the last 48 hours"
+    } else {
+        "the last 30 days"
+    };
+    Ok(render(&UsagePage {
+        chrome: ctx.chrome,
+        scope_label,
+        range_label: range_label.to_owned(),
+        project_tabs,
+        by_hour,
+        hour_href: format!("{base}?project={project_param}&by=hour"),
+        day_href: format!("{base}?project={project_param}&by=day"),
+        charts,
+    }))
+}
+
+struct LimitRow {
+    label: &'static str,
+    limit: String,
+    now: String,
+    percent: Option<u32>,
+    /// Where it is enforced, for the limits without a live reading here.
+    hint: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "plan.html")]
+struct PlanPage {
+    chrome: Chrome,
+    plan: String,
+    limits: Vec<LimitRow>,
+}
+
+/// The plan, its limits, and current use against them.
+pub(super) async fn plan(
+    State(state): State<AppState>,
+    DashUser(auth): DashUser,
+    Path(tenant): Path<String>,
+) -> DashResult {
+    let mut ctx = Ctx::load(&state, auth, &tenant, None, "plan").await?;
+    ctx.crumb("Plan");
+    let limits = state.control.tenant_limits(&ctx.access.tenant_id).await?;
+    let busiest = ctx
+        .projects
+        .iter()
+        .map(|p| state.rooms.project_connections(p.id.as_str()))
+        .max()
+        .unwrap_or(0);
+    let percent = |now: u64, limit: u64| {
+        (limit > 0).then(|| u32::try_from((now * 100 / limit).min(100)).unwrap_or(100))
+    };
+    let rows = vec![
+        LimitRow {
+            label: "Connections per project (busiest project now)",
+            limit: limits.connections_per_project.to_string(),
+            now: busiest.to_string(),
+            percent: percent(
+                u64::from(busiest),
+                u64::from(limits.connections_per_project),
+            ),
+            hint: "",
+        },
+        LimitRow {
+            label: "Connections per room",
+            limit: limits.connections_per_room.to_string(),
+            now: "—".to_owned(),
+            percent: None,
+            hint: "a new connection past it is refused (4429)",
+        },
+        LimitRow {
+            label: "Rooms per project",
+            limit: limits.rooms_per_project.to_string(),
+            now: "—".to_owned(),
+            percent: None,
+            hint: "a new room past it is refused",
+        },
+        LimitRow {
+            label: "Document size",
+            limit: bytes(i64::try_from(limits.max_document_bytes).unwrap_or(i64::MAX)),
+            now: "—".to_owned(),
+            percent: None,
+            hint: "a write past it is refused (4413)",
+        },
+        LimitRow {
+            label: "Messages per second per connection (burst)",
+            limit: format!("{} ({})", limits.messages_per_second, limits.message_burst),
+            now: "—".to_owned(),
+            percent: None,
+            hint: "enforced per connection (4429)",
+        },
+        LimitRow {
+            label: "Bytes per second per connection (burst)",
+            limit: format!(
+                "{} ({})",
+                bytes(i64::try_from(limits.bytes_per_second).unwrap_or(i64::MAX)),
+                bytes(i64::try_from(limits.byte_burst).unwrap_or(i64::MAX))
+            ),
+            now: "—".to_owned(),
+            percent: None,
+            hint: "enforced per connection (4429)",
+        },
+        LimitRow {
+            label: "REST requests per minute per key",
+            limit: limits.rest_requests_per_minute.to_string(),
+            now: "—".to_owned(),
+            percent: None,
+            hint: "enforced per key (429)",
+        },
+    ];
+    Ok(render(&PlanPage {
+        plan: ctx.tenant.plan.clone(),
+        chrome: ctx.chrome,
+        limits: rows,
+    }))
+}
