@@ -21,5 +21,6 @@ use super::{Db, DbRow, Store};
 mod control;
 mod docs;
 mod export;
+mod inserts;
 mod rows;
 mod usage;
