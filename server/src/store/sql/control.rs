@@ -1,6 +1,6 @@
 //! [`ControlStore`], once for both backends: the control plane's rows (migration
 //! `0002_control.sql`), in SQL both dialects run as written. Compiled once per backend
-//! (see [`crate::store::dialect`]); the shared storage suite (`store/suite`) holds both
+//! (see `store/sql/mod.rs`); the shared storage suite (`store/suite`) holds both
 //! to the same behaviour.
 //!
 //! Writes of several statements run in one transaction. On SQLite its first statement
@@ -15,7 +15,7 @@ use sqlx::Row;
 use super::rows::{
     all, audit_row, key_row, member_row, one, project_row, signing_key_row, tenant_row, user_row,
 };
-use super::{DbRow, Store};
+use super::{inserts, DbRow, Store};
 use crate::ids::{KeyId, ProjectId, TenantId, UserId};
 use crate::store::control::{
     AuditRow, ControlStore, KeyFilter, KeyRow, MemberRow, NewAccount, ProjectPatch, ProjectRow,
@@ -40,47 +40,23 @@ impl ControlStore for Store {
             project,
         } = account;
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(user.id.as_str())
-        .bind(&user.email)
-        .bind(&user.password_hash)
-        .bind(user.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(conflict("email already registered"))?;
-        sqlx::query("INSERT INTO tenants (id, name, plan, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(tenant.id.as_str())
-            .bind(&tenant.name)
-            .bind(&tenant.plan)
-            .bind(tenant.created_at)
+        inserts::user(user)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict("email already registered"))?;
+        inserts::tenant(tenant)
             .execute(&mut *tx)
             .await
             .map_err(conflict("tenant already exists"))?;
-        sqlx::query(
-            "INSERT INTO members (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(tenant.id.as_str())
-        .bind(user.id.as_str())
-        .bind(Role::Owner.as_str())
-        .bind(user.created_at)
-        .execute(&mut *tx)
-        .await?;
+        inserts::member(&tenant.id, &user.id, Role::Owner, user.created_at)
+            .execute(&mut *tx)
+            .await?;
         // The first project belongs to the new tenant by definition, whatever
         // `project.tenant_id` says: it must never land in someone else's tenant.
-        sqlx::query(
-            "INSERT INTO projects (id, tenant_id, name, public_access, created_at)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(project.id.as_str())
-        .bind(tenant.id.as_str())
-        .bind(&project.name)
-        .bind(project.public_access)
-        .bind(project.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(conflict("project already exists"))?;
+        inserts::project(project, &tenant.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict("project already exists"))?;
         tx.commit().await?;
         Ok(())
     }
@@ -128,16 +104,10 @@ impl ControlStore for Store {
         created_at: i64,
         expires_at: i64,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(id_hash.as_slice())
-        .bind(user_id.as_str())
-        .bind(created_at)
-        .bind(expires_at)
-        .execute(&self.pool)
-        .await
-        .map_err(conflict("session already exists"))?;
+        inserts::session(id_hash, user_id, created_at, expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(conflict("session already exists"))?;
         Ok(())
     }
 
@@ -222,16 +192,10 @@ impl ControlStore for Store {
         role: Role,
         at: i64,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO members (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(tenant_id.as_str())
-        .bind(user_id.as_str())
-        .bind(role.as_str())
-        .bind(at)
-        .execute(&self.pool)
-        .await
-        .map_err(conflict("already a member"))?;
+        inserts::member(tenant_id, user_id, role, at)
+            .execute(&self.pool)
+            .await
+            .map_err(conflict("already a member"))?;
         Ok(())
     }
 
@@ -284,18 +248,10 @@ impl ControlStore for Store {
     // --- projects ---
 
     async fn create_project(&self, project: &ProjectRow) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO projects (id, tenant_id, name, public_access, created_at)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(project.id.as_str())
-        .bind(project.tenant_id.as_str())
-        .bind(&project.name)
-        .bind(project.public_access)
-        .bind(project.created_at)
-        .execute(&self.pool)
-        .await
-        .map_err(conflict("a project with this name already exists"))?;
+        inserts::project(project, &project.tenant_id)
+            .execute(&self.pool)
+            .await
+            .map_err(conflict("a project with this name already exists"))?;
         Ok(())
     }
 
@@ -388,24 +344,10 @@ impl ControlStore for Store {
     // --- keys ---
 
     async fn insert_key(&self, key: &KeyRow, hash: &[u8; 32]) -> StoreResult<()> {
-        sqlx::query(&format!(
-            "INSERT INTO api_keys ({KEY_COLUMNS}, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-        ))
-        .bind(key.id.as_str())
-        .bind(key.tenant_id.as_str())
-        .bind(key.project_id.as_ref().map(ProjectId::as_str))
-        .bind(key.user_id.as_ref().map(UserId::as_str))
-        .bind(key.kind.as_str())
-        .bind(&key.name)
-        .bind(&key.display_prefix)
-        .bind(key.created_at)
-        .bind(key.last_used_at)
-        .bind(key.expires_at)
-        .bind(key.revoked_at)
-        .bind(hash.as_slice())
-        .execute(&self.pool)
-        .await
-        .map_err(conflict("key already exists"))?;
+        inserts::api_key(key, hash)
+            .execute(&self.pool)
+            .await
+            .map_err(conflict("key already exists"))?;
         Ok(())
     }
 
@@ -502,16 +444,10 @@ impl ControlStore for Store {
     // --- token signing keys ---
 
     async fn insert_signing_key(&self, key: &SigningKeyRow) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, secret, created_at, retired_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&key.kid)
-        .bind(key.secret.as_slice())
-        .bind(key.created_at)
-        .bind(key.retired_at)
-        .execute(&self.pool)
-        .await
-        .map_err(conflict("signing key id already exists"))?;
+        inserts::signing_key(key)
+            .execute(&self.pool)
+            .await
+            .map_err(conflict("signing key id already exists"))?;
         Ok(())
     }
 

@@ -1,5 +1,5 @@
 //! [`DocStore`], once for both backends: rooms, snapshots and the update log (migration
-//! `0001_rooms.sql`); compiled once per backend (see [`crate::store::dialect`]). What
+//! `0001_rooms.sql`); compiled once per backend (see `store/sql/mod.rs`). What
 //! differs is behind [`Dialect`]: the group commit ([`Dialect::append_log`]), deleting a
 //! compaction's folded rows, the snapshot read's `BEGIN`, closing.
 

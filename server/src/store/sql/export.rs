@@ -1,5 +1,5 @@
 //! [`Export`], once for both backends; compiled once per backend (see
-//! [`crate::store::dialect`]). An export reads inside one snapshot transaction
+//! `store/sql/mod.rs`). An export reads inside one snapshot transaction
 //! ([`Dialect::BEGIN_SNAPSHOT`]: a deferred transaction's WAL snapshot on SQLite,
 //! REPEATABLE READ, READ ONLY on Postgres), an import writes inside one
 //! [`Dialect::BEGIN_IMPORT`] transaction; the bulk inserts and the id counters are the
@@ -14,8 +14,8 @@ use super::rows::{
     all, audit_row, member_row, monthly_user, project_hour, project_row, room_hour, session_row,
     signing_key_row, stored_key, tenant_row, usage_flush, user_row,
 };
-use super::{Db, DbRow, Store};
-use crate::ids::{ProjectId, UserId};
+use super::{inserts, Db, DbRow, Store};
+use crate::ids::ProjectId;
 use crate::store::dialect::Dialect;
 use crate::store::export::{
     ControlRows, Export, ExportTx, ImportTx, RoomContents, RoomEntry, SnapshotRow,
@@ -217,89 +217,37 @@ impl ImportTx for Tx {
     async fn control(&mut self, rows: &ControlRows) -> StoreResult<()> {
         let tx = &mut *self.0;
         for user in &rows.users {
-            sqlx::query(
-                "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(user.id.as_str())
-            .bind(&user.email)
-            .bind(&user.password_hash)
-            .bind(user.created_at)
-            .execute(&mut *tx)
-            .await?;
+            inserts::user(user).execute(&mut *tx).await?;
         }
         for session in &rows.sessions {
-            sqlx::query(
-                "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(session.id_hash.as_slice())
-            .bind(session.user_id.as_str())
-            .bind(session.created_at)
-            .bind(session.expires_at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for tenant in &rows.tenants {
-            sqlx::query("INSERT INTO tenants (id, name, plan, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(tenant.id.as_str())
-                .bind(&tenant.name)
-                .bind(&tenant.plan)
-                .bind(tenant.created_at)
+            let (created, expires) = (session.created_at, session.expires_at);
+            inserts::session(&session.id_hash, &session.user_id, created, expires)
                 .execute(&mut *tx)
                 .await?;
         }
+        for tenant in &rows.tenants {
+            inserts::tenant(tenant).execute(&mut *tx).await?;
+        }
         for member in &rows.members {
-            sqlx::query(
-                "INSERT INTO members (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
+            inserts::member(
+                &member.tenant_id,
+                &member.user_id,
+                member.role,
+                member.created_at,
             )
-            .bind(member.tenant_id.as_str())
-            .bind(member.user_id.as_str())
-            .bind(member.role.as_str())
-            .bind(member.created_at)
             .execute(&mut *tx)
             .await?;
         }
         for project in &rows.projects {
-            sqlx::query(
-                "INSERT INTO projects (id, tenant_id, name, public_access, created_at)
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(project.id.as_str())
-            .bind(project.tenant_id.as_str())
-            .bind(&project.name)
-            .bind(project.public_access)
-            .bind(project.created_at)
-            .execute(&mut *tx)
-            .await?;
+            inserts::project(project, &project.tenant_id)
+                .execute(&mut *tx)
+                .await?;
         }
         for StoredKey { key, hash } in &rows.keys {
-            sqlx::query(&format!(
-                "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-            ))
-            .bind(key.id.as_str())
-            .bind(key.tenant_id.as_str())
-            .bind(key.project_id.as_ref().map(ProjectId::as_str))
-            .bind(key.user_id.as_ref().map(UserId::as_str))
-            .bind(key.kind.as_str())
-            .bind(&key.name)
-            .bind(&key.display_prefix)
-            .bind(key.created_at)
-            .bind(key.last_used_at)
-            .bind(key.expires_at)
-            .bind(key.revoked_at)
-            .bind(hash.as_slice())
-            .execute(&mut *tx)
-            .await?;
+            inserts::api_key(key, hash).execute(&mut *tx).await?;
         }
         for key in &rows.signing_keys {
-            sqlx::query(
-                "INSERT INTO signing_keys (kid, secret, created_at, retired_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&key.kid)
-            .bind(key.secret.as_slice())
-            .bind(key.created_at)
-            .bind(key.retired_at)
-            .execute(&mut *tx)
-            .await?;
+            inserts::signing_key(key).execute(&mut *tx).await?;
         }
         for event in &rows.audit {
             sqlx::query(

@@ -1,5 +1,5 @@
 //! [`UsageStore`], once for both backends (migration `0003_usage.sql`); compiled once per
-//! backend (see [`crate::store::dialect`]). A flush is one transaction whose first
+//! backend (see `store/sql/mod.rs`). A flush is one transaction whose first
 //! statement records the flush id: on SQLite it takes the write lock at once, on Postgres
 //! a concurrent attempt with the same id waits for this one's row lock, then finds it and
 //! does nothing; either way a duplicate id ends the transaction before anything else is
