@@ -15,7 +15,7 @@ use super::rows::{
     signing_key_row, stored_key, tenant_row, usage_flush, user_row,
 };
 use super::{inserts, Db, DbRow, Store};
-use crate::ids::ProjectId;
+use crate::ids::{ProjectId, UserId};
 use crate::store::dialect::Dialect;
 use crate::store::export::{
     ControlRows, Export, ExportTx, ImportTx, RoomContents, RoomEntry, SnapshotRow,
