@@ -87,7 +87,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Sign up: creates a user, a tenant they own and a first project, and signs them in. */
+        /**
+         * Sign up: creates a user, a tenant they own and a first project, and signs them in.
+         *     An email that is already registered gets the same answer (and its owner a notice),
+         *     so this does not reveal which emails have accounts; that session does not work.
+         */
         post: operations["signup"];
         delete?: never;
         options?: never;
@@ -108,12 +112,33 @@ export interface paths {
          *     { token } })`. The room name is the rest of the path (it may contain `/`). Refusals
          *     arrive as WebSocket close codes after the upgrade: 4401 token missing, invalid or
          *     expired (fetch a new one), 4403 the token does not allow this room, 4404 room
-         *     deleted, 4400 malformed message, 4413 too large, 4429 limit, 1012 restarting, 1013
+         *     deleted, 4400 malformed message or invalid room name (1 to 256 bytes of UTF-8, no
+         *     control, bidi-override, zero-width or other invisible format characters), 4413 too large, 4429 limit, 1012 restarting, 1013
          *     try again later.
          */
         get: operations["connect"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/invitations/accept": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Accepts an invitation: the signed-in user (a session, with the invited email) joins
+         *     the tenant with the invited role.
+         */
+        post: operations["acceptInvitation"];
         delete?: never;
         options?: never;
         head?: never;
@@ -169,6 +194,26 @@ export interface paths {
         put?: never;
         /** Rolls a key of this project: a new key now, the old one working for the grace period. */
         post: operations["rollKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/security-log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your own security log: sign-ins and failed sign-ins (time, address), and signup
+         *     attempts with your email. Only you see it; the tenants you are in do not.
+         */
+        get: operations["getSecurityLog"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -323,6 +368,61 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{tenantId}/invitations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tenant's invitations, newest first, in every state (admin). */
+        get: operations["listInvitations"];
+        put?: never;
+        /**
+         * Invites a person by email (admin; only owners invite owners). They join when they
+         *     accept, signed in with that email; the link expires in 7 days and works once.
+         */
+        post: operations["createInvitation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}/invitations/{invitationId}/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Revokes a pending invitation (admin): its link stops working. */
+        post: operations["revokeInvitation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}/leave": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Leaves the tenant (anyone but its last owner). */
+        post: operations["leaveTenant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenantId}/members": {
         parameters: {
             query?: never;
@@ -333,8 +433,7 @@ export interface paths {
         /** The tenant's members. */
         get: operations["listMembers"];
         put?: never;
-        /** Adds an existing user to the tenant (admin; owners add owners). */
-        post: operations["addMember"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -371,7 +470,7 @@ export interface paths {
         put?: never;
         /**
          * Creates a personal access token for the management API of this tenant. The token is
-         *     in this response only.
+         *     in this response only. Only a signed-in session may create one (not another token).
          */
         post: operations["createPersonalAccessToken"];
         delete?: never;
@@ -520,7 +619,9 @@ export interface paths {
         put?: never;
         /**
          * Mints a client token for a user of your app, with room permissions. Needs the
-         *     project's secret key, or its publishable key where public access is on.
+         *     project's secret key, or its publishable key where public access is on: a
+         *     publishable key mints anonymous tokens (server-chosen `anon_…` id, no user info)
+         *     with `room:read` and `room:presence:write` only.
          */
         post: operations["createToken"];
         delete?: never;
@@ -554,6 +655,10 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description The token of an invitation link. */
+        AcceptInvitation: {
+            token: string;
+        };
         /** @description A connected user. */
         ActiveUser: {
             /**
@@ -567,12 +672,6 @@ export interface components {
             userId?: string | null;
             /** @description The token's user info. */
             userInfo?: Record<string, unknown> | null;
-        };
-        /** @description A user to add. */
-        AddMember: {
-            /** @description The email of an existing user. */
-            email: string;
-            role: components["schemas"]["RoleView"];
         };
         /** @description An API key as listed: never the key itself. */
         ApiKey: {
@@ -593,10 +692,11 @@ export interface components {
         /** @description One audit log entry. */
         AuditEntry: {
             /**
-             * @description `account.created`, `login.succeeded`, `login.failed`, `key.created`,
-             *     `key.revoked`, `key.rolled`, `pat.created`, `pat.revoked`, `project.created`,
-             *     `project.updated`, `project.deleted`, `member.added`, `member.role_changed`,
-             *     `member.removed`, `room.deleted`.
+             * @description `account.created`, `key.created`, `key.revoked`, `key.rolled`, `pat.created`,
+             *     `pat.revoked`, `project.created`, `project.updated`, `project.deleted`,
+             *     `member.invited`, `member.invitation_revoked`, `member.joined`,
+             *     `member.role_changed`, `member.removed`, `room.deleted`. (Logins are in each
+             *     user's own security log, not here.)
              */
             action: string;
             /** @description A user id, a key id, or `system`. */
@@ -631,6 +731,12 @@ export interface components {
         Broadcasted: {
             delivered: number;
         };
+        /** @description Whom to invite. */
+        CreateInvitation: {
+            /** @description The invited person's email; only a user signed in with it can accept. */
+            email: string;
+            role: components["schemas"]["RoleView"];
+        };
         /** @description A new project key. */
         CreateKey: {
             /** @description `secret` or `publishable`. */
@@ -642,7 +748,7 @@ export interface components {
         CreatePat: {
             /**
              * Format: int64
-             * @description Lifetime in seconds; none means until revoked.
+             * @description Lifetime in seconds, 1 to 315360000 (ten years); none means until revoked.
              */
             expiresIn?: number | null;
             /** @description What it is for. */
@@ -670,10 +776,15 @@ export interface components {
             permissions: {
                 [key: string]: components["schemas"]["ScopeView"][];
             };
-            /** @description Your app's id for the user (shown with their presence). */
-            userId: string;
+            /**
+             * @description Your app's id for the user (shown with their presence). Required with a secret
+             *     key; must be omitted with a publishable key, whose tokens are anonymous (the
+             *     server chooses an `anon_…` id).
+             */
+            userId?: string | null;
             /**
              * @description Shown to others with the user's presence, e.g. `{"name": "Ada", "color": "#f0a"}`.
+             *     Secret keys only.
              *     The server puts it into the user's awareness state as `user` (with `id`), so
              *     clients cannot forge it. At most 4 KiB of JSON.
              */
@@ -684,6 +795,14 @@ export interface components {
             /** @description The key. Store it now: it cannot be shown again. */
             key: string;
         };
+        /** @description A new invitation and its link, shown only now. */
+        CreatedInvitation: {
+            /** @description The link to send the invited person (also queued in the email outbox). */
+            acceptUrl: string;
+            invitation: components["schemas"]["Invitation"];
+            /** @description The secret of the link (also in `acceptUrl`); pass it to `acceptInvitation`. */
+            token: string;
+        };
         /** @description A minted client token. */
         CreatedToken: {
             /** @description When it expires; clients refresh before (the SDKs do it for you). */
@@ -692,12 +811,38 @@ export interface components {
             projectId: components["schemas"]["ProjectId"];
             /** @description Pass it as `?token=` when connecting (y-websocket: `params: { token }`). */
             token: string;
+            /**
+             * @description The user id in the token: the one asked for, or the server-chosen `anon_…` id
+             *     of a publishable-key token.
+             */
+            userId: string;
         };
         /**
          * @description Bucket size.
          * @enum {string}
          */
         GranularityView: "hour" | "day";
+        /** @description An invitation (never its token). */
+        Invitation: {
+            acceptedAt?: string | null;
+            acceptedBy?: components["schemas"]["UserId"] | null;
+            createdAt: string;
+            email: string;
+            expiresAt: string;
+            id: components["schemas"]["InvitationId"];
+            invitedBy: components["schemas"]["UserId"];
+            revokedAt?: string | null;
+            role: components["schemas"]["RoleView"];
+            status: components["schemas"]["InvitationStatus"];
+            tenantId: components["schemas"]["TenantId"];
+        };
+        /** @example inv_4f1c2b9a0e7d6c5b4a392817 */
+        InvitationId: string;
+        /**
+         * @description Where an invitation stands.
+         * @enum {string}
+         */
+        InvitationStatus: "pending" | "accepted" | "revoked" | "expired";
         /** @description An Ed25519 public key (RFC 8037). */
         JwkView: {
             /** @description `EdDSA`. */
@@ -741,6 +886,23 @@ export interface components {
                 prefix: string;
                 projectId?: components["schemas"]["ProjectId"] | null;
                 revokedAt?: string | null;
+            }[];
+        };
+        /** @description A list. */
+        List_Invitation: {
+            /** @description The items. */
+            data: {
+                acceptedAt?: string | null;
+                acceptedBy?: components["schemas"]["UserId"] | null;
+                createdAt: string;
+                email: string;
+                expiresAt: string;
+                id: components["schemas"]["InvitationId"];
+                invitedBy: components["schemas"]["UserId"];
+                revokedAt?: string | null;
+                role: components["schemas"]["RoleView"];
+                status: components["schemas"]["InvitationStatus"];
+                tenantId: components["schemas"]["TenantId"];
             }[];
         };
         /** @description A list. */
@@ -904,11 +1066,36 @@ export interface components {
          * @enum {string}
          */
         ScopeView: "room:read" | "room:write" | "room:presence:write";
+        /** @description One event of your own account. */
+        SecurityEvent: {
+            /**
+             * @description `login.succeeded`, `login.failed`, `signup.attempted` (someone tried to sign up
+             *     with your email).
+             */
+            action: string;
+            at: string;
+            details: Record<string, unknown>;
+            /** Format: int64 */
+            id: number;
+            ip?: string | null;
+        };
+        /** @description Security log events, newest first. */
+        SecurityLogPage: {
+            data: components["schemas"]["SecurityEvent"][];
+            /**
+             * Format: int64
+             * @description Pass as `before` for the next page; absent on the last page.
+             */
+            nextCursor?: number | null;
+        };
         /** @description Signup form. */
         SignupRequest: {
             /** @description Your email (normalised: trimmed, domain lowercased). */
             email: string;
-            /** @description At least 10 characters. */
+            /**
+             * @description At least 10 characters, and not easy to guess (common and breached passwords,
+             *     keyboard patterns, repeats and the email itself are refused).
+             */
             password: string;
             /** @description The first project's name; defaults to `development`. */
             projectName?: string | null;
@@ -1110,6 +1297,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Cross-site request refused (`cross_site_request`: Sec-Fetch-Site or Origin names another site) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Body too large */
             413: {
                 headers: {
@@ -1172,6 +1368,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Cross-site request refused (`cross_site_request`: Sec-Fetch-Site or Origin names another site) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A form media type (only JSON or no body is accepted) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
             /** @description Internal error (details are logged, not returned) */
             500: {
@@ -1280,8 +1494,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The email is registered */
-            409: {
+            /** @description Cross-site request refused (`cross_site_request`: Sec-Fetch-Site or Origin names another site) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1358,8 +1572,120 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Invalid room name */
+            /** @description Not a WebSocket upgrade request */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    acceptInvitation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AcceptInvitation"];
+            };
+        };
+        responses: {
+            /** @description Joined */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invitation"];
+                };
+            };
+            /** @description Malformed body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description For another email, or not a session */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such invitation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Already used, revoked or expired */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded; see Retry-After and the RateLimit fields */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Storage unavailable; retry after Retry-After */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1688,6 +2014,67 @@ export interface operations {
             };
         };
     };
+    getSecurityLog: {
+        parameters: {
+            query?: {
+                /** @description Only events older than this id (the previous page's `nextCursor`). */
+                before?: number;
+                /** @description Page size, 1 to 200 (default 50). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Events, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecurityLogPage"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded; see Retry-After and the RateLimit fields */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Storage unavailable; retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     listRooms: {
         parameters: {
             query?: {
@@ -1781,6 +2168,15 @@ export interface operations {
                     "application/json": components["schemas"]["Room"];
                 };
             };
+            /** @description Invalid room name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Missing, invalid or revoked key */
             401: {
                 headers: {
@@ -1846,6 +2242,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Invalid room name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
             /** @description Missing, invalid or revoked key */
             401: {
@@ -1913,6 +2318,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": Record<string, unknown>;
+                };
+            };
+            /** @description Invalid room name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing, invalid or revoked key */
@@ -1986,7 +2400,7 @@ export interface operations {
                     "application/octet-stream": number[];
                 };
             };
-            /** @description Invalid state vector */
+            /** @description Invalid room name, or invalid state vector */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2066,7 +2480,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Not a valid update for this document */
+            /** @description Invalid room name, or not a valid update for this document */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2156,7 +2570,7 @@ export interface operations {
                     "application/json": components["schemas"]["Broadcasted"];
                 };
             };
-            /** @description Invalid body */
+            /** @description Invalid room name, or invalid body */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2240,6 +2654,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UserList"];
+                };
+            };
+            /** @description Invalid room name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing, invalid or revoked key */
@@ -2430,7 +2853,7 @@ export interface operations {
             };
         };
     };
-    listMembers: {
+    listInvitations: {
         parameters: {
             query?: never;
             header?: never;
@@ -2442,17 +2865,26 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Members, oldest first */
+            /** @description Invitations */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["List_Member"];
+                    "application/json": components["schemas"]["List_Invitation"];
                 };
             };
             /** @description Not signed in */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Needs the admin role */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2498,7 +2930,7 @@ export interface operations {
             };
         };
     };
-    addMember: {
+    createInvitation: {
         parameters: {
             query?: never;
             header?: never;
@@ -2510,20 +2942,20 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["AddMember"];
+                "application/json": components["schemas"]["CreateInvitation"];
             };
         };
         responses: {
-            /** @description Added */
+            /** @description Invited; `token` and `acceptUrl` are shown only now */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Member"];
+                    "application/json": components["schemas"]["CreatedInvitation"];
                 };
             };
-            /** @description No such user */
+            /** @description Invalid email */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2559,15 +2991,6 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Already a member */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description Body too large */
             413: {
                 headers: {
@@ -2579,6 +3002,255 @@ export interface operations {
             };
             /** @description Body is not JSON */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded; see Retry-After and the RateLimit fields */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Storage unavailable; retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revokeInvitation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tenant */
+                tenantId: string;
+                /** @description The invitation */
+                invitationId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invitation"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Needs the admin role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such pending invitation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A form media type (only JSON or no body is accepted) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded; see Retry-After and the RateLimit fields */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Storage unavailable; retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    leaveTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tenant */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Left */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Cross-site request refused (`cross_site_request`: Sec-Fetch-Site or Origin names another site) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The last owner cannot leave */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A form media type (only JSON or no body is accepted) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded; see Retry-After and the RateLimit fields */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Storage unavailable; retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listMembers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tenant */
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Members, oldest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_Member"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such tenant */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2665,6 +3337,15 @@ export interface operations {
             };
             /** @description Would leave the tenant without an owner */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A form media type (only JSON or no body is accepted) */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2931,6 +3612,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Made with a personal access token (only a session creates them), or cross-site */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such tenant */
             404: {
                 headers: {
@@ -3017,8 +3707,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Cross-site request refused (`cross_site_request`: Sec-Fetch-Site or Origin names another site) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such token of yours */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A form media type (only JSON or no body is accepted) */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3351,6 +4059,15 @@ export interface operations {
             };
             /** @description No such project */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A form media type (only JSON or no body is accepted) */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3731,6 +4448,15 @@ export interface operations {
             };
             /** @description No such key */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A form media type (only JSON or no body is accepted) */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
