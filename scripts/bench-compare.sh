@@ -98,11 +98,17 @@ if [[ " $SERVERS " == *" node "* ]]; then
   [[ -f $NODE_MAIN ]] || die "$NODE_MAIN missing after npm ci"
 fi
 
-TANDEM_BIN=$CARGO_TARGET_DIR/release/tandem
-if [[ " $SERVERS " == *" tandem "* ]]; then
-  log "building tandem (release)"
-  if ! cargo build --release --quiet -p tandem-server --bin tandem --manifest-path "$ROOT/Cargo.toml"; then
-    die "cargo build --release -p tandem-server failed (run with SERVERS=node to benchmark only the Node server)"
+# TANDEM_BIN=path benchmarks that binary instead of building this tree's (to compare two
+# commits' release builds in one sitting).
+if [[ -n ${TANDEM_BIN:-} ]]; then
+  [[ -x $TANDEM_BIN ]] || die "TANDEM_BIN=$TANDEM_BIN is not an executable"
+else
+  TANDEM_BIN=$CARGO_TARGET_DIR/release/tandem
+  if [[ " $SERVERS " == *" tandem "* ]]; then
+    log "building tandem (release)"
+    if ! cargo build --release --quiet -p tandem-server --bin tandem --manifest-path "$ROOT/Cargo.toml"; then
+      die "cargo build --release -p tandem-server failed (run with SERVERS=node to benchmark only the Node server)"
+    fi
   fi
 fi
 
