@@ -279,7 +279,6 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::control::accounts::Signup;
     use crate::control::clock::ManualClock;
     use crate::control::plane::Via;
     use crate::control::ControlConfig;
@@ -296,23 +295,7 @@ mod tests {
     }
 
     async fn user(plane: &ControlPlane, email: &str) -> (UserAuth, TenantId) {
-        let created = plane
-            .signup(
-                Signup {
-                    email: email.to_owned(),
-                    password: "correct horse battery".to_owned(),
-                    tenant_name: None,
-                    project_name: None,
-                },
-                &RequestMeta::default(),
-            )
-            .await
-            .unwrap();
-        let auth = UserAuth {
-            user: created.user,
-            via: Via::Session,
-        };
-        (auth, created.tenant.id)
+        crate::control::test_support::signed_up(plane, email).await
     }
 
     #[tokio::test]

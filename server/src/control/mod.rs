@@ -18,6 +18,8 @@ pub mod plane;
 pub mod plans;
 pub mod signing;
 pub mod tenants;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod throttle;
 pub mod token;
 pub mod tokens;
