@@ -25,7 +25,6 @@ use crate::url::{encode_component, BaseUrl};
 /// assert_eq!(patient.max_delay, Duration::from_secs(60));
 /// ```
 #[derive(Clone)]
-#[non_exhaustive]
 pub struct RetryOn429 {
     /// Attempts in all, the first included (default 3; at least 1).
     pub max_attempts: u32,

@@ -72,10 +72,11 @@ impl RoomList {
 
     /// Every page in order, following `next_cursor` until the last; ends after the
     /// first error.
-    pub fn pages(&self) -> impl Stream<Item = Result<RoomPage>> + Send + 'static {
+    pub fn pages(&self) -> impl Stream<Item = Result<RoomPage>> + Send + Unpin + 'static {
         let list = self.clone();
+        // Boxed, so the stream is `Unpin` and `StreamExt::next` works on it directly.
         // State: the cursor of the next page, `None` once the last page was read.
-        stream::unfold(Some(None::<String>), move |next| {
+        Box::pin(stream::unfold(Some(None::<String>), move |next| {
             let list = list.clone();
             async move {
                 let cursor = next?;
@@ -87,11 +88,11 @@ impl RoomList {
                     Err(e) => Some((Err(e), None)),
                 }
             }
-        })
+        }))
     }
 
     /// Every room in name order; the next page is fetched when the stream reaches it.
-    pub fn stream(&self) -> impl Stream<Item = Result<Room>> + Send + 'static {
+    pub fn stream(&self) -> impl Stream<Item = Result<Room>> + Send + Unpin + 'static {
         use futures_util::StreamExt as _;
         self.pages().flat_map(|page| {
             let items: Vec<Result<Room>> = match page {

@@ -147,10 +147,10 @@ impl AuditLog {
     }
 
     /// Every entry, newest first; the next page is fetched when the stream reaches it.
-    pub fn stream(&self) -> impl Stream<Item = Result<AuditEntry>> + Send + 'static {
+    pub fn stream(&self) -> impl Stream<Item = Result<AuditEntry>> + Send + Unpin + 'static {
         use futures_util::StreamExt as _;
         let log = self.clone();
-        let pages = stream::unfold(Some(None::<i64>), move |next| {
+        let pages = Box::pin(stream::unfold(Some(None::<i64>), move |next| {
             let log = log.clone();
             async move {
                 let before = next?;
@@ -162,7 +162,7 @@ impl AuditLog {
                     Err(e) => Some((Err(e), None)),
                 }
             }
-        });
+        }));
         pages.flat_map(|page| {
             let items: Vec<Result<AuditEntry>> = match page {
                 Ok(page) => page.data.into_iter().map(Ok).collect(),
