@@ -156,6 +156,17 @@ fn describe(error: &rustls::Error) -> String {
         rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
             format!("the server's certificate has expired ({error})")
         }
+        // webpki refuses a CA certificate as the server's own: a self-signed certificate
+        // made with `openssl req -x509` has `CA:TRUE` unless told otherwise.
+        rustls::Error::InvalidCertificate(C::Other(other))
+            if other.to_string().contains("CaUsedAsEndEntity") =>
+        {
+            format!(
+                "the server presents a CA certificate as its own ({error}); a self-signed \
+                 server certificate needs basicConstraints CA:FALSE, or sign one with a \
+                 private CA and trust that"
+            )
+        }
         _ => format!("TLS handshake failed: {error}"),
     }
 }

@@ -202,7 +202,7 @@ pub async fn serve(
         tracing::info!("shutting down: flushing rooms and closing connections");
         rooms.shutdown(config.shutdown_timeout).await;
     };
-    let (served, ()) = tokio::join!(async { http.await }, engine);
+    let (served, ()) = tokio::join!(http, engine);
     served?;
     tracing::info!("stopped");
     Ok(())

@@ -32,8 +32,11 @@ pub struct RetryOn429 {
     /// (default 60 s).
     pub max_delay: Duration,
     /// Called before each wait, e.g. to log it.
-    pub on_retry: Option<Arc<dyn Fn(&RetryInfo) + Send + Sync>>,
+    pub on_retry: Option<OnRetry>,
 }
+
+/// A callback told about each 429 before its wait.
+pub type OnRetry = Arc<dyn Fn(&RetryInfo) + Send + Sync>;
 
 impl Default for RetryOn429 {
     fn default() -> Self {

@@ -54,7 +54,7 @@ use reqwest::Method;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use self::http::{RetryInfo, RetryOn429};
+pub use self::http::{OnRetry, RetryInfo, RetryOn429};
 pub use self::keys::Keys;
 pub use self::rooms::{ListRooms, RoomList, Rooms};
 pub use self::tenant::{AuditLog, TenantClient, UsageRange};
