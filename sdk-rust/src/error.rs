@@ -127,6 +127,10 @@ pub enum Error {
         /// What was wrong, with the call.
         detail: String,
     },
+    /// A builder or call was given something it cannot use (an admin client without
+    /// any credential, say).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
     /// A root certificate given to a builder cannot be used.
     #[error("invalid certificate: {reason}")]
     InvalidCertificate {
@@ -195,6 +199,7 @@ impl Error {
             Self::Tls { .. } => "tls",
             Self::InvalidResponse { .. } => "invalid_response",
             Self::InvalidCertificate { .. } => "invalid_certificate",
+            Self::InvalidArgument(_) => "invalid_argument",
             Self::Malformed { .. } => "malformed",
             Self::Unauthorized { .. } => "unauthorized",
             Self::Forbidden { .. } => "forbidden",

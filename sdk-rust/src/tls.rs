@@ -215,6 +215,9 @@ mod tests {
         let detail = tls_failure(&io).unwrap();
         assert!(detail.contains("not signed by a trusted root"), "{detail}");
         assert!(detail.contains("add_root_certificate"), "{detail}");
+        let wrong_host =
+            rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName);
+        assert!(describe(&wrong_host).contains("not valid for this host name"));
         let plain = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         assert_eq!(tls_failure(&plain), None);
     }

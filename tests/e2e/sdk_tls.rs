@@ -244,3 +244,51 @@ async fn an_untrusted_certificate_is_refused_with_a_tls_error() {
         .unwrap();
     assert!(plain.rooms().get("x").await.is_err());
 }
+
+/// The flags go together, and unusable files stop the server before it listens, with
+/// the file named.
+#[test]
+fn bad_tls_flags_stop_the_server_at_start() {
+    let (data, certs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_, chain, key) = private_ca(certs.path());
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path())
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = run(&["--tls-cert", chain.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--tls-key"), "{stderr}");
+    assert!(!stdout.contains("listening"), "{stdout}");
+
+    // The chain file given as the key: no private key in it.
+    let (code, stdout, stderr) = run(&[
+        "--tls-cert",
+        chain.to_str().unwrap(),
+        "--tls-key",
+        chain.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("no PRIVATE KEY"), "{stderr}");
+    assert!(stderr.contains("server.pem"), "{stderr}");
+    assert!(!stdout.contains("listening"), "{stdout}");
+
+    // Swapped: the key as the chain.
+    let (code, _, stderr) = run(&[
+        "--tls-cert",
+        key.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("no CERTIFICATE"), "{stderr}");
+}

@@ -90,7 +90,7 @@ impl Body {
     pub(crate) fn json(value: &impl Serialize) -> Result<Self> {
         serde_json::to_vec(value)
             .map(|v| Self::Json(v.into()))
-            .map_err(|e| Error::InvalidValue(e.to_string()))
+            .map_err(|e| Error::InvalidArgument(e.to_string()))
     }
 }
 

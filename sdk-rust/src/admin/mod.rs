@@ -157,7 +157,7 @@ impl AdminClientBuilder {
     pub fn build(self) -> Result<AdminClient> {
         let base = BaseUrl::parse(&self.base_url)?;
         if self.secret_key.is_none() && self.pat.is_none() {
-            return Err(Error::InvalidValue(
+            return Err(Error::InvalidArgument(
                 "an AdminClient needs a secret_key or a pat".into(),
             ));
         }
@@ -176,7 +176,7 @@ impl AdminClientBuilder {
         }
         let client = builder
             .build()
-            .map_err(|e| Error::InvalidValue(e.to_string()))?;
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let http = |credential: Option<String>| Http {
             client: client.clone(),
             base: base.clone(),

@@ -350,7 +350,7 @@ async fn an_unreachable_server_is_a_connection_error() {
 fn a_credential_and_a_usable_url_are_needed() {
     assert!(matches!(
         AdminClient::builder("http://h").build(),
-        Err(Error::InvalidValue(_))
+        Err(Error::InvalidArgument(_))
     ));
     assert!(matches!(
         AdminClient::builder("h:80").secret_key("sk_x").build(),
