@@ -191,6 +191,10 @@ async fn the_sdk_syncs_over_wss_with_a_private_ca() {
         assert!(Instant::now() < deadline, "{document:?} {users:?}");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+
+    // Graceful shutdown goes through the TLS listener as through the plain one.
+    let mut tls = tls;
+    assert!(tls.server.sigterm(), "a clean exit on SIGTERM");
 }
 
 /// Without the CA, the room never connects and says why (`Error::Tls`, not a generic
