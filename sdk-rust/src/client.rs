@@ -11,6 +11,7 @@ use yrs::Doc;
 
 use crate::error::{Error, Result};
 use crate::room::Room;
+use crate::tls::{Certificate, Trust};
 use crate::token::TokenProvider;
 use crate::transport::{Driver, Shared, Target, COMMAND_QUEUE};
 use crate::url::{check_room, BaseUrl};
@@ -37,6 +38,8 @@ pub struct Client {
     base: BaseUrl,
     provider: Option<Arc<dyn TokenProvider>>,
     config: SessionConfig,
+    /// For `wss://`: the roots this client trusts.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -54,6 +57,7 @@ pub struct ClientBuilder {
     base_url: String,
     provider: Option<Arc<dyn TokenProvider>>,
     config: SessionConfig,
+    trust: Trust,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -66,14 +70,16 @@ impl std::fmt::Debug for ClientBuilder {
 }
 
 impl Client {
-    /// Starts building a client for the server at `base_url`: `http://host:port` (or
-    /// `ws://…`, with or without the `/v1/connect` a y-websocket app would write, and with
-    /// an optional path prefix when the server is mounted under one).
+    /// Starts building a client for the server at `base_url`: `https://host[:port]` (rooms
+    /// connect with `wss://`) or `http://host:port` (`ws://`); `wss://` and `ws://` work
+    /// too, with or without the `/v1/connect` a y-websocket app would write, and with an
+    /// optional path prefix when the server is mounted under one.
     pub fn builder(base_url: impl Into<String>) -> ClientBuilder {
         ClientBuilder {
             base_url: base_url.into(),
             provider: None,
             config: SessionConfig::default(),
+            trust: Trust::default(),
         }
     }
 
@@ -129,6 +135,7 @@ impl Client {
             base: self.base.clone(),
             room: room.to_owned(),
             provider: self.provider.clone(),
+            tls: self.tls.clone(),
         });
         let span =
             tracing::debug_span!("tandem_room", room = %room, client_id = session.client_id());
@@ -169,22 +176,56 @@ impl ClientBuilder {
         self
     }
 
-    /// Checks the base URL and builds the client.
+    /// Trusts `root` for `wss://` too: a private CA, or a self-signed server's own
+    /// certificate. The built-in (webpki, Mozilla) roots stay trusted unless
+    /// [`tls_built_in_roots(false)`](Self::tls_built_in_roots).
+    ///
+    /// ```no_run
+    /// use tandem_sdk::{Certificate, Client};
+    ///
+    /// # fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ca = Certificate::from_pem(&std::fs::read("ca.pem")?)?;
+    /// let client = Client::builder("https://tandem.internal:8443")
+    ///     .add_root_certificate(ca)
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn add_root_certificate(mut self, root: Certificate) -> Self {
+        self.trust.roots.push(root);
+        self
+    }
+
+    /// Whether the built-in webpki (Mozilla) roots are trusted (default `true`). Off, only
+    /// the roots added with [`add_root_certificate`](Self::add_root_certificate) are.
+    pub fn tls_built_in_roots(mut self, enabled: bool) -> Self {
+        self.trust.built_in_roots = enabled;
+        self
+    }
+
+    /// Checks the base URL (and, for `https://`, the TLS roots) and builds the client.
     ///
     /// ```
     /// use tandem_sdk::{Client, Error};
     ///
     /// assert!(Client::builder("http://127.0.0.1:8080").build().is_ok());
+    /// assert!(Client::builder("https://tandem.example.com").build().is_ok());
     /// assert!(matches!(
     ///     Client::builder("127.0.0.1:8080").build(),
     ///     Err(Error::InvalidUrl { .. })
     /// ));
     /// ```
     pub fn build(self) -> Result<Client> {
+        let base = BaseUrl::parse(&self.base_url)?;
+        let tls = if base.is_secure() {
+            Some(self.trust.client_config()?)
+        } else {
+            None
+        };
         Ok(Client {
-            base: BaseUrl::parse(&self.base_url)?,
+            base,
             provider: self.provider,
             config: self.config,
+            tls,
         })
     }
 }

@@ -1,11 +1,14 @@
 //! The SDK's one error type: what the server did to a room (mapped from the session's
-//! [`SessionError`]), what a call refused, and what went wrong on this side (URL, token
-//! provider, network).
+//! [`SessionError`]), what a call refused, what the REST API answered to the
+//! [admin client](crate::admin) ([`ApiError`], from the server's problem document), and
+//! what went wrong on this side (URL, certificates, TLS, token provider, network).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tandem_protocol::client::{CallError, SessionError};
+
+use crate::admin::Problem;
 
 /// The error a token provider returns: any error type, boxed.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -98,11 +101,41 @@ pub enum Error {
     TokenProvider(#[source] Arc<dyn std::error::Error + Send + Sync + 'static>),
     /// A connection attempt failed or an open connection was lost (network error,
     /// server down, HTTP error before the upgrade). Not fatal: the room reconnects with
-    /// backoff; local edits are kept and sent once connected.
+    /// backoff; local edits are kept and sent once connected. For the admin client: no
+    /// answer arrived (refused, reset, timed out).
     #[error("connection failed: {detail}")]
     Connection {
         /// What happened.
         detail: String,
+    },
+    /// The TLS handshake failed: most often the server's certificate is not signed by a
+    /// root this client trusts (add a private CA with `add_root_certificate`), or is not
+    /// valid for the host name. Not fatal for a room: it retries with backoff, since the
+    /// server's certificate may be fixed, and reports this error on every attempt.
+    #[error("TLS failed: {detail}")]
+    Tls {
+        /// What was wrong, and what to do about it.
+        detail: String,
+    },
+    /// The REST API refused a call of the [admin client](crate::admin): the status and
+    /// the server's problem document (`code`, `detail`, `Retry-After`).
+    #[error("{0}")]
+    Api(Box<ApiError>),
+    /// A REST answer was not what the API documents (not JSON, missing fields).
+    #[error("unexpected answer from the server: {detail}")]
+    InvalidResponse {
+        /// What was wrong, with the call.
+        detail: String,
+    },
+    /// A builder or call was given something it cannot use (an admin client without
+    /// any credential, say).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// A root certificate given to a builder cannot be used.
+    #[error("invalid certificate: {reason}")]
+    InvalidCertificate {
+        /// What is wrong with it.
+        reason: String,
     },
     /// The base URL given to [`Client::builder`](crate::Client::builder) cannot be used.
     #[error("invalid server URL {url:?}: {reason}")]
@@ -158,9 +191,15 @@ impl Error {
     }
 
     /// A stable machine-readable code (`"forbidden"`, `"rate_limited"`…), the same as the
-    /// WASM SDK's `Error.code`.
-    pub fn code(&self) -> &'static str {
+    /// WASM SDK's `Error.code`. For [`Error::Api`] it is the server's problem code
+    /// (`"not_found"`, `"unauthenticated"`, `"rate_limited"`…), as in `@tandem/node`.
+    pub fn code(&self) -> &str {
         match self {
+            Self::Api(api) => &api.code,
+            Self::Tls { .. } => "tls",
+            Self::InvalidResponse { .. } => "invalid_response",
+            Self::InvalidCertificate { .. } => "invalid_certificate",
+            Self::InvalidArgument(_) => "invalid_argument",
             Self::Malformed { .. } => "malformed",
             Self::Unauthorized { .. } => "unauthorized",
             Self::Forbidden { .. } => "forbidden",
@@ -182,9 +221,63 @@ impl Error {
         }
     }
 
+    /// The HTTP status of a refused REST call ([`Error::Api`]), else `None`.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api(api) => Some(api.status),
+            _ => None,
+        }
+    }
+
+    /// How long the server asked to wait: a REST call's `Retry-After` (429, 503) or a
+    /// room's rate limit (close 4429).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Api(api) => api.retry_after,
+            Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
     pub(crate) fn token_provider(error: BoxError) -> Self {
         Self::TokenProvider(Arc::from(error))
     }
+}
+
+/// A REST call the server refused: its status and problem document
+/// (`application/problem+json`, RFC 9457), like `@tandem/node`'s `TandemError`.
+///
+/// ```
+/// # fn demo(error: tandem_sdk::Error) {
+/// match error {
+///     tandem_sdk::Error::Api(api) if api.status == 404 => println!("no such room"),
+///     tandem_sdk::Error::Api(api) if api.code == "rate_limited" => {
+///         println!("wait {:?}", api.retry_after)
+///     }
+///     other => println!("{other}"),
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{operation}: {code} ({status}): {detail}")]
+#[non_exhaustive]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: u16,
+    /// A stable machine-readable code (`not_found`, `unauthenticated`, `rate_limited`,
+    /// `invalid_request`…), or `http_<status>` when the answer had no problem document
+    /// (a proxy's error page, say).
+    pub code: String,
+    /// What went wrong this time, for humans.
+    pub detail: String,
+    /// How long to wait before retrying, from `Retry-After` (429 and 503).
+    pub retry_after: Option<Duration>,
+    /// The request id the server gave the answer (`x-request-id`), for support.
+    pub request_id: Option<String>,
+    /// The whole problem document, when the server sent one.
+    pub problem: Option<Problem>,
+    /// The call, e.g. `GET /v1/rooms/doc-1`.
+    pub operation: String,
 }
 
 impl From<SessionError> for Error {

@@ -49,27 +49,40 @@
 //! (4400 malformed, 4403 forbidden, 4404 room deleted, 4413 too large, or three fresh
 //! tokens refused in a row) stops the room with a fatal [`Error`].
 //!
-//! The socket is plain `ws://` (this build has no TLS); [`dev`] has a token provider for
-//! development and server-side tools.
+//! # TLS
+//!
+//! `https://` base URLs connect rooms with `wss://` (rustls, ring provider), trusting the
+//! webpki (Mozilla) roots; a private CA or a self-signed server is trusted with
+//! [`ClientBuilder::add_root_certificate`]. A certificate that is not trusted is reported
+//! as [`Error::Tls`] on every attempt.
+//!
+//! # Server side
+//!
+//! [`admin`] is the REST client for your backend (tokens, rooms, documents, keys, usage,
+//! audit log), the same surface as `@tandem/node`; [`dev`] has a token provider built on
+//! it for development and server-side tools.
 
 #![deny(missing_docs)]
 
+pub mod admin;
 mod client;
 pub mod dev;
 mod error;
 mod event;
 mod room;
 mod shared;
+mod tls;
 mod token;
 mod transport;
 mod url;
 
 pub use client::{Client, ClientBuilder, RoomOptions};
-pub use error::{BoxError, Error, Result};
+pub use error::{ApiError, BoxError, Error, Result};
 pub use event::{CustomEvent, RoomEvent, Status};
 pub use room::{Room, RoomEvents};
 pub use shared::{Change, SharedList, SharedMap, SharedText, Subscription};
 pub use tandem_protocol::client::Other;
+pub use tls::Certificate;
 pub use token::{StaticToken, TokenFuture, TokenProvider};
 
 /// The wire protocol the SDK is built on (frames, close codes, the client session).

@@ -1,5 +1,6 @@
-//! Server addresses: the base URL the app gives ([`BaseUrl`]) and the WebSocket URL of a
-//! room built from it (`ws(s)://host[/prefix]/v1/connect/{room}?token=…`).
+//! Server addresses: the base URL the app gives ([`BaseUrl`]), the WebSocket URL of a
+//! room built from it (`ws(s)://host[/prefix]/v1/connect/{room}?token=…`) and the REST
+//! URLs of the admin client (`http(s)://host[/prefix]/v1/…`).
 //!
 //! The room name goes into the path the way the stock y-websocket client puts it there
 //! (appended as is, so `team/doc-1` stays two segments and both clients reach the same
@@ -15,6 +16,8 @@ pub(crate) const MAX_ROOM_BYTES: usize = 256;
 /// A parsed server base URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct BaseUrl {
+    /// `https://` or `wss://`: TLS.
+    secure: bool,
     /// `host[:port]`.
     authority: String,
     /// A path prefix without a trailing `/` (`""` or e.g. `"/tandem"`).
@@ -22,8 +25,8 @@ pub(crate) struct BaseUrl {
 }
 
 impl BaseUrl {
-    /// Parses `http://host[:port][/prefix]` (or `ws://`). A trailing `/v1/connect`, as a
-    /// y-websocket app would write it, is accepted and dropped.
+    /// Parses `http(s)://host[:port][/prefix]` (or `ws(s)://`). A trailing `/v1/connect`,
+    /// as a y-websocket app would write it, is accepted and dropped.
     pub(crate) fn parse(url: &str) -> Result<Self> {
         let invalid = |reason| Error::InvalidUrl {
             url: url.to_owned(),
@@ -31,16 +34,12 @@ impl BaseUrl {
         };
         let (scheme, rest) = url
             .split_once("://")
-            .ok_or_else(|| invalid("expected http://host[:port] or ws://host[:port]"))?;
-        match scheme.to_ascii_lowercase().as_str() {
-            "http" | "ws" => {}
-            "https" | "wss" => {
-                return Err(invalid(
-                    "https:// and wss:// need TLS, which this build of tandem-sdk does not include",
-                ))
-            }
-            _ => return Err(invalid("the scheme must be http or ws")),
-        }
+            .ok_or_else(|| invalid("expected http(s)://host[:port] or ws(s)://host[:port]"))?;
+        let secure = match scheme.to_ascii_lowercase().as_str() {
+            "http" | "ws" => false,
+            "https" | "wss" => true,
+            _ => return Err(invalid("the scheme must be http, https, ws or wss")),
+        };
         if rest.contains(['?', '#']) {
             return Err(invalid("a base URL has no query or fragment"));
         }
@@ -59,25 +58,28 @@ impl BaseUrl {
             prefix = stripped;
         }
         Ok(Self {
+            secure,
             authority: authority.to_owned(),
             prefix: prefix.to_owned(),
         })
     }
 
-    /// `host[:port]`, for the dev HTTP helper.
-    pub(crate) fn authority(&self) -> &str {
-        &self.authority
+    /// Whether connections use TLS (`https://`, `wss://`).
+    pub(crate) fn is_secure(&self) -> bool {
+        self.secure
     }
 
-    /// The path prefix (`""` or `/something`).
-    pub(crate) fn prefix(&self) -> &str {
-        &self.prefix
+    /// The REST URL of `path` (which starts with `/`, its segments already encoded).
+    pub(crate) fn http_url(&self, path: &str) -> String {
+        let scheme = if self.secure { "https" } else { "http" };
+        format!("{scheme}://{}{}{path}", self.authority, self.prefix)
     }
 
     /// The WebSocket URL of `room`, with `token` as the `token` query parameter.
     pub(crate) fn room_url(&self, room: &str, token: Option<&str>) -> String {
         let mut url = format!(
-            "ws://{}{}/v1/connect/{}",
+            "{}://{}{}/v1/connect/{}",
+            if self.secure { "wss" } else { "ws" },
             self.authority,
             self.prefix,
             encode_path(room)
@@ -203,10 +205,23 @@ mod tests {
                 "{base}"
             );
         }
-        let Err(Error::InvalidUrl { reason, .. }) = BaseUrl::parse("wss://h") else {
-            panic!("wss accepted");
-        };
-        assert!(reason.contains("TLS"));
+    }
+
+    #[test]
+    fn https_and_wss_bases_give_tls_urls() {
+        for base in [
+            "https://h:8443",
+            "wss://h:8443/v1/connect",
+            "HTTPS://h:8443/",
+        ] {
+            let url = BaseUrl::parse(base).unwrap();
+            assert!(url.is_secure(), "{base}");
+            assert_eq!(url.room_url("a", None), "wss://h:8443/v1/connect/a");
+            assert_eq!(url.http_url("/v1/rooms"), "https://h:8443/v1/rooms");
+        }
+        let plain = BaseUrl::parse("http://h/tandem").unwrap();
+        assert!(!plain.is_secure());
+        assert_eq!(plain.http_url("/v1/tokens"), "http://h/tandem/v1/tokens");
     }
 
     #[test]

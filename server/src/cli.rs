@@ -308,7 +308,12 @@ fn serve(options: ServeOptions) -> ExitCode {
     let result = runtime.block_on(async move {
         let listener = bind(config.listen)?;
         // Machine-readable: scripts and tests that pass port 0 read the port from here.
-        println!("listening on http://{}", listener.local_addr()?);
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        println!("listening on {scheme}://{}", listener.local_addr()?);
         crate::serve(config, listener, shutdown_signal()).await
     });
     match result {

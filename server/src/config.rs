@@ -46,6 +46,26 @@ pub struct ServeOptions {
     #[arg(long, env = "TANDEM_LISTEN", value_name = "ADDR:PORT")]
     pub listen: Option<SocketAddr>,
 
+    /// Serve HTTPS and WSS on --listen with this certificate chain (PEM file, the
+    /// server's certificate first); needs --tls-key. Read once at start [default: none:
+    /// plain HTTP, e.g. behind a TLS-terminating proxy]
+    #[arg(
+        long,
+        env = "TANDEM_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM file: PKCS#8, PKCS#1 or SEC1) [default: none]
+    #[arg(
+        long,
+        env = "TANDEM_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
     /// Directory for the embedded SQLite database, created if missing [default: ./tandem-data]
     #[arg(long, env = "TANDEM_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -240,6 +260,8 @@ pub enum ConfigError {
 pub struct Config {
     /// Where to listen.
     pub listen: SocketAddr,
+    /// HTTPS/WSS on `listen` instead of plain HTTP (the certificate is loaded).
+    pub tls: Option<crate::tls::ServerTls>,
     /// Where the embedded database lives.
     pub data_dir: PathBuf,
     /// The database, when not the embedded one (its password is redacted in `Debug`).
@@ -473,7 +495,20 @@ impl Config {
                 })
             }
         };
+        let tls = match (cli.tls_cert.or(file.tls_cert), cli.tls_key.or(file.tls_key)) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(
+                crate::tls::ServerTls::load(&cert, &key)
+                    .map_err(|e| ConfigError::Invalid(e.to_string()))?,
+            ),
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "tls-cert and tls-key go together: give both or neither".into(),
+                ))
+            }
+        };
         Ok(Self {
+            tls,
             cluster,
             auth_requests_per_minute,
             trusted_proxies: cli
@@ -604,6 +639,29 @@ mod tests {
             ..Default::default()
         };
         assert!(Config::merge(bad, ServeOptions::default()).is_err());
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_loads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = crate::tls::tests::write_self_signed(dir.path());
+        let half: ServeOptions =
+            toml::from_str(&format!("tls-cert = {:?}", cert.display().to_string())).unwrap();
+        let error = Config::merge(ServeOptions::default(), half).unwrap_err();
+        assert!(error.to_string().contains("give both"), "{error}");
+        let both = ServeOptions {
+            tls_cert: Some(cert),
+            tls_key: Some(key),
+            ..Default::default()
+        };
+        let c = Config::merge(both, ServeOptions::default()).unwrap();
+        assert!(c.tls.is_some());
+        assert!(
+            Config::merge(ServeOptions::default(), ServeOptions::default())
+                .unwrap()
+                .tls
+                .is_none()
+        );
     }
 
     #[test]

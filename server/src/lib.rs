@@ -11,8 +11,9 @@ pub mod http;
 pub mod ids;
 pub mod rooms;
 pub mod store;
+pub mod tls;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 
 use axum::serve::ListenerExt;
@@ -70,7 +71,12 @@ pub async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("creating the first account: {e}"))?
     {
-        let base = format!("http://{}", listener.local_addr()?);
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let base = format!("{scheme}://{}", listener.local_addr()?);
         // stdout, once: this is the only time the password and key exist in clear.
         println!(
             "first start: created tenant \"{}\" with project \"{}\" ({}) and an admin user\n  \
@@ -161,25 +167,42 @@ pub async fn serve(
         shutdown.await;
         trigger.cancel();
     });
-    // TCP_NODELAY: relayed updates are small writes, and with Nagle on, one written
-    // while an earlier one is unacknowledged waits for the peer's delayed ACK (up to
-    // 40 ms on Linux). The session already coalesces bursts into one write.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "setting TCP_NODELAY failed");
-        }
-    });
-    let http = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop.clone().cancelled_owned());
+    let make_service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let http: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> =
+        match &config.tls {
+            None => {
+                // TCP_NODELAY: relayed updates are small writes, and with Nagle on, one
+                // written while an earlier one is unacknowledged waits for the peer's
+                // delayed ACK (up to 40 ms on Linux). The session already coalesces
+                // bursts into one write.
+                let listener = listener.tap_io(|tcp| {
+                    if let Err(error) = tcp.set_nodelay(true) {
+                        tracing::debug!(%error, "setting TCP_NODELAY failed");
+                    }
+                });
+                Box::pin(
+                    axum::serve(listener, make_service)
+                        .with_graceful_shutdown(stop.clone().cancelled_owned())
+                        .into_future(),
+                )
+            }
+            Some(tls) => {
+                // The TLS listener sets TCP_NODELAY itself. `tap_io` with nothing to do:
+                // axum provides `ConnectInfo<SocketAddr>` for tapped listeners.
+                let listener = crate::tls::TlsListener::new(listener, tls)?.tap_io(|_| {});
+                Box::pin(
+                    axum::serve(listener, make_service)
+                        .with_graceful_shutdown(stop.clone().cancelled_owned())
+                        .into_future(),
+                )
+            }
+        };
     let engine = async {
         stop.cancelled().await;
         tracing::info!("shutting down: flushing rooms and closing connections");
         rooms.shutdown(config.shutdown_timeout).await;
     };
-    let (served, ()) = tokio::join!(async { http.await }, engine);
+    let (served, ()) = tokio::join!(http, engine);
     served?;
     tracing::info!("stopped");
     Ok(())

@@ -170,8 +170,10 @@ impl Server {
                 let _ = child.kill();
                 panic!("tandem did not report its address within 30 s")
             });
+        // `https://` when started with --tls-cert/--tls-key.
         let addr = line
             .strip_prefix("listening on http://")
+            .or_else(|| line.strip_prefix("listening on https://"))
             .unwrap_or_else(|| panic!("unexpected first line: {line}"))
             .to_owned();
         Server {

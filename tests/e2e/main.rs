@@ -22,6 +22,8 @@ mod limits;
 mod metrics;
 mod openapi_check;
 mod sdk;
+mod sdk_admin;
 mod sdk_support;
+mod sdk_tls;
 mod store_copy;
 mod usage;

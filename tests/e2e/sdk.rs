@@ -355,7 +355,8 @@ async fn refusals_are_typed_errors_and_not_retried() {
     // 4403: the token allows `other-*` only.
     let proxy = Proxy::start(&server.addr).await;
     let (elsewhere, calls) = Counting::new(
-        provider(&base, key, "alice").permissions(json!({"other-*": ["room:write"]})),
+        provider(&base, key, "alice")
+            .permissions([("other-*".to_owned(), vec![tandem_sdk::admin::Scope::Write])].into()),
     );
     let room = client(&proxy.base_url(), elsewhere)
         .enter("sdk/mine")

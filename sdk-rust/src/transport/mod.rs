@@ -107,6 +107,7 @@ struct Opened {
 enum OpenError {
     Token(BoxError),
     Network(String),
+    Tls(String),
 }
 
 type Opening = Pin<Box<dyn Future<Output = Opened> + Send>>;
@@ -132,6 +133,8 @@ pub(crate) struct Target {
     pub(crate) base: BaseUrl,
     pub(crate) room: String,
     pub(crate) provider: Option<Arc<dyn TokenProvider>>,
+    /// For `wss://`.
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// The room's task.
@@ -256,10 +259,13 @@ impl Driver {
                 (None, None) => None,
             };
             let url = target.base.room_url(&target.room, token.as_deref());
-            let result = socket::open(&url)
+            let result = socket::open(&url, target.tls.clone())
                 .await
                 .map(Box::new)
-                .map_err(OpenError::Network);
+                .map_err(|failure| match failure {
+                    socket::OpenFailure::Tls(detail) => OpenError::Tls(detail),
+                    socket::OpenFailure::Network(detail) => OpenError::Network(detail),
+                });
             Opened { token, result }
         }));
     }
@@ -277,6 +283,13 @@ impl Driver {
                 self.publish(RoomEvent::Error(Error::token_provider(e)));
                 self.session
                     .on_close(now, ABNORMAL, "the token provider failed");
+            }
+            Err(OpenError::Tls(detail)) => {
+                tracing::debug!(room = %self.target.room, %detail, "TLS failed");
+                self.publish(RoomEvent::Error(Error::Tls {
+                    detail: detail.clone(),
+                }));
+                self.session.on_close(now, ABNORMAL, &detail);
             }
             Err(OpenError::Network(detail)) => {
                 tracing::debug!(room = %self.target.room, %detail, "connection failed");

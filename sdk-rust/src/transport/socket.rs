@@ -1,6 +1,7 @@
 //! One WebSocket connection to a room: opening it, a writer task fed through a bounded
 //! queue (so the room's loop never waits on a slow socket), reading frames, closing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
@@ -11,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -26,12 +27,29 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// the session retries with backoff.
 pub(crate) const ABNORMAL: u16 = 1006;
 
-/// Opens the socket (`TCP_NODELAY`: the frames are small and latency matters).
-pub(crate) async fn open(url: &str) -> Result<Ws, String> {
-    tokio_tungstenite::connect_async_with_config(url, None, true)
+/// Why a socket could not be opened.
+#[derive(Debug)]
+pub(crate) enum OpenFailure {
+    /// The TLS handshake failed (described for the app).
+    Tls(String),
+    /// Anything else: refused, reset, an HTTP error instead of the upgrade.
+    Network(String),
+}
+
+/// Opens the socket (`TCP_NODELAY`: the frames are small and latency matters); `wss://`
+/// through `tls`, the client's rustls configuration.
+pub(crate) async fn open(
+    url: &str,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<Ws, OpenFailure> {
+    let connector = tls.map(Connector::Rustls);
+    tokio_tungstenite::connect_async_tls_with_config(url, None, true, connector)
         .await
         .map(|(ws, _response)| ws)
-        .map_err(|e| e.to_string())
+        .map_err(|e| match crate::tls::tls_failure(&e) {
+            Some(detail) => OpenFailure::Tls(detail),
+            None => OpenFailure::Network(e.to_string()),
+        })
 }
 
 /// What the socket produced.
