@@ -758,3 +758,101 @@ async fn a_keys_end_reaches_every_node_even_while_redis_is_down() {
     other_on1.round_trip().await;
     assert!(other_on1.closed.is_none());
 }
+
+/// 8. Control events are durable (#14 item 6): with Redis cut, a room deleted through
+///    REST on node 1 still closes its connections on node 2 with 4404 within seconds
+///    (node 2 reads the deletion from the database's event log; its periodic catch-up is
+///    set to ten minutes, so only the event log can do it), and a new connection on
+///    node 2 finds the room empty. Once Redis is back, the nodes talk again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_deleted_while_redis_is_down_closes_on_every_node() {
+    let Some(cluster) = Cluster::start(
+        "cluster::a_room_deleted_while_redis_is_down_closes_on_every_node",
+        Options {
+            nodes: 2,
+            strict: true,
+            proxy_redis: true,
+            extra: vec!["--cluster-catchup-interval".into(), "10m".into()],
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let (n0, n1) = (cluster.node(0), cluster.node(1));
+    let (_, project) = n0.project().await;
+    let token = n0
+        .token(&project.key.key, "ada", json!({"*": ["room:write"]}), None)
+        .await;
+    let room = "doomed-offline";
+    let mut on0 = Client::connect(&n0.ws_url_token(room, &token)).await;
+    let mut on1 = Client::connect(&n1.ws_url_token(room, &token)).await;
+    let mut kept = Client::connect(&n1.ws_url_token("kept-offline", &token)).await;
+    on0.text_push("written before the cut").await;
+    on1.pump_until("node 1's edit on node 2", Duration::from_secs(10), |c| {
+        c.text() == "written before the cut"
+    })
+    .await;
+
+    cluster.redis.as_ref().expect("redis proxy").cut();
+    for (i, node) in [n0, n1].into_iter().enumerate() {
+        until(
+            &format!("node {} reports tandem_redis_up 0", i + 1),
+            Duration::from_secs(15),
+            || async { metric(node, "tandem_redis_up").await == Some(0.0) },
+            || async { format!("{:?}", metric(node, "tandem_redis_up").await) },
+        )
+        .await;
+    }
+    n0.call(
+        "DELETE",
+        &format!("/v1/rooms/{room}"),
+        Cred::Bearer(&project.key.key),
+        None,
+    )
+    .await
+    .expect(204);
+    let closed = on0.closed_within(Duration::from_secs(10)).await;
+    assert!(
+        matches!(closed, Closed::Code(code, _) if code == close::ROOM_DELETED),
+        "node 1: {closed:?}"
+    );
+    let closed = on1.closed_within(Duration::from_secs(10)).await;
+    assert!(
+        matches!(closed, Closed::Code(code, _) if code == close::ROOM_DELETED),
+        "node 2, Redis down: {closed:?}"
+    );
+    assert!(
+        metric(n1, "tandem_cluster_durable_events_applied_total")
+            .await
+            .is_some_and(|n| n >= 1.0),
+        "node 2 applied it from the event log"
+    );
+    // The room starts afresh on node 2; the other room was not touched.
+    let again = Client::connect(&n1.ws_url_token(room, &token)).await;
+    assert_eq!(again.text(), "");
+    drop(again);
+    kept.text_push("still here").await;
+    kept.round_trip().await;
+    assert!(kept.closed.is_none());
+
+    cluster.redis.as_ref().expect("redis proxy").restore();
+    for (i, node) in [n0, n1].into_iter().enumerate() {
+        until(
+            &format!("node {} reports tandem_redis_up 1 again", i + 1),
+            Duration::from_secs(20),
+            || async { metric(node, "tandem_redis_up").await == Some(1.0) },
+            || async { format!("{:?}", metric(node, "tandem_redis_up").await) },
+        )
+        .await;
+    }
+    let mut back0 = Client::connect(&n0.ws_url_token("after", &token)).await;
+    let mut back1 = Client::connect(&n1.ws_url_token("after", &token)).await;
+    back0.text_push("over Redis again").await;
+    back1
+        .pump_until("an edit across nodes after Redis is back", Duration::from_secs(10), |c| {
+            c.text() == "over Redis again"
+        })
+        .await;
+}
