@@ -187,6 +187,11 @@ fn render_cluster(out: &mut String, cluster: &crate::rooms::cluster::Cluster) {
             "Control events applied from the database's event log (their Redis message was missed).",
             &c.durable_applied,
         ),
+        (
+            "tandem_cluster_rate_fallbacks_total",
+            "HTTP requests charged to this node's own per-key limiter because Redis did not answer.",
+            &c.rate_fallbacks,
+        ),
     ] {
         render_value(out, name, "counter", help, value.load(Ordering::Relaxed) as f64);
     }

@@ -24,6 +24,7 @@
 
 mod counts;
 pub mod durable;
+mod rate;
 mod wire;
 
 use std::collections::HashMap;
@@ -40,6 +41,7 @@ use super::msg::{Remote, RoomMsg};
 use super::RoomKey;
 use crate::store::SharedDocStore;
 pub use counts::Admission;
+pub use rate::RateAnswer;
 pub(crate) use wire::Kind;
 pub use wire::{ControlEvent, WireFilter};
 
@@ -77,6 +79,9 @@ pub struct ClusterMetrics {
     /// Control events this node applied from the database's event log (it had missed
     /// their Redis message).
     pub durable_applied: AtomicU64,
+    /// HTTP requests charged to this node's own per-key limiter because Redis did not
+    /// answer.
+    pub rate_fallbacks: AtomicU64,
 }
 
 type ControlHandler = Arc<dyn Fn(&ControlEvent) + Send + Sync>;
@@ -115,6 +120,8 @@ struct Inner {
     /// This node's connections per room (`{project}/{room}`), mirrored like projects'.
     room_local: Arc<ProjectConnections>,
     room_counts: counts::Counts,
+    /// Per-key HTTP limits.
+    rates: rate::Rates,
     /// Which durable events this node applied.
     cursor: Mutex<durable::Cursor>,
     /// Where durable events are recorded (the rooms' store).
@@ -172,6 +179,7 @@ impl Cluster {
             room_local.clone(),
             stop.clone(),
         );
+        let rates = rate::Rates::new(client.clone(), options.prefix.clone());
         let released = room_counts.clone();
         room_local.on_release(move |room| released.changed(room));
         let inner = Arc::new(Inner {
@@ -190,6 +198,7 @@ impl Cluster {
             counts,
             room_local,
             room_counts,
+            rates,
             cursor: Mutex::default(),
             log: log.clone(),
             stop,
@@ -351,6 +360,24 @@ impl Cluster {
         }
         let ids = keys.iter().map(room_count_key).collect();
         self.inner.room_counts.others(ids).await
+    }
+
+    /// Charges one HTTP request of `key` to its cluster-wide quota of `per_minute`
+    /// ([`rate`]); `None` when Redis is down or did not answer in time (the caller
+    /// charges its own per-node limiter).
+    pub async fn charge_rate(&self, key: &str, per_minute: u32) -> Option<RateAnswer> {
+        let answer = if self.is_up() {
+            self.inner.rates.charge(key, per_minute).await
+        } else {
+            None
+        };
+        if answer.is_none() {
+            self.inner
+                .metrics
+                .rate_fallbacks
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        answer
     }
 
     /// This node's count for `project` changed (a connection left).
