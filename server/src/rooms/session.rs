@@ -123,7 +123,12 @@ where
         // Counted in before joining, out when this future ends (dropped with it).
         let admitted = match &limits {
             Some(limits) => Box::pin(admit(&rooms, &key, limits)).await,
-            None => Ok(None),
+            // Without a plan there is no cap, but in a cluster the room's connections
+            // are still counted (REST shows them cluster-wide).
+            None => match rooms.engine().cluster.as_ref() {
+                Some(cluster) => Ok(cluster.count_room(&key).map(|room| (None, Some(room)))),
+                None => Ok(None),
+            },
         };
         let _slot = match admitted {
             Ok(slot) => slot,
@@ -357,7 +362,7 @@ async fn admit(
     rooms: &Rooms,
     key: &RoomKey,
     limits: &Limits,
-) -> Result<Option<(ConnSlot, Option<ConnSlot>)>, CloseReason> {
+) -> Result<Option<(Option<ConnSlot>, Option<ConnSlot>)>, CloseReason> {
     let engine = rooms.engine();
     let refused = || {
         rate_limited(
@@ -433,7 +438,7 @@ async fn admit(
             }
         }
     }
-    Ok(Some((slot, room_slot)))
+    Ok(Some((Some(slot), room_slot)))
 }
 
 /// When to retry after a connection cap: others may leave soon.

@@ -352,6 +352,15 @@ impl Cluster {
         }
     }
 
+    /// Counts an uncapped connection (no plan) into its room, without waiting for
+    /// Redis: the mirror is written behind it.
+    pub(crate) fn count_room(&self, key: &RoomKey) -> Option<ConnSlot> {
+        let id = room_count_key(key);
+        let slot = self.inner.room_local.admit(&id, u32::MAX)?;
+        self.inner.room_counts.changed(&id);
+        Some(slot)
+    }
+
     /// Each room's connections on the other live nodes (Redis's mirror of their
     /// counts); `None` if Redis did not answer.
     pub(crate) async fn room_connections_elsewhere(&self, keys: &[RoomKey]) -> Option<Vec<u32>> {
