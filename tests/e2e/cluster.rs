@@ -3,7 +3,9 @@
 //! share presence; a SIGKILLed node's clients move to another node and lose nothing;
 //! Redis and Postgres outages heal (Redis without any client reconnecting, Postgres
 //! without losing an edit); room deletion and key revocation close connections on
-//! every node; the per-project connection cap is cluster-wide.
+//! every node, even while Redis is down (durable control events); the per-project and
+//! per-room connection caps, room counts, presence listings and per-key REST quotas are
+//! cluster-wide.
 //!
 //! Needs Postgres (127.0.0.1:5432) and Redis (127.0.0.1:6379): skipped with a message
 //! when either is unreachable, except with `CI=true`, where the tests fail.
