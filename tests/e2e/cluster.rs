@@ -853,9 +853,11 @@ async fn a_room_deleted_while_redis_is_down_closes_on_every_node() {
     let mut back1 = Client::connect(&n1.ws_url_token("after", &token)).await;
     back0.text_push("over Redis again").await;
     back1
-        .pump_until("an edit across nodes after Redis is back", Duration::from_secs(10), |c| {
-            c.text() == "over Redis again"
-        })
+        .pump_until(
+            "an edit across nodes after Redis is back",
+            Duration::from_secs(10),
+            |c| c.text() == "over Redis again",
+        )
         .await;
 }
 
@@ -975,7 +977,10 @@ async fn room_counts_presence_and_the_room_cap_are_cluster_wide() {
     .await;
     let users = room_users(n1, &sk, "shared").await;
     let remote = users.iter().find(|u| u["userId"] == "ada").unwrap();
-    assert!(remote["node"].as_str().is_some_and(|n| n.len() == 16), "{remote}");
+    assert!(
+        remote["node"].as_str().is_some_and(|n| n.len() == 16),
+        "{remote}"
+    );
     assert_eq!(remote["presence"][0]["clientId"], 11, "{remote}");
     assert_eq!(remote["presence"][0]["state"]["cursor"], 1, "{remote}");
     let local = users.iter().find(|u| u["userId"] == "bob").unwrap();
@@ -1094,10 +1099,8 @@ async fn a_keys_rest_quota_is_shared_by_every_node() {
             .await;
         assert_eq!(r.status, 429, "{}", r.text());
     }
-    assert!(
-        metric(n0, "tandem_cluster_rate_fallbacks_total")
-            .await
-            .is_some_and(|n| n >= 5.0)
-    );
+    assert!(metric(n0, "tandem_cluster_rate_fallbacks_total")
+        .await
+        .is_some_and(|n| n >= 5.0));
     cluster.redis.as_ref().expect("redis proxy").restore();
 }

@@ -340,7 +340,10 @@ async fn publishable_key_tokens_stay_inside_the_public_rooms_and_scopes() {
         }
     };
     // A new project: every room, read and presence.
-    let shown = patch(json!({"publicAccess": true})).await.expect(200).json();
+    let shown = patch(json!({"publicAccess": true}))
+        .await
+        .expect(200)
+        .json();
     assert_eq!(
         (&shown["publicRooms"], &shown["publicScopes"]),
         (&json!("*"), &json!("room:read room:presence:write")),
@@ -355,7 +358,10 @@ async fn publishable_key_tokens_stay_inside_the_public_rooms_and_scopes() {
         let r = patch(bad.clone()).await.expect(400);
         assert_eq!(r.json()["code"], "invalid_request", "{bad}: {}", r.text());
     }
-    let shown = patch(json!({"publicRooms": "lobby-*"})).await.expect(200).json();
+    let shown = patch(json!({"publicRooms": "lobby-*"}))
+        .await
+        .expect(200)
+        .json();
     assert_eq!(shown["publicRooms"], "lobby-*", "{shown}");
     assert_eq!(shown["publicScopes"], "room:read room:presence:write");
     let pk = server
@@ -415,7 +421,10 @@ async fn publishable_key_tokens_stay_inside_the_public_rooms_and_scopes() {
     reader.round_trip().await;
     assert!(reader.closed.is_none());
     writer.round_trip().await;
-    assert!(writer.closed.is_none(), "a secret key's connection was closed");
+    assert!(
+        writer.closed.is_none(),
+        "a secret key's connection was closed"
+    );
 }
 
 /// Key plaintexts appear in their create (or roll) response only: listings show a

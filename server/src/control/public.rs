@@ -122,8 +122,8 @@ mod tests {
 
     #[test]
     fn settings_parse_and_refuse_what_is_wrong() {
-        let public = PublicAccess::parse("lobby-*", "room:presence:write room:read room:read")
-            .unwrap();
+        let public =
+            PublicAccess::parse("lobby-*", "room:presence:write room:read room:read").unwrap();
         assert_eq!(public.scopes, vec![Scope::Read, Scope::PresenceWrite]);
         assert_eq!(public.scopes_text(), "room:read room:presence:write");
         assert!(PublicAccess::parse("a*b", "room:read").is_err());
@@ -141,8 +141,14 @@ mod tests {
         assert!(public.covers(&perm("lobby-1", &[Scope::Read])));
         assert!(public.covers(&perm("lobby-*", &[Scope::Read, Scope::PresenceWrite])));
         assert!(public.covers(&perm("lobby-eu-*", &[Scope::Read])));
-        assert!(!public.covers(&perm("*", &[Scope::Read])), "wider than the pattern");
-        assert!(!public.covers(&perm("lobby*", &[Scope::Read])), "wider than the pattern");
+        assert!(
+            !public.covers(&perm("*", &[Scope::Read])),
+            "wider than the pattern"
+        );
+        assert!(
+            !public.covers(&perm("lobby*", &[Scope::Read])),
+            "wider than the pattern"
+        );
         assert!(!public.covers(&perm("admin", &[Scope::Read])));
         assert!(!public.covers(&perm("lobby-1", &[Scope::Write])));
         let exact = PublicAccess::parse("demo", "room:read").unwrap();

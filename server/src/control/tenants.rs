@@ -133,7 +133,8 @@ impl ControlPlane {
             patch.name = Some(check_name("project name", name)?);
         }
         if let Some(rooms) = &patch.public_rooms {
-            super::public::PublicAccess::parse(rooms, "room:read").map_err(ControlError::Invalid)?;
+            super::public::PublicAccess::parse(rooms, "room:read")
+                .map_err(ControlError::Invalid)?;
         }
         if let Some(scopes) = &patch.public_scopes {
             let parsed =

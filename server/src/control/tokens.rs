@@ -522,7 +522,11 @@ mod tests {
         };
         let store = f.plane.store();
         store
-            .update_project(tenant, project, &set("lobby-*", "room:read room:presence:write"))
+            .update_project(
+                tenant,
+                project,
+                &set("lobby-*", "room:read room:presence:write"),
+            )
             .await
             .unwrap();
         let auth = || async {
@@ -556,10 +560,16 @@ mod tests {
         }
         let wide = f
             .plane
-            .mint_token(&public, ask("lobby-*", &[Scope::Read, Scope::PresenceWrite]))
+            .mint_token(
+                &public,
+                ask("lobby-*", &[Scope::Read, Scope::PresenceWrite]),
+            )
             .unwrap();
         let authorizer = TokenAuthorizer::new(f.plane.clone());
-        let grant = authorizer.authorize("lobby-1", Some(&wide.token)).await.unwrap();
+        let grant = authorizer
+            .authorize("lobby-1", Some(&wide.token))
+            .await
+            .unwrap();
         assert!(grant.can_presence && !grant.can_write);
 
         // Narrowed afterwards: the token already minted gets only what is open now.
@@ -576,7 +586,10 @@ mod tests {
             .authorize("lobby-eu-1", Some(&wide.token))
             .await
             .unwrap();
-        assert!(!grant.can_presence && !grant.can_write, "presence was closed");
+        assert!(
+            !grant.can_presence && !grant.can_write,
+            "presence was closed"
+        );
 
         // An admin may open writing to the public explicitly.
         store
@@ -589,7 +602,10 @@ mod tests {
             .mint_token(&writers, ask("board-1", &[Scope::Write]))
             .unwrap();
         assert!(write.claims.sub.starts_with(ANONYMOUS_USER_PREFIX));
-        let grant = authorizer.authorize("board-1", Some(&write.token)).await.unwrap();
+        let grant = authorizer
+            .authorize("board-1", Some(&write.token))
+            .await
+            .unwrap();
         assert!(grant.can_write);
     }
 

@@ -277,8 +277,7 @@ impl Task {
         }
         invocation.arg(node).arg(node_prefix);
         let conn = self.connection().await?;
-        match tokio::time::timeout(ADMIT_TIMEOUT, invocation.invoke_async::<Vec<i64>>(conn)).await
-        {
+        match tokio::time::timeout(ADMIT_TIMEOUT, invocation.invoke_async::<Vec<i64>>(conn)).await {
             Ok(Ok(counts)) if counts.len() == keys.len() => Some(
                 counts
                     .into_iter()

@@ -121,19 +121,18 @@ pub(super) async fn poll(inner: Arc<Inner>, log: SharedDocStore) {
             continue;
         }
         let low = inner.cursor().low();
-        let rows = match tokio::time::timeout(super::REDIS_TIMEOUT, log.events_after(low, PAGE))
-            .await
-        {
-            Ok(Ok(rows)) => rows,
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "reading the cluster event log failed");
-                continue;
-            }
-            Err(_) => {
-                tracing::warn!("reading the cluster event log timed out");
-                continue;
-            }
-        };
+        let rows =
+            match tokio::time::timeout(super::REDIS_TIMEOUT, log.events_after(low, PAGE)).await {
+                Ok(Ok(rows)) => rows,
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "reading the cluster event log failed");
+                    continue;
+                }
+                Err(_) => {
+                    tracing::warn!("reading the cluster event log timed out");
+                    continue;
+                }
+            };
         for row in rows {
             if !inner.cursor().mark(row.id) {
                 continue;
@@ -145,7 +144,10 @@ pub(super) async fn poll(inner: Arc<Inner>, log: SharedDocStore) {
             if origin == inner.node {
                 continue;
             }
-            inner.metrics.durable_applied.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            inner
+                .metrics
+                .durable_applied
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::debug!(id = row.id, ?event, "control event from the database");
             inner.apply(&event);
         }
@@ -171,7 +173,10 @@ mod tests {
         // Before the start every id is new (a Redis message may come first).
         assert!(cursor.mark(12));
         cursor.start(10);
-        assert!(!cursor.mark(9), "at or below the start: not this node's concern");
+        assert!(
+            !cursor.mark(9),
+            "at or below the start: not this node's concern"
+        );
         assert!(!cursor.mark(12), "already applied");
         assert!(cursor.mark(11));
         cursor.advance(t0);

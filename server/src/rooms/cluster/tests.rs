@@ -276,13 +276,19 @@ async fn durable_control_events_reach_a_node_without_redis() {
             .unwrap(),
     );
     // An event recorded before the nodes started is not theirs to apply.
-    store.append_event(r#"{"origin":"01","type":"signing_keys_changed"}"#, 1).await.unwrap();
+    store
+        .append_event(r#"{"origin":"01","type":"signing_keys_changed"}"#, 1)
+        .await
+        .unwrap();
     // A port nothing listens on: Redis is "down" for both nodes throughout.
     let nowhere = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let opts = options(&format!("redis://127.0.0.1:{nowhere}"), "tandem_test_durable");
+    let opts = options(
+        &format!("redis://127.0.0.1:{nowhere}"),
+        "tandem_test_durable",
+    );
     let a = Cluster::start(&opts, Arc::default(), Some(store.clone())).unwrap();
     let b = Cluster::start(&opts, Arc::default(), Some(store.clone())).unwrap();
     let seen_a = Arc::new(Mutex::new(Vec::new()));
@@ -315,7 +321,10 @@ async fn durable_control_events_reach_a_node_without_redis() {
     // A few more polls: nothing is applied twice, nothing older than the start is.
     tokio::time::sleep(durable::POLL_INTERVAL * 3).await;
     assert_eq!(*seen_b.lock().unwrap(), vec![close, deleted]);
-    assert!(seen_a.lock().unwrap().is_empty(), "a applied its own events");
+    assert!(
+        seen_a.lock().unwrap().is_empty(),
+        "a applied its own events"
+    );
     assert_eq!(b.metrics().durable_applied.load(Ordering::Relaxed), 2);
     assert!(!a.is_up() && !b.is_up(), "Redis was never reachable");
     a.stop();

@@ -128,7 +128,11 @@ pub(crate) fn encode_control(node: u64, seq: Option<i64>, event: &ControlEvent) 
     out.extend_from_slice(&node.to_be_bytes());
     // Serializing plain enums of strings and numbers cannot fail.
     let envelope = Envelope { seq, event };
-    out.extend_from_slice(serde_json::to_string(&envelope).unwrap_or_default().as_bytes());
+    out.extend_from_slice(
+        serde_json::to_string(&envelope)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
     out
 }
 
@@ -214,9 +218,12 @@ mod tests {
         };
         let (node, seq, back) = decode_control(&encode_control(7, None, &event)).unwrap();
         assert_eq!((node, seq, back), (7, None, event.clone()));
-        let (_, seq, back) =
-            decode_control(&encode_control(7, Some(42), &ControlEvent::SigningKeysChanged))
-                .unwrap();
+        let (_, seq, back) = decode_control(&encode_control(
+            7,
+            Some(42),
+            &ControlEvent::SigningKeysChanged,
+        ))
+        .unwrap();
         assert_eq!((seq, back), (Some(42), ControlEvent::SigningKeysChanged));
         // A message without a seq (an older node, `tandem rotate-signing-key`) reads.
         let mut old = vec![VERSION];

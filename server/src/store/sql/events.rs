@@ -11,11 +11,12 @@ use crate::store::StoreResult;
 #[async_trait]
 impl EventLog for Store {
     async fn append_event(&self, event: &str, at: i64) -> StoreResult<i64> {
-        let row = sqlx::query("INSERT INTO control_events (event, at) VALUES ($1, $2) RETURNING id")
-            .bind(event)
-            .bind(at)
-            .fetch_one(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("INSERT INTO control_events (event, at) VALUES ($1, $2) RETURNING id")
+                .bind(event)
+                .bind(at)
+                .fetch_one(&self.pool)
+                .await?;
         Ok(row.try_get("id")?)
     }
 

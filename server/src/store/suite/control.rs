@@ -283,7 +283,10 @@ pub(super) async fn project_story(test: TestStore) {
     // The public-access settings: a new project allows every room, read and presence;
     // each setting changes alone, and a re-read sees what was written.
     assert_eq!(
-        (updated.public_rooms.as_str(), updated.public_scopes.as_str()),
+        (
+            updated.public_rooms.as_str(),
+            updated.public_scopes.as_str()
+        ),
         ("*", "room:read room:presence:write")
     );
     let narrowed = ProjectPatch {
@@ -296,7 +299,10 @@ pub(super) async fn project_story(test: TestStore) {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (updated.public_rooms.as_str(), updated.public_scopes.as_str()),
+        (
+            updated.public_rooms.as_str(),
+            updated.public_scopes.as_str()
+        ),
         ("lobby-*", "room:read room:presence:write")
     );
     let read_only = ProjectPatch {

@@ -14,10 +14,7 @@ pub(super) async fn event_log_story(test: TestStore) {
     assert_eq!(log.last_event_id().await.unwrap(), c);
 
     let all = log.events_after(0, 10).await.unwrap();
-    let seen: Vec<(i64, &str, i64)> = all
-        .iter()
-        .map(|e| (e.id, e.event.as_str(), e.at))
-        .collect();
+    let seen: Vec<(i64, &str, i64)> = all.iter().map(|e| (e.id, e.event.as_str(), e.at)).collect();
     assert_eq!(
         seen,
         vec![
