@@ -324,7 +324,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The users connected to the room now, with their presence. */
+        /**
+         * The users connected to the room now, with their presence (in a cluster, on every
+         *     node).
+         */
         get: operations["listActiveUsers"];
         put?: never;
         post?: never;
@@ -532,7 +535,11 @@ export interface paths {
         delete: operations["deleteProject"];
         options?: never;
         head?: never;
-        /** Renames a project or switches public access (admin). */
+        /**
+         * Renames a project or changes its public access (admin). Changing the public rooms
+         *     or scopes closes the open connections of the project's publishable-key tokens
+         *     (4401); they reconnect under the new settings.
+         */
         patch: operations["updateProject"];
         trace?: never;
     };
@@ -663,9 +670,14 @@ export interface components {
         ActiveUser: {
             /**
              * Format: int64
-             * @description The connection.
+             * @description The connection; 0 for a connection on another node of a cluster.
              */
             connectionId: number;
+            /**
+             * @description For a connection on another node of a cluster: that node's id (16 hex digits);
+             *     each such entry has one presence state.
+             */
+            node?: string | null;
             /** @description Its presence. */
             presence: components["schemas"]["PresenceState"][];
             /** @description The token's user id. */
@@ -924,6 +936,13 @@ export interface components {
                 name: string;
                 /** @description Whether publishable keys may mint client tokens. */
                 publicAccess: boolean;
+                /** @description The rooms publishable-key tokens may name: an exact room or `prefix*`. */
+                publicRooms: string;
+                /**
+                 * @description The scopes they may carry, space-separated (`room:read`, `room:presence:write`,
+                 *     `room:write`).
+                 */
+                publicScopes: string;
                 tenantId: components["schemas"]["TenantId"];
             }[];
         };
@@ -984,6 +1003,13 @@ export interface components {
             name: string;
             /** @description Whether publishable keys may mint client tokens. */
             publicAccess: boolean;
+            /** @description The rooms publishable-key tokens may name: an exact room or `prefix*`. */
+            publicRooms: string;
+            /**
+             * @description The scopes they may carry, space-separated (`room:read`, `room:presence:write`,
+             *     `room:write`).
+             */
+            publicScopes: string;
             tenantId: components["schemas"]["TenantId"];
         };
         /** @example prj_4f1c2b9a0e7d6c5b4a392817 */
@@ -1153,6 +1179,13 @@ export interface components {
         UpdateProject: {
             name?: string | null;
             publicAccess?: boolean | null;
+            /** @description The rooms publishable-key tokens may name: an exact room or `prefix*` (`*`: all). */
+            publicRooms?: string | null;
+            /**
+             * @description The scopes publishable-key tokens may carry, space-separated: `room:read`
+             *     (required), `room:presence:write`, `room:write`.
+             */
+            publicScopes?: string | null;
         };
         /** @description A bucket of a project's usage, with its rooms. */
         UsageBucket: {
@@ -4131,7 +4164,7 @@ export interface operations {
                     "application/json": components["schemas"]["Project"];
                 };
             };
-            /** @description Invalid name */
+            /** @description Invalid name, room pattern or scopes */
             400: {
                 headers: {
                     [name: string]: unknown;

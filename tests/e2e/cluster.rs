@@ -3,7 +3,9 @@
 //! share presence; a SIGKILLed node's clients move to another node and lose nothing;
 //! Redis and Postgres outages heal (Redis without any client reconnecting, Postgres
 //! without losing an edit); room deletion and key revocation close connections on
-//! every node; the per-project connection cap is cluster-wide.
+//! every node, even while Redis is down (durable control events); the per-project and
+//! per-room connection caps, room counts, presence listings and per-key REST quotas are
+//! cluster-wide.
 //!
 //! Needs Postgres (127.0.0.1:5432) and Redis (127.0.0.1:6379): skipped with a message
 //! when either is unreachable, except with `CI=true`, where the tests fail.
@@ -757,4 +759,348 @@ async fn a_keys_end_reaches_every_node_even_while_redis_is_down() {
     cluster.redis.as_ref().expect("redis proxy").restore();
     other_on1.round_trip().await;
     assert!(other_on1.closed.is_none());
+}
+
+/// 8. Control events are durable (#14 item 6): with Redis cut, a room deleted through
+///    REST on node 1 still closes its connections on node 2 with 4404 within seconds
+///    (node 2 reads the deletion from the database's event log; its periodic catch-up is
+///    set to ten minutes, so only the event log can do it), and a new connection on
+///    node 2 finds the room empty. Once Redis is back, the nodes talk again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_deleted_while_redis_is_down_closes_on_every_node() {
+    let Some(cluster) = Cluster::start(
+        "cluster::a_room_deleted_while_redis_is_down_closes_on_every_node",
+        Options {
+            nodes: 2,
+            strict: true,
+            proxy_redis: true,
+            extra: vec!["--cluster-catchup-interval".into(), "10m".into()],
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let (n0, n1) = (cluster.node(0), cluster.node(1));
+    let (_, project) = n0.project().await;
+    let token = n0
+        .token(&project.key.key, "ada", json!({"*": ["room:write"]}), None)
+        .await;
+    let room = "doomed-offline";
+    let mut on0 = Client::connect(&n0.ws_url_token(room, &token)).await;
+    let mut on1 = Client::connect(&n1.ws_url_token(room, &token)).await;
+    let mut kept = Client::connect(&n1.ws_url_token("kept-offline", &token)).await;
+    on0.text_push("written before the cut").await;
+    on1.pump_until("node 1's edit on node 2", Duration::from_secs(10), |c| {
+        c.text() == "written before the cut"
+    })
+    .await;
+
+    cluster.redis.as_ref().expect("redis proxy").cut();
+    for (i, node) in [n0, n1].into_iter().enumerate() {
+        until(
+            &format!("node {} reports tandem_redis_up 0", i + 1),
+            Duration::from_secs(15),
+            || async { metric(node, "tandem_redis_up").await == Some(0.0) },
+            || async { format!("{:?}", metric(node, "tandem_redis_up").await) },
+        )
+        .await;
+    }
+    n0.call(
+        "DELETE",
+        &format!("/v1/rooms/{room}"),
+        Cred::Bearer(&project.key.key),
+        None,
+    )
+    .await
+    .expect(204);
+    let closed = on0.closed_within(Duration::from_secs(10)).await;
+    assert!(
+        matches!(closed, Closed::Code(code, _) if code == close::ROOM_DELETED),
+        "node 1: {closed:?}"
+    );
+    let closed = on1.closed_within(Duration::from_secs(10)).await;
+    assert!(
+        matches!(closed, Closed::Code(code, _) if code == close::ROOM_DELETED),
+        "node 2, Redis down: {closed:?}"
+    );
+    assert!(
+        metric(n1, "tandem_cluster_durable_events_applied_total")
+            .await
+            .is_some_and(|n| n >= 1.0),
+        "node 2 applied it from the event log"
+    );
+    // The room starts afresh on node 2; the other room was not touched.
+    let again = Client::connect(&n1.ws_url_token(room, &token)).await;
+    assert_eq!(again.text(), "");
+    drop(again);
+    kept.text_push("still here").await;
+    kept.round_trip().await;
+    assert!(kept.closed.is_none());
+
+    cluster.redis.as_ref().expect("redis proxy").restore();
+    for (i, node) in [n0, n1].into_iter().enumerate() {
+        until(
+            &format!("node {} reports tandem_redis_up 1 again", i + 1),
+            Duration::from_secs(20),
+            || async { metric(node, "tandem_redis_up").await == Some(1.0) },
+            || async { format!("{:?}", metric(node, "tandem_redis_up").await) },
+        )
+        .await;
+    }
+    let mut back0 = Client::connect(&n0.ws_url_token("after", &token)).await;
+    let mut back1 = Client::connect(&n1.ws_url_token("after", &token)).await;
+    back0.text_push("over Redis again").await;
+    back1
+        .pump_until(
+            "an edit across nodes after Redis is back",
+            Duration::from_secs(10),
+            |c| c.text() == "over Redis again",
+        )
+        .await;
+}
+
+/// The REST answers about a room's connections (#14 item 17).
+async fn room_connections(node: &crate::harness::Server, key: &str, room: &str) -> u64 {
+    let body = node
+        .call("GET", &format!("/v1/rooms/{room}"), Cred::Bearer(key), None)
+        .await
+        .expect(200)
+        .json();
+    body["connections"].as_u64().unwrap_or(u64::MAX)
+}
+
+async fn room_users(
+    node: &crate::harness::Server,
+    key: &str,
+    room: &str,
+) -> Vec<serde_json::Value> {
+    let body = node
+        .call(
+            "GET",
+            &format!("/v1/rooms/{room}/users"),
+            Cred::Bearer(key),
+            None,
+        )
+        .await
+        .expect(200)
+        .json();
+    body["data"].as_array().cloned().unwrap_or_default()
+}
+
+/// 9. REST answers and the per-room cap are cluster-wide (#14 item 17): a room with one
+///    connection on each node shows 2 `connections` on both nodes (and in the room
+///    listing); with a cap of 2 per room a third connection is refused with 4429 on
+///    either node; `GET …/users` on one node lists the other node's user too (with the
+///    node's id); an event sent through REST on a node where the room is not loaded
+///    reaches the client on the other node and reports `delivered: 1`; the users of
+///    that room are listed there too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_counts_presence_and_the_room_cap_are_cluster_wide() {
+    let plans_dir = tempfile::tempdir().unwrap();
+    let plans = plans_dir.path().join("plans.toml");
+    std::fs::write(&plans, "[free]\nconnections-per-room = 2\n").unwrap();
+    let Some(cluster) = Cluster::start(
+        "cluster::room_counts_presence_and_the_room_cap_are_cluster_wide",
+        Options {
+            nodes: 2,
+            strict: true,
+            extra: vec!["--plans".into(), plans.display().to_string()],
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let (n0, n1) = (cluster.node(0), cluster.node(1));
+    let (_, project) = n0.project().await;
+    let sk = project.key.key.clone();
+    let ada = n0
+        .token(&sk, "ada", json!({"*": ["room:write"]}), None)
+        .await;
+    let bob = n0
+        .token(&sk, "bob", json!({"*": ["room:write"]}), None)
+        .await;
+
+    let mut a0 = Client::connect(&n0.ws_url_token("shared", &ada)).await;
+    a0.set_awareness(11, 1, r#"{"cursor":1}"#).await;
+    a0.round_trip().await;
+    let mut b1 = Client::connect(&n1.ws_url_token("shared", &bob)).await;
+    b1.set_awareness(22, 1, r#"{"cursor":2}"#).await;
+    b1.round_trip().await;
+    for (i, node) in [n0, n1].into_iter().enumerate() {
+        until(
+            &format!("node {} counts both connections", i + 1),
+            Duration::from_secs(10),
+            || async { room_connections(node, &sk, "shared").await == 2 },
+            || async { format!("{}", room_connections(node, &sk, "shared").await) },
+        )
+        .await;
+    }
+    let listing = n1
+        .call("GET", "/v1/rooms", Cred::Bearer(&sk), None)
+        .await
+        .expect(200)
+        .json();
+    let shared = listing["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "shared")
+        .cloned()
+        .unwrap_or_else(|| panic!("{listing}"));
+    assert_eq!(shared["connections"], 2, "{listing}");
+
+    // The room is full across the cluster.
+    for node in [n0, n1] {
+        match admit(&node.ws_url_token("shared", &ada)).await {
+            Ok(_) => panic!("a third connection to a room capped at 2 was admitted"),
+            Err((code, reason)) => {
+                assert_eq!(code, close::RATE_LIMITED, "{reason}");
+                assert!(reason.contains("per room"), "{reason}");
+            }
+        }
+    }
+
+    // Node 2 lists node 1's user (from the presence node 1 sent) next to its own.
+    until(
+        "node 2 lists both users",
+        Duration::from_secs(10),
+        || async {
+            let users = room_users(n1, &sk, "shared").await;
+            users.iter().any(|u| u["userId"] == "ada") && users.iter().any(|u| u["userId"] == "bob")
+        },
+        || async { format!("{:?}", room_users(n1, &sk, "shared").await) },
+    )
+    .await;
+    let users = room_users(n1, &sk, "shared").await;
+    let remote = users.iter().find(|u| u["userId"] == "ada").unwrap();
+    assert!(
+        remote["node"].as_str().is_some_and(|n| n.len() == 16),
+        "{remote}"
+    );
+    assert_eq!(remote["presence"][0]["clientId"], 11, "{remote}");
+    assert_eq!(remote["presence"][0]["state"]["cursor"], 1, "{remote}");
+    let local = users.iter().find(|u| u["userId"] == "bob").unwrap();
+    assert!(local.get("node").is_none(), "{local}");
+    assert_ne!(local["connectionId"], 0, "{local}");
+
+    // A room with a client on node 2 only: node 1 has not loaded it.
+    let mut solo = Client::connect(&n1.ws_url_token("solo", &ada)).await;
+    solo.set_awareness(33, 1, r#"{"cursor":3}"#).await;
+    solo.round_trip().await;
+    until(
+        "node 1 counts node 2's connection",
+        Duration::from_secs(10),
+        || async { room_connections(n0, &sk, "solo").await == 1 },
+        || async { format!("{}", room_connections(n0, &sk, "solo").await) },
+    )
+    .await;
+    let sent = n0
+        .call(
+            "POST",
+            "/v1/rooms/solo/events",
+            Cred::Bearer(&sk),
+            Some(json!({"event": {"kind": "hello"}})),
+        )
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(sent["delivered"], 1, "{sent}");
+    solo.pump_until("the REST event from node 1", Duration::from_secs(10), |c| {
+        c.events.iter().any(|e| e.contains("hello"))
+    })
+    .await;
+    until(
+        "node 1 lists node 2's user of a room it had not loaded",
+        Duration::from_secs(10),
+        || async {
+            room_users(n0, &sk, "solo")
+                .await
+                .iter()
+                .any(|u| u["userId"] == "ada" && u["presence"][0]["clientId"] == 33)
+        },
+        || async { format!("{:?}", room_users(n0, &sk, "solo").await) },
+    )
+    .await;
+    assert!(a0.closed.is_none() && b1.closed.is_none() && solo.closed.is_none());
+}
+
+/// 10. A key's REST quota is cluster-wide (#14 item 17): with 4 requests per minute,
+///     requests alternating between two nodes get 4 answers and then 429 on either
+///     node (per-node budgets would allow 8). With Redis cut, each node falls back to
+///     its own budget (as the connection caps do): requests still get answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keys_rest_quota_is_shared_by_every_node() {
+    let plans_dir = tempfile::tempdir().unwrap();
+    let plans = plans_dir.path().join("plans.toml");
+    std::fs::write(&plans, "[free]\nrest-requests-per-minute = 4\n").unwrap();
+    let Some(cluster) = Cluster::start(
+        "cluster::a_keys_rest_quota_is_shared_by_every_node",
+        Options {
+            nodes: 2,
+            strict: true,
+            proxy_redis: true,
+            extra: vec!["--plans".into(), plans.display().to_string()],
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let (n0, n1) = (cluster.node(0), cluster.node(1));
+    for (i, node) in [n0, n1].into_iter().enumerate() {
+        until(
+            &format!("node {} reports tandem_redis_up 1", i + 1),
+            Duration::from_secs(15),
+            || async { metric(node, "tandem_redis_up").await == Some(1.0) },
+            || async { format!("{:?}", metric(node, "tandem_redis_up").await) },
+        )
+        .await;
+    }
+    let (account, project) = n0.project().await;
+    let sk = project.key.key.clone();
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let node = [n0, n1][i % 2];
+        let r = node.call("GET", "/v1/rooms", Cred::Bearer(&sk), None).await;
+        if r.status == 429 {
+            assert!(r.header("retry-after").is_some(), "{}", r.text());
+            let policy = r.header("ratelimit-policy").unwrap_or_default().to_owned();
+            assert!(policy.contains("q=4"), "{policy}");
+        }
+        statuses.push(r.status);
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 200, 429, 429], "{statuses:?}");
+
+    // Redis down: each node's own limiter decides (a fresh key, so its budget is whole).
+    let other = n0.create_secret_key(&account, &project.id).await;
+    cluster.redis.as_ref().expect("redis proxy").cut();
+    for (i, node) in [n0, n1].into_iter().enumerate() {
+        until(
+            &format!("node {} reports tandem_redis_up 0", i + 1),
+            Duration::from_secs(15),
+            || async { metric(node, "tandem_redis_up").await == Some(0.0) },
+            || async { format!("{:?}", metric(node, "tandem_redis_up").await) },
+        )
+        .await;
+    }
+    for node in [n0, n1] {
+        for _ in 0..4 {
+            node.call("GET", "/v1/rooms", Cred::Bearer(&other.key), None)
+                .await
+                .expect(200);
+        }
+        let r = node
+            .call("GET", "/v1/rooms", Cred::Bearer(&other.key), None)
+            .await;
+        assert_eq!(r.status, 429, "{}", r.text());
+    }
+    assert!(metric(n0, "tandem_cluster_rate_fallbacks_total")
+        .await
+        .is_some_and(|n| n >= 5.0));
+    cluster.redis.as_ref().expect("redis proxy").restore();
 }

@@ -321,6 +321,112 @@ async fn publishable_key_tokens_are_anonymous_and_stop_with_public_access() {
     assert_eq!(code, close::UNAUTHORIZED, "{reason}");
 }
 
+/// A project's public-access settings (#14 item 5): `publicRooms` and `publicScopes`
+/// bound what a publishable key's tokens may reach. Minting outside them is a 400;
+/// changing them closes the open publishable-key connections (4401), and a token minted
+/// under the old settings is refused outside the new ones (4403) and gets only the new
+/// scopes. Invalid settings are a 400 and change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishable_key_tokens_stay_inside_the_public_rooms_and_scopes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_strict(&dir, &[]);
+    let (account, project) = server.project().await;
+    let path = format!("/v1/tenants/{}/projects/{}", account.tenant_id, project.id);
+    let patch = |body: serde_json::Value| {
+        let (s, a, path) = (&server, &account, &path);
+        async move {
+            s.call("PATCH", path, Cred::Cookie(&a.cookie), Some(body))
+                .await
+        }
+    };
+    // A new project: every room, read and presence.
+    let shown = patch(json!({"publicAccess": true}))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(
+        (&shown["publicRooms"], &shown["publicScopes"]),
+        (&json!("*"), &json!("room:read room:presence:write")),
+        "{shown}"
+    );
+    for bad in [
+        json!({"publicRooms": "a*b"}),
+        json!({"publicRooms": ""}),
+        json!({"publicScopes": "room:admin"}),
+        json!({"publicScopes": "room:presence:write"}),
+    ] {
+        let r = patch(bad.clone()).await.expect(400);
+        assert_eq!(r.json()["code"], "invalid_request", "{bad}: {}", r.text());
+    }
+    let shown = patch(json!({"publicRooms": "lobby-*"}))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(shown["publicRooms"], "lobby-*", "{shown}");
+    assert_eq!(shown["publicScopes"], "room:read room:presence:write");
+    let pk = server
+        .call(
+            "POST",
+            "/v1/keys",
+            Cred::Bearer(&project.key.key),
+            Some(json!({"kind": "publishable", "name": "web"})),
+        )
+        .await
+        .expect(201)
+        .json()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for body in [
+        json!({"permissions": {"*": ["room:read"]}}),
+        json!({"permissions": {"admin": ["room:read"]}}),
+        json!({"permissions": {"lobby-1": ["room:write"]}}),
+    ] {
+        let r = server.mint(&pk, body.clone()).await.expect(400);
+        assert!(r.text().contains("lobby-*"), "{body}: {}", r.text());
+    }
+    let token = server
+        .mint(
+            &pk,
+            json!({"permissions": {"lobby-*": ["room:read", "room:presence:write"]}}),
+        )
+        .await
+        .expect(200)
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut visitor = Client::connect(&server.ws_url_token("lobby-1", &token)).await;
+    visitor.round_trip().await;
+    // A secret key's connection in the same room is not affected by what follows.
+    let member = server
+        .token(&project.key.key, "ada", json!({"*": ["room:write"]}), None)
+        .await;
+    let mut writer = Client::connect(&server.ws_url_token("lobby-1", &member)).await;
+
+    // Narrowed: the visitor is closed, and its token no longer enters lobby-1.
+    patch(json!({"publicRooms": "lobby-eu-*", "publicScopes": "room:read"}))
+        .await
+        .expect(200);
+    let closed = visitor.closed_within(Duration::from_secs(10)).await;
+    assert!(
+        matches!(&closed, Closed::Code(code, reason)
+            if *code == close::UNAUTHORIZED && reason.contains("public access")),
+        "{closed:?}"
+    );
+    let (code, reason) = refused(&server, "lobby-1", Some(&token)).await;
+    assert_eq!(code, close::FORBIDDEN, "{reason}");
+    // Inside the new pattern it enters, read-only (presence is closed now).
+    let mut reader = Client::connect(&server.ws_url_token("lobby-eu-1", &token)).await;
+    reader.round_trip().await;
+    assert!(reader.closed.is_none());
+    writer.round_trip().await;
+    assert!(
+        writer.closed.is_none(),
+        "a secret key's connection was closed"
+    );
+}
+
 /// Key plaintexts appear in their create (or roll) response only: listings show a
 /// prefix, and no table, row or column of the database — nor the database files —
 /// contains any secret (keys, the first-start key and password, passwords, session ids).

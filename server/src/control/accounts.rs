@@ -198,6 +198,8 @@ impl ControlPlane {
             tenant_id: tenant.id.clone(),
             name: project_name,
             public_access: false,
+            public_rooms: crate::store::control::DEFAULT_PUBLIC_ROOMS.to_owned(),
+            public_scopes: crate::store::control::DEFAULT_PUBLIC_SCOPES.to_owned(),
             created_at: now,
         };
         let account = NewAccount {

@@ -341,6 +341,7 @@ impl ControlPlane {
         let project_id = key.project_id.clone().ok_or(ControlError::Unauthenticated(
             "invalid, revoked or expired API key",
         ))?;
+        let mut public = None;
         if publishable {
             let project = self
                 .store()
@@ -349,7 +350,8 @@ impl ControlPlane {
                 .ok_or(ControlError::Unauthenticated(
                     "invalid, revoked or expired API key",
                 ))?;
-            if !project.public_access {
+            public = super::public::PublicAccess::of(&project)?;
+            if public.is_none() {
                 return Err(ControlError::Forbidden(
                     "public access is off for this project; enable it or use a secret key"
                         .to_owned(),
@@ -362,6 +364,7 @@ impl ControlPlane {
             project_id,
             key_id: key.id,
             publishable,
+            public,
             limits,
         })
     }
@@ -470,8 +473,8 @@ mod tests {
                 tenant,
                 project,
                 &ProjectPatch {
-                    name: None,
                     public_access: Some(true),
+                    ..ProjectPatch::default()
                 },
             )
             .await

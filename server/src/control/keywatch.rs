@@ -36,12 +36,15 @@ pub const KEY_STOPPED: &str = "the API key that issued this token was revoked or
 pub const PUBLIC_ACCESS_OFF: &str = "public access is off for this project";
 
 /// Whether a key still vouches for the tokens it minted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Standing {
     /// It does; `expires_at` (unix ms) is when a rolled key stops.
     Active {
         /// Set on a rolled key: its tokens stop at this time.
         expires_at: Option<i64>,
+        /// A publishable key: what its project opens to the public now (its tokens are
+        /// held to it on connect).
+        public: Option<super::public::PublicAccess>,
     },
     /// It does not, for this reason.
     Stopped(&'static str),
@@ -121,21 +124,23 @@ impl ControlPlane {
         if !row.is_active(self.now_ms()) {
             return Ok(Standing::Stopped(KEY_STOPPED));
         }
+        let mut public = None;
         if row.kind == KeyKindRow::Publishable {
-            let public = match &row.project_id {
-                Some(project_id) => self
-                    .store()
-                    .project(tenant_id, project_id)
-                    .await?
-                    .is_some_and(|p| p.public_access),
-                None => false,
+            let project = match &row.project_id {
+                Some(project_id) => self.store().project(tenant_id, project_id).await?,
+                None => None,
             };
-            if !public {
+            public = match project {
+                Some(project) => super::public::PublicAccess::of(&project)?,
+                None => None,
+            };
+            if public.is_none() {
                 return Ok(Standing::Stopped(PUBLIC_ACCESS_OFF));
             }
         }
         Ok(Standing::Active {
             expires_at: row.expires_at,
+            public,
         })
     }
 
@@ -287,8 +292,8 @@ mod tests {
             .await
             .unwrap();
         let public = |on| ProjectPatch {
-            name: None,
             public_access: Some(on),
+            ..ProjectPatch::default()
         };
         store
             .update_project(&auth.tenant_id, &auth.project_id, &public(true))
@@ -308,7 +313,16 @@ mod tests {
                 .key_standing(&auth.tenant_id, &pk.row.id)
                 .await
                 .unwrap(),
-            Standing::Active { expires_at: None }
+            Standing::Active {
+                expires_at: None,
+                public: Some(
+                    crate::control::public::PublicAccess::parse(
+                        "*",
+                        "room:read room:presence:write"
+                    )
+                    .unwrap()
+                ),
+            }
         );
         assert!(plane.sweep_keys().await.is_empty());
         store

@@ -98,6 +98,9 @@ pub struct ProjectAuth {
     pub key_id: KeyId,
     /// Whether it was a publishable key (only `POST /v1/tokens` accepts those).
     pub publishable: bool,
+    /// With a publishable key: what the project opens to the public (its tokens stay
+    /// inside it).
+    pub public: Option<super::public::PublicAccess>,
     /// The limits of the tenant's plan.
     pub limits: crate::rooms::limits::Limits,
 }

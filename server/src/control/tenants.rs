@@ -101,6 +101,8 @@ impl ControlPlane {
             tenant_id: access.tenant_id.clone(),
             name: check_name("project name", name)?,
             public_access,
+            public_rooms: crate::store::control::DEFAULT_PUBLIC_ROOMS.to_owned(),
+            public_scopes: crate::store::control::DEFAULT_PUBLIC_SCOPES.to_owned(),
             created_at: self.now_ms(),
         };
         self.store().create_project(&project).await?;
@@ -117,7 +119,8 @@ impl ControlPlane {
         Ok(project)
     }
 
-    /// Renames a project or switches public access (admin).
+    /// Renames a project or changes its public access: the switch, the room pattern and
+    /// the scopes of publishable-key tokens (admin; see [`super::public`]).
     pub async fn update_project(
         &self,
         access: &TenantAccess,
@@ -128,6 +131,15 @@ impl ControlPlane {
         require(access, Role::Admin)?;
         if let Some(name) = &patch.name {
             patch.name = Some(check_name("project name", name)?);
+        }
+        if let Some(rooms) = &patch.public_rooms {
+            super::public::PublicAccess::parse(rooms, "room:read")
+                .map_err(ControlError::Invalid)?;
+        }
+        if let Some(scopes) = &patch.public_scopes {
+            let parsed =
+                super::public::PublicAccess::parse("*", scopes).map_err(ControlError::Invalid)?;
+            patch.public_scopes = Some(parsed.scopes_text());
         }
         let project = self
             .store()
@@ -144,6 +156,8 @@ impl ControlPlane {
             details: serde_json::json!({
                 "name": patch.name,
                 "public_access": patch.public_access,
+                "public_rooms": patch.public_rooms,
+                "public_scopes": patch.public_scopes,
             }),
         })
         .await;

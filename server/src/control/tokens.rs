@@ -9,7 +9,8 @@ use tandem_protocol::close;
 use super::error::{ControlError, ControlResult};
 use super::keywatch::Standing;
 use super::plane::{from_ms, ControlPlane, ProjectAuth};
-use super::token::{self, Claims, RoomPermission, Scope, MAX_USER_INFO_BYTES};
+use super::public::PublicAccess;
+use super::token::{self, Claims, RoomPermission, MAX_USER_INFO_BYTES};
 use crate::ids::{KeyId, TenantId};
 use crate::rooms::auth::{AllowAnonymous, Authorizer, Denied, Grant};
 
@@ -51,7 +52,7 @@ impl ControlPlane {
         request: TokenRequest,
     ) -> ControlResult<MintedToken> {
         let user_id = if auth.publishable {
-            check_public_request(&request)?;
+            check_public_request(&request, auth.public.as_ref())?;
             anonymous_user_id()?
         } else {
             let Some(user_id) = request.user_id.as_deref().map(str::trim) else {
@@ -130,16 +131,15 @@ impl ControlPlane {
     }
 }
 
-/// The scopes a publishable key's (anonymous, public) token may carry: reading and
-/// showing one's presence. Writing needs a token minted by the app's backend with the
-/// secret key, which knows who the user is.
-pub const PUBLIC_SCOPES: [Scope; 2] = [Scope::Read, Scope::PresenceWrite];
 /// The prefix of the server-chosen user ids of publishable-key tokens.
 pub const ANONYMOUS_USER_PREFIX: &str = "anon_";
 
 /// A publishable key is public (it ships in the browser): whoever holds it must not
-/// choose who they are nor get more than [`PUBLIC_SCOPES`].
-fn check_public_request(request: &TokenRequest) -> ControlResult<()> {
+/// choose who they are nor get more than the project's [`PublicAccess`] allows.
+fn check_public_request(
+    request: &TokenRequest,
+    public: Option<&PublicAccess>,
+) -> ControlResult<()> {
     if request.user_id.is_some() {
         return Err(ControlError::Invalid(
             "publishable keys mint anonymous tokens: omit userId (the server chooses an anon_ id)"
@@ -155,17 +155,20 @@ fn check_public_request(request: &TokenRequest) -> ControlResult<()> {
             "publishable keys mint anonymous tokens: userInfo is not allowed".to_owned(),
         ));
     }
-    if request
-        .permissions
-        .iter()
-        .flat_map(|p| &p.scopes)
-        .any(|scope| !PUBLIC_SCOPES.contains(scope))
-    {
-        return Err(ControlError::Invalid(
-            "publishable-key tokens may only have room:read and room:presence:write; \
-             mint write tokens from your backend with the secret key"
-                .to_owned(),
+    let Some(public) = public else {
+        return Err(ControlError::Forbidden(
+            "public access is off for this project; enable it or use a secret key".to_owned(),
         ));
+    };
+    if let Some(outside) = request.permissions.iter().find(|p| !public.covers(p)) {
+        return Err(ControlError::Invalid(format!(
+            "publishable-key tokens are limited to the project's public access: rooms {:?} \
+             with {}; {:?} asks for more (mint other tokens from your backend with the \
+             secret key)",
+            public.rooms.as_str(),
+            public.scopes_text(),
+            outside.room.as_str(),
+        )));
     }
     Ok(())
 }
@@ -206,7 +209,7 @@ impl Authorizer for TokenAuthorizer {
             .verify_token(token)
             .await
             .map_err(|e| Denied::unauthorized(e.reason()))?;
-        let access = claims.access(room);
+        let mut access = claims.access(room);
         if !access.can_enter() {
             return Err(Denied {
                 code: close::FORBIDDEN,
@@ -234,7 +237,19 @@ impl Authorizer for TokenAuthorizer {
                     .map_err(|e| unavailable(&e))?,
             );
             match self.plane.key_standing(&tenant_id, &key_id).await {
-                Ok(Standing::Active { expires_at }) => {
+                Ok(Standing::Active { expires_at, public }) => {
+                    // A publishable key's token gets no more than its project opens to
+                    // the public now (the settings may have narrowed since it was minted).
+                    if let Some(public) = public {
+                        access = public.limit(room, access);
+                        if !access.can_enter() {
+                            return Err(Denied {
+                                code: close::FORBIDDEN,
+                                reason: "the project's public access does not include this room"
+                                    .to_owned(),
+                            });
+                        }
+                    }
                     // A rolled key stops at `expires_at`: so does this connection, on
                     // every node and across restarts, without waiting for a sweep.
                     if let Some(at) = expires_at {
@@ -404,8 +419,8 @@ mod tests {
             .await
             .unwrap();
         let public = |on| ProjectPatch {
-            name: None,
             public_access: Some(on),
+            ..ProjectPatch::default()
         };
         f.plane
             .store()
@@ -486,6 +501,112 @@ mod tests {
             f.plane.mint_token(&f.auth, nameless),
             Err(ControlError::Invalid(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn publishable_key_tokens_stay_inside_the_projects_public_rooms_and_scopes() {
+        use crate::store::control::{KeyKindRow, ProjectPatch};
+        let f = fixture().await;
+        let meta = RequestMeta::default();
+        let (tenant, project) = (&f.auth.tenant_id, &f.auth.project_id);
+        let pk = f
+            .plane
+            .create_project_key(tenant, project, KeyKindRow::Publishable, "web", "t", &meta)
+            .await
+            .unwrap();
+        let set = |rooms: &str, scopes: &str| ProjectPatch {
+            public_access: Some(true),
+            public_rooms: Some(rooms.to_owned()),
+            public_scopes: Some(scopes.to_owned()),
+            ..ProjectPatch::default()
+        };
+        let store = f.plane.store();
+        store
+            .update_project(
+                tenant,
+                project,
+                &set("lobby-*", "room:read room:presence:write"),
+            )
+            .await
+            .unwrap();
+        let auth = || async {
+            f.plane
+                .authenticate_project_key(pk.plaintext.expose(), true)
+                .await
+                .unwrap()
+        };
+        let ask = |room: &str, scopes: &[Scope]| TokenRequest {
+            user_id: None,
+            user_info: None,
+            permissions: vec![RoomPermission {
+                room: RoomPattern::new(room).unwrap(),
+                scopes: scopes.to_vec(),
+            }],
+            ttl: None,
+        };
+        let public = auth().await;
+        // Outside the pattern, or a scope the project does not open: 400.
+        for (room, scopes) in [
+            ("*", &[Scope::Read][..]),
+            ("admin", &[Scope::Read][..]),
+            ("lobby*", &[Scope::Read][..]),
+            ("lobby-1", &[Scope::Write][..]),
+        ] {
+            let refused = f.plane.mint_token(&public, ask(room, scopes));
+            assert!(
+                matches!(&refused, Err(ControlError::Invalid(m)) if m.contains("lobby-*")),
+                "{room}: {refused:?}"
+            );
+        }
+        let wide = f
+            .plane
+            .mint_token(
+                &public,
+                ask("lobby-*", &[Scope::Read, Scope::PresenceWrite]),
+            )
+            .unwrap();
+        let authorizer = TokenAuthorizer::new(f.plane.clone());
+        let grant = authorizer
+            .authorize("lobby-1", Some(&wide.token))
+            .await
+            .unwrap();
+        assert!(grant.can_presence && !grant.can_write);
+
+        // Narrowed afterwards: the token already minted gets only what is open now.
+        store
+            .update_project(tenant, project, &set("lobby-eu-*", "room:read"))
+            .await
+            .unwrap();
+        let denied = authorizer
+            .authorize("lobby-1", Some(&wide.token))
+            .await
+            .unwrap_err();
+        assert_eq!(denied.code, close::FORBIDDEN, "{}", denied.reason);
+        let grant = authorizer
+            .authorize("lobby-eu-1", Some(&wide.token))
+            .await
+            .unwrap();
+        assert!(
+            !grant.can_presence && !grant.can_write,
+            "presence was closed"
+        );
+
+        // An admin may open writing to the public explicitly.
+        store
+            .update_project(tenant, project, &set("board-*", "room:write"))
+            .await
+            .unwrap();
+        let writers = auth().await;
+        let write = f
+            .plane
+            .mint_token(&writers, ask("board-1", &[Scope::Write]))
+            .unwrap();
+        assert!(write.claims.sub.starts_with(ANONYMOUS_USER_PREFIX));
+        let grant = authorizer
+            .authorize("board-1", Some(&write.token))
+            .await
+            .unwrap();
+        assert!(grant.can_write);
     }
 
     #[tokio::test]

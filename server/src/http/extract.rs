@@ -103,14 +103,19 @@ pub(crate) fn session_cookie(parts: &Parts) -> Option<&str> {
 
 /// Counts the request of `key` against `per_minute` under `policy`; the state goes to
 /// the response's `RateLimit` fields.
-fn charge(
+/// In a cluster the quota is shared by every node (Redis), with this node's limiter as
+/// the fallback when Redis does not answer.
+async fn charge(
     parts: &Parts,
     state: &AppState,
     key: &str,
     per_minute: u32,
     policy: &'static str,
 ) -> Result<(), ApiError> {
-    let rate = state.key_limits.check_policy(key, per_minute, policy)?;
+    let rate = state
+        .key_limits
+        .check_policy_in(state.rooms.cluster(), key, per_minute, policy)
+        .await?;
     if let Some(slot) = parts.extensions.get::<super::limits::RateSlot>() {
         slot.set(rate);
     }
@@ -131,7 +136,7 @@ async fn project_key(
         .authenticate_project_key(key, allow_publishable)
         .await?;
     let quota = auth.limits.rest_requests_per_minute;
-    charge(parts, state, auth.key_id.as_str(), quota, "per-key")?;
+    charge(parts, state, auth.key_id.as_str(), quota, "per-key").await?;
     Ok(auth)
 }
 
@@ -168,7 +173,7 @@ impl FromRequestParts<AppState> for TokenIssuer {
             ) {
                 let client = ip_limits.peer.client(peer.ip(), &parts.headers);
                 let key = format!("ip:{client}");
-                charge(parts, state, &key, ip_limits.per_minute, "per-ip")?;
+                charge(parts, state, &key, ip_limits.per_minute, "per-ip").await?;
             }
         }
         Ok(Self(auth))
@@ -189,7 +194,7 @@ impl FromRequestParts<AppState> for SignedIn {
             if let crate::control::plane::Via::Pat { key_id, tenant_id } = &auth.via {
                 let limits = state.control.tenant_limits(tenant_id).await?;
                 let quota = limits.rest_requests_per_minute;
-                charge(parts, state, key_id.as_str(), quota, "per-key")?;
+                charge(parts, state, key_id.as_str(), quota, "per-key").await?;
             }
             return Ok(Self(auth));
         }

@@ -142,6 +142,44 @@ impl KeyLimits {
         }
     }
 
+    /// [`Self::check_policy`] across a cluster: charged to Redis's shared cell for the
+    /// key when `cluster` is given and Redis answers, else (no cluster, Redis down or
+    /// slow) to this node's limiter, the same fail-open rule as the connection caps.
+    pub async fn check_policy_in(
+        &self,
+        cluster: Option<&crate::rooms::cluster::Cluster>,
+        key: &str,
+        per_minute: u32,
+        name: &'static str,
+    ) -> Result<RateState, ApiError> {
+        use crate::rooms::cluster::RateAnswer;
+        let Some(cluster) = cluster else {
+            return self.check_policy(key, per_minute, name);
+        };
+        let policy = Policy {
+            name,
+            quota: per_minute.max(1),
+            window: Duration::from_secs(60),
+        };
+        let secs = |ms: u64| ms.div_ceil(1000);
+        match cluster.charge_rate(key, per_minute).await {
+            Some(RateAnswer::Allowed {
+                remaining,
+                reset_ms,
+            }) => Ok(RateState {
+                policy,
+                remaining: remaining.min(policy.quota),
+                reset: secs(reset_ms),
+            }),
+            Some(RateAnswer::Refused { wait_ms }) => Err(ApiError::RateLimited(RateState {
+                policy,
+                remaining: 0,
+                reset: secs(wait_ms).max(1),
+            })),
+            None => self.check_policy(key, per_minute, name),
+        }
+    }
+
     /// Drops state of keys that are back to a full quota (bounded memory).
     pub fn retain_recent(&self) {
         let limiters: Vec<_> = self

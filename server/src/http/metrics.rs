@@ -182,6 +182,16 @@ fn render_cluster(out: &mut String, cluster: &crate::rooms::cluster::Cluster) {
             "Connections admitted on this node's count alone because Redis did not answer.",
             &c.admission_fallbacks,
         ),
+        (
+            "tandem_cluster_durable_events_applied_total",
+            "Control events applied from the database's event log (their Redis message was missed).",
+            &c.durable_applied,
+        ),
+        (
+            "tandem_cluster_rate_fallbacks_total",
+            "HTTP requests charged to this node's own per-key limiter because Redis did not answer.",
+            &c.rate_fallbacks,
+        ),
     ] {
         render_value(out, name, "counter", help, value.load(Ordering::Relaxed) as f64);
     }

@@ -30,6 +30,9 @@ use super::{CloseReason, RoomKey, Rooms};
 
 /// How many times a request is re-sent after meeting a room as it unloaded.
 const ATTEMPTS: usize = 8;
+/// How long a presence listing waits for the other nodes' states of a room it just
+/// loaded.
+pub const PRESENCE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How a request may find its room.
 #[derive(Clone, Copy)]
@@ -52,14 +55,35 @@ impl Rooms {
     }
 
     /// Live connections in each of the project's rooms `names`, in order (0 for a room
-    /// not loaded): one registry look-up for a whole page of a room listing.
+    /// not loaded): one registry look-up for a whole page of a room listing. In a
+    /// cluster, with the other live nodes' connections added (one Redis round trip; if
+    /// Redis does not answer, this node's alone).
     pub async fn connection_counts<S: AsRef<str>>(
         &self,
         project_id: &str,
         names: &[S],
     ) -> Vec<usize> {
         let names: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
-        self.engine().registry.connection_counts(project_id, &names)
+        let local = self.engine().registry.connection_counts(project_id, &names);
+        let Some(cluster) = &self.engine().cluster else {
+            return local;
+        };
+        let project: Arc<str> = project_id.into();
+        let keys: Vec<RoomKey> = names
+            .iter()
+            .map(|name| RoomKey {
+                project_id: project.clone(),
+                name: (*name).into(),
+            })
+            .collect();
+        match cluster.room_connections_elsewhere(&keys).await {
+            Some(others) => local
+                .into_iter()
+                .zip(others)
+                .map(|(here, there)| here + there as usize)
+                .collect(),
+            None => local,
+        }
     }
 
     /// Whether the room exists (loaded, or in the store). Never creates it.
@@ -145,20 +169,50 @@ impl Rooms {
     }
 
     /// Every live connection's presence, by connection id. Empty when the room is not
-    /// loaded (then nobody is connected).
+    /// loaded (then nobody is connected). In a cluster the other nodes' connections are
+    /// listed too (from the states they sent, see [`PresenceEntry::node`]); when the room
+    /// is not loaded here but other nodes count connections in it, it is loaded (which
+    /// asks them for their presence) and asked until their states arrive, for at most
+    /// [`PRESENCE_WAIT`].
     pub async fn presence(&self, key: &RoomKey) -> Result<Vec<PresenceEntry>, RoomError> {
         let entries = self
             .ask(key, Need::Loaded, |reply| AdminMsg::Presence { reply })
             .await?;
-        Ok(entries.unwrap_or_default())
+        if let Some(entries) = entries {
+            return Ok(entries);
+        }
+        let Some(cluster) = &self.engine().cluster else {
+            return Ok(Vec::new());
+        };
+        let elsewhere = cluster
+            .room_connections_elsewhere(std::slice::from_ref(key))
+            .await
+            .and_then(|n| n.first().copied())
+            .unwrap_or(0);
+        if elsewhere == 0 {
+            return Ok(Vec::new());
+        }
+        let deadline = tokio::time::Instant::now() + PRESENCE_WAIT;
+        loop {
+            let entries = self
+                .ask(key, Need::Existing, |reply| AdminMsg::Presence { reply })
+                .await?
+                .unwrap_or_default();
+            if !entries.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(entries);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
     }
 
     /// Sends a custom event to every connection of the room, as
     /// `{"event": event, "connectionId": null, "userId": null}`, after every update
     /// already applied is durable. Returns how many connections it went to (0 when the
-    /// room is not loaded; it is not loaded for this). Events are not stored. One nested
-    /// more than 32 levels or larger than `max_event_bytes` as JSON is refused with
-    /// [`RoomError::InvalidEvent`].
+    /// room is not loaded; it is not loaded for this). In a cluster the event goes to the
+    /// room's connections on every node (published on the room's channel even when the
+    /// room is not loaded here), and the count includes the other live nodes'
+    /// connections. Events are not stored. One nested more than 32 levels or larger
+    /// than `max_event_bytes` as JSON is refused with [`RoomError::InvalidEvent`].
     pub async fn broadcast_event(&self, key: &RoomKey, event: Value) -> Result<usize, RoomError> {
         // The same bounds as a client's event: every connection parses it.
         let text = event.to_string();
@@ -176,12 +230,26 @@ impl Rooms {
                 reply,
             })
             .await?;
-        Ok(sent.unwrap_or(0))
+        let Some(cluster) = &self.engine().cluster else {
+            return Ok(sent.unwrap_or(0));
+        };
+        if sent.is_none() {
+            // Not loaded here (the actor publishes when it is): the other nodes' clients.
+            cluster.publish_room(key, crate::rooms::cluster::Kind::Event, &frame);
+        }
+        let elsewhere = cluster
+            .room_connections_elsewhere(std::slice::from_ref(key))
+            .await
+            .and_then(|n| n.first().copied())
+            .unwrap_or(0);
+        Ok(sent.unwrap_or(0) + elsewhere as usize)
     }
 
     /// Deletes the room: closes every connection with 4404 ("room deleted"), lets the
     /// updates already handed to the store land, erases the room from the store and
-    /// unloads it. Returns `false` if it did not exist.
+    /// unloads it. Returns `false` if it did not exist. In a cluster every other node
+    /// that has it loaded does the same (told over Redis and through the durable event
+    /// log).
     ///
     /// The room's registry slot is held until the store has erased it, so a connection
     /// arriving meanwhile waits and then starts a new, empty room; it never sees the old
@@ -211,7 +279,19 @@ impl Rooms {
                 }
             };
             match answer.await {
-                Ok(result) => return result,
+                Ok(result) => {
+                    if let (Ok(true), Some(cluster)) = (&result, &self.engine().cluster) {
+                        // The room channel's "deleted" is lost if Redis is down; this
+                        // reaches every node that has the room loaded from the database.
+                        cluster
+                            .publish_durable(&crate::rooms::cluster::ControlEvent::RoomDeleted {
+                                project_id: key.project_id.to_string(),
+                                room: key.name.to_string(),
+                            })
+                            .await;
+                    }
+                    return result;
+                }
                 Err(_) => continue,
             }
         }
@@ -229,12 +309,15 @@ impl Rooms {
         reason: CloseReason,
     ) -> usize {
         if let Some(cluster) = &self.engine().cluster {
-            cluster.publish_control(&crate::rooms::cluster::ControlEvent::Close {
-                project_id: project_id.to_owned(),
-                filter: filter.clone().into(),
-                code: reason.code,
-                reason: reason.reason.clone(),
-            });
+            // Durable: a node that misses the Redis message reads it from the database.
+            cluster
+                .publish_durable(&crate::rooms::cluster::ControlEvent::Close {
+                    project_id: project_id.to_owned(),
+                    filter: filter.clone().into(),
+                    code: reason.code,
+                    reason: reason.reason.clone(),
+                })
+                .await;
         }
         self.close_where_local(project_id, filter, reason).await
     }

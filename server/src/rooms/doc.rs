@@ -185,7 +185,15 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+        // 512 cases unless PROPTEST_CASES says otherwise (a longer run, e.g. after a
+        // security change).
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(512),
+            ..ProptestConfig::default()
+        })]
 
         /// The apply path's fuzz target: valid updates with random bytes flipped,
         /// inserted or cut, fed through the server's validation and into a document

@@ -194,7 +194,8 @@ impl Rooms {
         config: RoomsConfig,
     ) -> Result<Self, String> {
         let project_connections = Arc::new(limits::ProjectConnections::default());
-        let cluster = cluster::Cluster::start(options, project_connections.clone())?;
+        let cluster =
+            cluster::Cluster::start(options, project_connections.clone(), Some(store.clone()))?;
         let counted = cluster.clone();
         project_connections.on_release(move |project| counted.count_changed(project));
         let rooms = Self::build(

@@ -132,8 +132,12 @@ pub const MISSING_DEPS: &str = "it depends on changes the room does not have; \
 /// One live connection's presence in a room.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PresenceEntry {
-    /// The connection (the `connectionId` its events carry).
+    /// The connection (the `connectionId` its events carry); 0 for one on another node.
     pub connection_id: ConnId,
+    /// `None` for this node's connections; for the states another node sent, that
+    /// node's id (the entry then has one awareness client id, and its user id and info
+    /// come from the state's `user` field, which that node stamped from the token).
+    pub node: Option<u64>,
     /// The user its grant names, if any.
     pub user_id: Option<String>,
     /// The user info its grant carries, if any (also in each state's `user` field).

@@ -123,7 +123,12 @@ where
         // Counted in before joining, out when this future ends (dropped with it).
         let admitted = match &limits {
             Some(limits) => Box::pin(admit(&rooms, &key, limits)).await,
-            None => Ok(None),
+            // Without a plan there is no cap, but in a cluster the room's connections
+            // are still counted (REST shows them cluster-wide).
+            None => match rooms.engine().cluster.as_ref() {
+                Some(cluster) => Ok(cluster.count_room(&key).map(|room| (None, Some(room)))),
+                None => Ok(None),
+            },
         };
         let _slot = match admitted {
             Ok(slot) => slot,
@@ -350,13 +355,14 @@ async fn join(
     ))
 }
 
-/// Counts the connection into its project under the plan's cap, and checks the
-/// project's room count when this connection would create a room.
+/// Counts the connection into its project under the plan's cap (and, in a cluster, into
+/// its room under the cluster-wide room cap), and checks the project's room count when
+/// this connection would create a room.
 async fn admit(
     rooms: &Rooms,
     key: &RoomKey,
     limits: &Limits,
-) -> Result<Option<ConnSlot>, CloseReason> {
+) -> Result<Option<(Option<ConnSlot>, Option<ConnSlot>)>, CloseReason> {
     let engine = rooms.engine();
     let refused = || {
         rate_limited(
@@ -387,6 +393,24 @@ async fn admit(
             ),
         }
     }
+    // The room's cap across nodes (the room's actor checks this node's share again).
+    let room_slot = match &engine.cluster {
+        Some(cluster) => Some(
+            cluster
+                .admit_room(key, limits.connections_per_room)
+                .await
+                .map_err(|()| {
+                    rate_limited(
+                        &format!(
+                            "connection limit: {} per room reached",
+                            limits.connections_per_room
+                        ),
+                        CONNECTION_RETRY,
+                    )
+                })?,
+        ),
+        None => None,
+    };
     if rooms.engine().registry.get(key).is_none() {
         let existing = engine.store.find_room(&key.project_id, &key.name).await;
         if let Ok(None) = existing {
@@ -414,7 +438,7 @@ async fn admit(
             }
         }
     }
-    Ok(Some(slot))
+    Ok(Some((Some(slot), room_slot)))
 }
 
 /// When to retry after a connection cap: others may leave soon.

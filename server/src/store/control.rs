@@ -80,8 +80,18 @@ pub struct ProjectRow {
     pub name: String,
     /// Whether publishable keys may mint tokens (for prototypes).
     pub public_access: bool,
+    /// Which rooms publishable-key tokens may name: an exact room or `prefix*`
+    /// ([`DEFAULT_PUBLIC_ROOMS`] for a new project).
+    pub public_rooms: String,
+    /// Which scopes they may carry, space-separated ([`DEFAULT_PUBLIC_SCOPES`]).
+    pub public_scopes: String,
     pub created_at: i64,
 }
+
+/// The rooms a new project's publishable-key tokens may name: all of them.
+pub const DEFAULT_PUBLIC_ROOMS: &str = "*";
+/// The scopes a new project's publishable-key tokens may carry: reading and presence.
+pub const DEFAULT_PUBLIC_SCOPES: &str = "room:read room:presence:write";
 
 /// What a key is: stored as `secret`, `publishable`, `pat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -196,6 +206,8 @@ pub struct NewAccount {
 pub struct ProjectPatch {
     pub name: Option<String>,
     pub public_access: Option<bool>,
+    pub public_rooms: Option<String>,
+    pub public_scopes: Option<String>,
 }
 
 /// Which keys to list.

@@ -10,6 +10,7 @@
 pub mod control;
 pub mod copy;
 pub(crate) mod dialect;
+pub mod events;
 pub mod export;
 pub mod invitations;
 pub mod migrate;
@@ -133,7 +134,7 @@ pub struct RoomRow {
 
 /// Room documents: a snapshot plus an append-only update log per room.
 #[async_trait]
-pub trait DocStore: Send + Sync + 'static {
+pub trait DocStore: events::EventLog + Send + Sync + 'static {
     /// Loads a room (creating its row if new): the snapshot and every log row still
     /// stored, in one read.
     async fn load(&self, project_id: &str, room: &str) -> StoreResult<StoredDoc>;

@@ -80,7 +80,13 @@ fn apply(net: &mut Net, op: &Op) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    // 256 cases unless PROPTEST_CASES says otherwise.
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(256)
+    ))]
 
     #[test]
     fn three_clients_converge_through_random_disconnects(ops in prop::collection::vec(op(), 1..60)) {

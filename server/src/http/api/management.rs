@@ -24,7 +24,7 @@ use crate::http::extract::{ApiJson, ApiPath, ApiQuery, Meta, SignedIn};
 use crate::http::AppState;
 use crate::ids::{KeyId, ProjectId, TenantId, UserId};
 use crate::rooms::{CloseFilter, CloseReason};
-use crate::store::control::{ProjectPatch, Role};
+use crate::store::control::{KeyKindRow, ProjectPatch, Role};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -173,9 +173,18 @@ pub struct UpdateProject {
     name: Option<String>,
     #[serde(default)]
     public_access: Option<bool>,
+    /// The rooms publishable-key tokens may name: an exact room or `prefix*` (`*`: all).
+    #[serde(default)]
+    public_rooms: Option<String>,
+    /// The scopes publishable-key tokens may carry, space-separated: `room:read`
+    /// (required), `room:presence:write`, `room:write`.
+    #[serde(default)]
+    public_scopes: Option<String>,
 }
 
-/// Renames a project or switches public access (admin).
+/// Renames a project or changes its public access (admin). Changing the public rooms
+/// or scopes closes the open connections of the project's publishable-key tokens
+/// (4401); they reconnect under the new settings.
 #[utoipa::path(
     patch, path = "/v1/tenants/{tenantId}/projects/{projectId}", tag = "management", operation_id = "updateProject",
     params(("tenantId" = String, Path, description = "The tenant"), ("projectId" = String, Path, description = "The project")),
@@ -183,7 +192,7 @@ pub struct UpdateProject {
     security(("session" = []), ("personal_access_token" = [])),
     responses(
         (status = 200, description = "Updated", body = Project),
-        (status = 400, description = "Invalid name", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid name, room pattern or scopes", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Needs the admin role", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such project", body = Problem, content_type = "application/problem+json"),
@@ -207,10 +216,33 @@ async fn update_project(
             ProjectPatch {
                 name: body.name,
                 public_access: body.public_access,
+                public_rooms: body.public_rooms.clone(),
+                public_scopes: body.public_scopes.clone(),
             },
             &meta,
         )
         .await?;
+    if body.public_rooms.is_some() || body.public_scopes.is_some() {
+        // Open connections were admitted under the old settings: they reconnect under
+        // the new ones (the authorizer holds every publishable-key token to them).
+        let keys = state
+            .control
+            .list_project_keys(&access.tenant_id, &project_id)
+            .await?;
+        for key in keys.iter().filter(|k| k.kind == KeyKindRow::Publishable) {
+            state
+                .rooms
+                .close_where(
+                    project_id.as_str(),
+                    CloseFilter::Key(key.id.to_string()),
+                    CloseReason::new(
+                        tandem_protocol::close::UNAUTHORIZED,
+                        "the project's public access settings changed",
+                    ),
+                )
+                .await;
+        }
+    }
     Ok(Json(Project::from(&row)))
 }
 

@@ -362,8 +362,12 @@ pub struct PresenceState {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ActiveUser {
-    /// The connection.
+    /// The connection; 0 for a connection on another node of a cluster.
     connection_id: u64,
+    /// For a connection on another node of a cluster: that node's id (16 hex digits);
+    /// each such entry has one presence state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<String>,
     /// The token's user id.
     user_id: Option<String>,
     /// The token's user info.
@@ -379,7 +383,8 @@ pub struct UserList {
     data: Vec<ActiveUser>,
 }
 
-/// The users connected to the room now, with their presence.
+/// The users connected to the room now, with their presence (in a cluster, on every
+/// node).
 #[utoipa::path(
     get, path = "/v1/rooms/{roomId}/users", tag = "rooms", operation_id = "listActiveUsers",
     params(("roomId" = String, Path, description = "The room name, percent-encoded")),
@@ -402,6 +407,7 @@ async fn list_users(
             .into_iter()
             .map(|e| ActiveUser {
                 connection_id: e.connection_id,
+                node: e.node.map(|n| format!("{n:016x}")),
                 user_id: e.user_id,
                 user_info: e.user_info,
                 presence: e

@@ -99,6 +99,11 @@ pub struct Project {
     pub name: String,
     /// Whether publishable keys may mint client tokens.
     pub public_access: bool,
+    /// The rooms publishable-key tokens may name: an exact room or `prefix*`.
+    pub public_rooms: String,
+    /// The scopes they may carry, space-separated (`room:read`, `room:presence:write`,
+    /// `room:write`).
+    pub public_scopes: String,
     pub created_at: String,
 }
 
@@ -109,6 +114,8 @@ impl From<&ProjectRow> for Project {
             tenant_id: row.tenant_id.clone(),
             name: row.name.clone(),
             public_access: row.public_access,
+            public_rooms: row.public_rooms.clone(),
+            public_scopes: row.public_scopes.clone(),
             created_at: time(row.created_at),
         }
     }

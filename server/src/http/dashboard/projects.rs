@@ -208,7 +208,7 @@ pub(super) async fn rename(
     let id = ctx.project()?.id;
     let patch = ProjectPatch {
         name: Some(form.name),
-        public_access: None,
+        ..ProjectPatch::default()
     };
     let result = state
         .control
@@ -234,8 +234,8 @@ pub(super) async fn public_access(
     let ctx = Ctx::load(&state, auth, &tenant, Some(&project), "project").await?;
     let id = ctx.project()?.id;
     let patch = ProjectPatch {
-        name: None,
         public_access: Some(form.enabled),
+        ..ProjectPatch::default()
     };
     let result = state
         .control

@@ -223,6 +223,7 @@ mod tests {
     fn people_show_user_and_presence_escaped() {
         let entry = PresenceEntry {
             connection_id: 7,
+            node: None,
             user_id: Some("u1".into()),
             user_info: Some(json!({"name": "<Ada>"})),
             states: vec![(42, json!({"cursor": 3, "user": {"color": "red;x"}}))],

@@ -176,6 +176,7 @@ impl RoomActor {
                 states.sort_by_key(|(client_id, _)| *client_id);
                 PresenceEntry {
                     connection_id: *id,
+                    node: None,
                     user_id: c.identity.user_id.clone(),
                     user_info: c.identity.user_info.clone(),
                     states,
@@ -183,6 +184,36 @@ impl RoomActor {
             })
             .collect();
         entries.sort_by_key(|e| e.connection_id);
+        // The other nodes' connections, from the states they sent (checked when they
+        // arrived): one entry per awareness client id.
+        let mut remote: Vec<PresenceEntry> = self
+            .awareness_owner
+            .iter()
+            .filter_map(|(client_id, owner)| match owner {
+                super::Owner::Node(node) => Some((*client_id, *node)),
+                super::Owner::Local(_) => None,
+            })
+            .filter_map(|(client_id, node)| {
+                let state: serde_json::Value =
+                    serde_json::from_str(self.awareness.state(client_id)?).ok()?;
+                let mut user = state.get("user").cloned();
+                let user_id = user
+                    .as_mut()
+                    .and_then(|u| u.as_object_mut())
+                    .and_then(|u| u.remove("id"))
+                    .and_then(|id| id.as_str().map(str::to_owned));
+                let user_info = user.filter(|u| u.as_object().is_some_and(|o| !o.is_empty()));
+                Some(PresenceEntry {
+                    connection_id: 0,
+                    node: Some(node),
+                    user_id,
+                    user_info,
+                    states: vec![(client_id, state)],
+                })
+            })
+            .collect();
+        remote.sort_by_key(|e| (e.node, e.states.first().map(|(id, _)| *id)));
+        entries.extend(remote);
         entries
     }
 

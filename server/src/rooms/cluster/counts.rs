@@ -1,6 +1,7 @@
-//! The cluster-wide per-project connection count. Each node keeps its own count in
-//! memory ([`ProjectConnections`], authoritative for its share) and mirrors it into a
-//! Redis hash per project, `{prefix}:conns:{project}`, field = node id. A node proves it
+//! The cluster-wide connection counts, per project and per room. Each node keeps its own
+//! count in memory ([`ProjectConnections`], authoritative for its share) and mirrors it
+//! into a Redis hash per project, `{prefix}:conns:{project}` (per room:
+//! `{prefix}:rconns:{project}/{room}`, one [`Counts`] each), field = node id. A node proves it
 //! is alive with `{prefix}:node:{id}` (expires after [`NODE_TTL`], renewed every
 //! [`HEARTBEAT`]); fields of nodes whose key expired are ignored and removed, so a
 //! SIGKILLed node's connections stop counting within the TTL.
@@ -56,6 +57,23 @@ end
 return {1, others + mine}
 ";
 
+/// The live nodes' counts other than ours, for each of `KEYS` (read-only).
+const OTHERS: &str = r"
+local out = {}
+for k = 1, #KEYS do
+  local others = 0
+  local fields = redis.call('HGETALL', KEYS[k])
+  for i = 1, #fields, 2 do
+    local node = fields[i]
+    if node ~= ARGV[1] and redis.call('EXISTS', ARGV[2] .. node) == 1 then
+      others = others + tonumber(fields[i + 1])
+    end
+  end
+  out[k] = others
+end
+return out
+";
+
 /// The answer to an admission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Admission {
@@ -72,16 +90,23 @@ enum Op {
         reply: oneshot::Sender<Option<Admission>>,
     },
     Changed(Arc<str>),
+    Others {
+        keys: Vec<Arc<str>>,
+        reply: oneshot::Sender<Option<Vec<u32>>>,
+    },
 }
 
+#[derive(Clone)]
 pub(crate) struct Counts {
     tx: mpsc::UnboundedSender<Op>,
 }
 
 impl Counts {
+    /// Mirrors `local` under `{prefix}:{namespace}:{id}`.
     pub(crate) fn start(
         client: redis::Client,
         prefix: String,
+        namespace: &'static str,
         node: u64,
         local: Arc<ProjectConnections>,
         stop: CancellationToken,
@@ -91,8 +116,10 @@ impl Counts {
             client,
             conn: None,
             script: redis::Script::new(SCRIPT),
+            others: redis::Script::new(OTHERS),
             node: format!("{node:016x}"),
             prefix,
+            namespace,
             local,
             mirrored: HashMap::new(),
         };
@@ -117,14 +144,28 @@ impl Counts {
     pub(crate) fn changed(&self, project: &Arc<str>) {
         let _ = self.tx.send(Op::Changed(project.clone()));
     }
+
+    /// The connections of each of `keys` on the other live nodes; `None` if Redis
+    /// did not answer.
+    pub(crate) async fn others(&self, keys: Vec<Arc<str>>) -> Option<Vec<u32>> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Op::Others { keys, reply }).ok()?;
+        tokio::time::timeout(ADMIT_TIMEOUT, answer)
+            .await
+            .ok()?
+            .ok()?
+    }
 }
 
 struct Task {
     client: redis::Client,
     conn: Option<redis::aio::MultiplexedConnection>,
     script: redis::Script,
+    others: redis::Script,
     node: String,
     prefix: String,
+    /// `conns` (projects) or `rconns` (rooms).
+    namespace: &'static str,
     local: Arc<ProjectConnections>,
     /// What this node last wrote for each project.
     mirrored: HashMap<Arc<str>, u32>,
@@ -144,6 +185,10 @@ impl Task {
                     }
                     Some(Op::Changed(project)) => {
                         let _ = self.write(&project, None).await;
+                    }
+                    Some(Op::Others { keys, reply }) => {
+                        let answer = self.read_others(&keys).await;
+                        let _ = reply.send(answer);
                     }
                     None => break,
                 },
@@ -188,7 +233,7 @@ impl Task {
     /// admits or refuses; without one it only writes.
     async fn write(&mut self, project: &Arc<str>, cap: Option<u32>) -> Option<Admission> {
         let mine = self.local.count(project);
-        let key = format!("{}:conns:{project}", self.prefix);
+        let key = format!("{}:{}:{project}", self.prefix, self.namespace);
         let node_prefix = format!("{}:node:", self.prefix);
         let node = self.node.clone();
         let cap_arg = cap.map_or(-1, i64::from);
@@ -216,6 +261,37 @@ impl Task {
             }
             Err(_) => {
                 tracing::warn!("cluster connection count timed out");
+                self.conn = None;
+                None
+            }
+        }
+    }
+
+    async fn read_others(&mut self, keys: &[Arc<str>]) -> Option<Vec<u32>> {
+        let node_prefix = format!("{}:node:", self.prefix);
+        let node = self.node.clone();
+        let script = self.others.clone();
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(format!("{}:{}:{key}", self.prefix, self.namespace));
+        }
+        invocation.arg(node).arg(node_prefix);
+        let conn = self.connection().await?;
+        match tokio::time::timeout(ADMIT_TIMEOUT, invocation.invoke_async::<Vec<i64>>(conn)).await {
+            Ok(Ok(counts)) if counts.len() == keys.len() => Some(
+                counts
+                    .into_iter()
+                    .map(|n| u32::try_from(n.max(0)).unwrap_or(u32::MAX))
+                    .collect(),
+            ),
+            Ok(Ok(_)) => None,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "reading cluster connection counts failed");
+                self.conn = None;
+                None
+            }
+            Err(_) => {
+                tracing::warn!("reading cluster connection counts timed out");
                 self.conn = None;
                 None
             }

@@ -12,14 +12,19 @@
 //!   a remote update does not fit its document, and every `catchup_interval`; the
 //!   actor reads the database only if the room's [`crate::store::RoomVersion`] changed.
 //! * `{prefix}:control` carries [`ControlEvent`]s: connections to close (key revoked,
-//!   project deleted) and "signing keys changed".
-//! * The per-project connection cap is cluster-wide ([`counts`]).
+//!   project deleted), rooms deleted and "signing keys changed". Those that must not be
+//!   lost are recorded in the database first and polled by every node ([`durable`]),
+//!   so they reach every node within about a second even while Redis is down.
+//! * The per-project and per-room connection caps are cluster-wide, and so are the
+//!   room connection counts REST shows ([`counts`]).
 //!
 //! Nothing here blocks a room: publishing is a bounded queue drained by one task
 //! (a full queue drops, and the receivers catch up), delivery is `try_send` into the
 //! room's inbox (a full inbox marks the room for catch-up).
 
 mod counts;
+pub mod durable;
+mod rate;
 mod wire;
 
 use std::collections::HashMap;
@@ -31,10 +36,12 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::limits::ProjectConnections;
+use super::limits::{ConnSlot, ProjectConnections};
 use super::msg::{Remote, RoomMsg};
 use super::RoomKey;
+use crate::store::SharedDocStore;
 pub use counts::Admission;
+pub use rate::RateAnswer;
 pub(crate) use wire::Kind;
 pub use wire::{ControlEvent, WireFilter};
 
@@ -69,6 +76,12 @@ pub struct ClusterMetrics {
     pub catchup_repairs: AtomicU64,
     /// Connections admitted on this node's count alone because Redis did not answer.
     pub admission_fallbacks: AtomicU64,
+    /// Control events this node applied from the database's event log (it had missed
+    /// their Redis message).
+    pub durable_applied: AtomicU64,
+    /// HTTP requests charged to this node's own per-key limiter because Redis did not
+    /// answer.
+    pub rate_fallbacks: AtomicU64,
 }
 
 type ControlHandler = Arc<dyn Fn(&ControlEvent) + Send + Sync>;
@@ -104,6 +117,15 @@ struct Inner {
     up: AtomicBool,
     metrics: ClusterMetrics,
     counts: counts::Counts,
+    /// This node's connections per room (`{project}/{room}`), mirrored like projects'.
+    room_local: Arc<ProjectConnections>,
+    room_counts: counts::Counts,
+    /// Per-key HTTP limits.
+    rates: rate::Rates,
+    /// Which durable events this node applied.
+    cursor: Mutex<durable::Cursor>,
+    /// Where durable events are recorded (the rooms' store).
+    log: Option<SharedDocStore>,
     stop: CancellationToken,
 }
 
@@ -126,11 +148,13 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(3);
 const PING_EVERY: Duration = Duration::from_secs(2);
 
 impl Cluster {
-    /// Joins the cluster: starts the subscriber, publisher and counter tasks. Redis need
-    /// not be reachable yet (they retry with backoff); the URL must parse.
+    /// Joins the cluster: starts the subscriber, publisher and counter tasks, and with
+    /// `log` the durable event poller ([`durable`]). Redis need not be reachable yet
+    /// (they retry with backoff); the URL must parse.
     pub(crate) fn start(
         options: &ClusterOptions,
         local_counts: Arc<ProjectConnections>,
+        log: Option<SharedDocStore>,
     ) -> Result<Self, String> {
         let client = redis::Client::open(options.redis_url.as_str())
             .map_err(|e| format!("--redis-url: {e}"))?;
@@ -141,10 +165,23 @@ impl Cluster {
         let counts = counts::Counts::start(
             client.clone(),
             options.prefix.clone(),
+            "conns",
             node,
             local_counts,
             stop.clone(),
         );
+        let room_local = Arc::new(ProjectConnections::default());
+        let room_counts = counts::Counts::start(
+            client.clone(),
+            options.prefix.clone(),
+            "rconns",
+            node,
+            room_local.clone(),
+            stop.clone(),
+        );
+        let rates = rate::Rates::new(client.clone(), options.prefix.clone());
+        let released = room_counts.clone();
+        room_local.on_release(move |room| released.changed(room));
         let inner = Arc::new(Inner {
             node,
             prefix: options.prefix.clone(),
@@ -159,10 +196,18 @@ impl Cluster {
             up: AtomicBool::new(false),
             metrics: ClusterMetrics::default(),
             counts,
+            room_local,
+            room_counts,
+            rates,
+            cursor: Mutex::default(),
+            log: log.clone(),
             stop,
         });
         tokio::spawn(subscriber(inner.clone(), ops_rx));
         tokio::spawn(publisher(inner.clone(), outgoing_rx));
+        if let Some(log) = log {
+            tokio::spawn(durable::poll(inner.clone(), log));
+        }
         tracing::info!(node = %format!("{node:016x}"), prefix = %options.prefix, "joined the cluster");
         Ok(Self { inner })
     }
@@ -191,11 +236,42 @@ impl Cluster {
         lock(&self.inner.handlers).push(Arc::new(handler));
     }
 
-    /// Tells every other node (not this one) to act on `event`.
+    /// Tells every other node (not this one) to act on `event`, over Redis only (lost
+    /// if Redis is down).
     pub fn publish_control(&self, event: &ControlEvent) {
-        let payload = wire::encode_control(self.inner.node, event);
+        self.publish_control_seq(None, event);
+    }
+
+    fn publish_control_seq(&self, seq: Option<i64>, event: &ControlEvent) {
+        let payload = wire::encode_control(self.inner.node, seq, event);
         let channel: Arc<str> = self.inner.control_channel.as_str().into();
         self.inner.enqueue(channel, payload);
+    }
+
+    /// Tells every other node to act on `event`, durably: it is appended to the
+    /// database's event log first (which every node polls), then published on Redis
+    /// with its id (so a node applies it once, whichever way it comes first). If the
+    /// database does not answer it goes over Redis only.
+    pub async fn publish_durable(&self, event: &ControlEvent) {
+        let recorded = match &self.inner.log {
+            Some(log) => {
+                let text = wire::encode_record(self.inner.node, event);
+                let at = crate::store::unix_ms();
+                match tokio::time::timeout(REDIS_TIMEOUT, log.append_event(&text, at)).await {
+                    Ok(Ok(id)) => Some(id),
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, ?event, "recording a control event failed; Redis only");
+                        None
+                    }
+                    Err(_) => {
+                        tracing::warn!(?event, "recording a control event timed out; Redis only");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        self.publish_control_seq(recorded, event);
     }
 
     fn channel(&self, key: &RoomKey) -> Arc<str> {
@@ -250,6 +326,64 @@ impl Cluster {
             self.inner
                 .metrics
                 .admission_fallbacks
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        answer
+    }
+
+    /// Counts a connection into its room under the room's cluster-wide cap: `Err` when
+    /// the room is full (on this node alone, or across live nodes). If Redis does not
+    /// answer, this node's count decides, as for the project cap. The slot counts the
+    /// connection out when dropped.
+    pub(crate) async fn admit_room(&self, key: &RoomKey, cap: u32) -> Result<ConnSlot, ()> {
+        let id = room_count_key(key);
+        let slot = self.inner.room_local.admit(&id, cap).ok_or(())?;
+        match self.inner.room_counts.admit(&id, cap).await {
+            Some(admission) if !admission.admitted => Err(()),
+            Some(_) => Ok(slot),
+            None => {
+                self.inner
+                    .metrics
+                    .admission_fallbacks
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("cluster room count unavailable; admitting on this node's count");
+                Ok(slot)
+            }
+        }
+    }
+
+    /// Counts an uncapped connection (no plan) into its room, without waiting for
+    /// Redis: the mirror is written behind it.
+    pub(crate) fn count_room(&self, key: &RoomKey) -> Option<ConnSlot> {
+        let id = room_count_key(key);
+        let slot = self.inner.room_local.admit(&id, u32::MAX)?;
+        self.inner.room_counts.changed(&id);
+        Some(slot)
+    }
+
+    /// Each room's connections on the other live nodes (Redis's mirror of their
+    /// counts); `None` if Redis did not answer.
+    pub(crate) async fn room_connections_elsewhere(&self, keys: &[RoomKey]) -> Option<Vec<u32>> {
+        if keys.is_empty() {
+            return Some(Vec::new());
+        }
+        let ids = keys.iter().map(room_count_key).collect();
+        self.inner.room_counts.others(ids).await
+    }
+
+    /// Charges one HTTP request of `key` to its cluster-wide quota of `per_minute`
+    /// ([`rate`]); `None` when Redis is down or did not answer in time (the caller
+    /// charges its own per-node limiter).
+    pub async fn charge_rate(&self, key: &str, per_minute: u32) -> Option<RateAnswer> {
+        let answer = if self.is_up() {
+            self.inner.rates.charge(key, per_minute).await
+        } else {
+            None
+        };
+        if answer.is_none() {
+            self.inner
+                .metrics
+                .rate_fallbacks
                 .fetch_add(1, Ordering::Relaxed);
         }
         answer
@@ -313,7 +447,7 @@ impl Inner {
         let channel = msg.get_channel_name();
         let payload = msg.get_payload_bytes();
         if channel == self.control_channel {
-            let Some((node, event)) = wire::decode_control(payload) else {
+            let Some((node, seq, event)) = wire::decode_control(payload) else {
                 tracing::warn!("ignoring an unreadable control message");
                 return;
             };
@@ -321,11 +455,12 @@ impl Inner {
                 return;
             }
             self.metrics.received.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(?event, from = %format!("{node:016x}"), "control event");
-            let handlers: Vec<ControlHandler> = lock(&self.handlers).clone();
-            for handler in handlers {
-                handler(&event);
+            // Applied already from the event log?
+            if seq.is_some_and(|seq| !self.cursor().mark(seq)) {
+                return;
             }
+            tracing::debug!(?event, from = %format!("{node:016x}"), "control event");
+            self.apply(&event);
             return;
         }
         let Some(message) = wire::decode_room(payload) else {
@@ -353,6 +488,29 @@ impl Inner {
             self.metrics
                 .delivery_dropped
                 .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn cursor(&self) -> std::sync::MutexGuard<'_, durable::Cursor> {
+        lock(&self.cursor)
+    }
+
+    /// Acts on a control event from another node (over Redis or from the event log).
+    fn apply(&self, event: &ControlEvent) {
+        if let ControlEvent::RoomDeleted { project_id, room } = event {
+            // The room, if loaded here, compares itself with the database, finds its
+            // row gone, closes its connections (4404) and unloads.
+            let channel = format!("{}:room:{project_id}:{room}", self.prefix);
+            if let Some(subscriber) = lock(&self.rooms).get(channel.as_str()) {
+                subscriber.missed.store(true, Ordering::Relaxed);
+                if let Some(tx) = subscriber.tx.upgrade() {
+                    let _ = tx.try_send(RoomMsg::Remote(Remote::CatchUp));
+                }
+            }
+        }
+        let handlers: Vec<ControlHandler> = lock(&self.handlers).clone();
+        for handler in handlers {
+            handler(event);
         }
     }
 
@@ -526,7 +684,7 @@ pub async fn announce(redis_url: &str, prefix: &str, event: &ControlEvent) -> an
     let client = redis::Client::open(redis_url)?;
     let mut conn =
         tokio::time::timeout(REDIS_TIMEOUT, client.get_multiplexed_async_connection()).await??;
-    let payload = wire::encode_control(random_node_id(), event);
+    let payload = wire::encode_control(random_node_id(), None, event);
     let mut publish = redis::cmd("PUBLISH");
     publish.arg(format!("{prefix}:control")).arg(payload);
     let receivers =
@@ -542,6 +700,11 @@ async fn bounded<T>(
         Ok(result) => result.map_err(|e| e.to_string()),
         Err(_) => Err("timed out".to_owned()),
     }
+}
+
+/// A room's key in the room counts: project ids never contain `/`.
+fn room_count_key(key: &RoomKey) -> Arc<str> {
+    format!("{}/{}", key.project_id, key.name).into()
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -90,8 +90,8 @@ async fn room_messages_reach_other_nodes_but_never_echo() {
     let Some((url, prefix)) = redis().await else {
         return;
     };
-    let a = Cluster::start(&options(&url, &prefix), Arc::default()).unwrap();
-    let b = Cluster::start(&options(&url, &prefix), Arc::default()).unwrap();
+    let a = Cluster::start(&options(&url, &prefix), Arc::default(), None).unwrap();
+    let b = Cluster::start(&options(&url, &prefix), Arc::default(), None).unwrap();
     until("both subscribed", || a.is_up() && b.is_up()).await;
     let (a_tx, mut a_rx) = mpsc::channel(16);
     let (b_tx, mut b_rx) = mpsc::channel(16);
@@ -132,8 +132,8 @@ async fn control_events_reach_every_other_node() {
     let Some((url, prefix)) = redis().await else {
         return;
     };
-    let a = Cluster::start(&options(&url, &prefix), Arc::default()).unwrap();
-    let b = Cluster::start(&options(&url, &prefix), Arc::default()).unwrap();
+    let a = Cluster::start(&options(&url, &prefix), Arc::default(), None).unwrap();
+    let b = Cluster::start(&options(&url, &prefix), Arc::default(), None).unwrap();
     until("both subscribed", || a.is_up() && b.is_up()).await;
     let seen_a = Arc::new(Mutex::new(Vec::new()));
     let seen_b = Arc::new(Mutex::new(Vec::new()));
@@ -182,8 +182,8 @@ async fn the_connection_cap_counts_every_live_node() {
     let project: Arc<str> = "prj_cap".into();
     let local_a = Arc::new(ProjectConnections::default());
     let local_b = Arc::new(ProjectConnections::default());
-    let a = Cluster::start(&options(&url, &prefix), local_a.clone()).unwrap();
-    let b = Cluster::start(&options(&url, &prefix), local_b.clone()).unwrap();
+    let a = Cluster::start(&options(&url, &prefix), local_a.clone(), None).unwrap();
+    let b = Cluster::start(&options(&url, &prefix), local_b.clone(), None).unwrap();
     let hook = a.clone();
     local_a.on_release(move |p| hook.count_changed(p));
 
@@ -262,4 +262,108 @@ async fn the_connection_cap_counts_every_live_node() {
         .query_async(&mut conn)
         .await
         .unwrap();
+}
+
+/// Control events published durably reach a node whose Redis is unreachable (here:
+/// nothing listens on the URL), through the database's event log; the node that
+/// recorded an event does not apply it itself, and each is applied once.
+#[tokio::test]
+async fn durable_control_events_reach_a_node_without_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: crate::store::SharedDocStore = Arc::new(
+        crate::store::sqlite::SqliteStore::open_dir(dir.path())
+            .await
+            .unwrap(),
+    );
+    // An event recorded before the nodes started is not theirs to apply.
+    store
+        .append_event(r#"{"origin":"01","type":"signing_keys_changed"}"#, 1)
+        .await
+        .unwrap();
+    // A port nothing listens on: Redis is "down" for both nodes throughout.
+    let nowhere = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let opts = options(
+        &format!("redis://127.0.0.1:{nowhere}"),
+        "tandem_test_durable",
+    );
+    let a = Cluster::start(&opts, Arc::default(), Some(store.clone())).unwrap();
+    let b = Cluster::start(&opts, Arc::default(), Some(store.clone())).unwrap();
+    let seen_a = Arc::new(Mutex::new(Vec::new()));
+    let seen_b = Arc::new(Mutex::new(Vec::new()));
+    let sa = seen_a.clone();
+    a.on_control(move |e| sa.lock().unwrap().push(e.clone()));
+    let sb = seen_b.clone();
+    b.on_control(move |e| sb.lock().unwrap().push(e.clone()));
+    // Both pollers have read the log's end.
+    until("both started", || {
+        a.inner.cursor().started() && b.inner.cursor().started()
+    })
+    .await;
+    let close = ControlEvent::Close {
+        project_id: "prj_t".into(),
+        filter: WireFilter::Key("key_1".into()),
+        code: 4401,
+        reason: "key revoked".into(),
+    };
+    let deleted = ControlEvent::RoomDeleted {
+        project_id: "prj_t".into(),
+        room: "doc".into(),
+    };
+    a.publish_durable(&close).await;
+    a.publish_durable(&deleted).await;
+    until("b applies both from the database", || {
+        seen_b.lock().unwrap().len() >= 2
+    })
+    .await;
+    // A few more polls: nothing is applied twice, nothing older than the start is.
+    tokio::time::sleep(durable::POLL_INTERVAL * 3).await;
+    assert_eq!(*seen_b.lock().unwrap(), vec![close, deleted]);
+    assert!(
+        seen_a.lock().unwrap().is_empty(),
+        "a applied its own events"
+    );
+    assert_eq!(b.metrics().durable_applied.load(Ordering::Relaxed), 2);
+    assert!(!a.is_up() && !b.is_up(), "Redis was never reachable");
+    a.stop();
+    b.stop();
+}
+
+/// With Redis up, a durable event arrives over Redis first and the event log does not
+/// apply it a second time.
+#[tokio::test]
+async fn a_durable_event_that_came_over_redis_is_not_applied_again() {
+    let Some((url, prefix)) = redis().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store: crate::store::SharedDocStore = Arc::new(
+        crate::store::sqlite::SqliteStore::open_dir(dir.path())
+            .await
+            .unwrap(),
+    );
+    let a = Cluster::start(&options(&url, &prefix), Arc::default(), Some(store.clone())).unwrap();
+    let b = Cluster::start(&options(&url, &prefix), Arc::default(), Some(store.clone())).unwrap();
+    until("both subscribed", || a.is_up() && b.is_up()).await;
+    until("both started", || {
+        a.inner.cursor().started() && b.inner.cursor().started()
+    })
+    .await;
+    let seen_b = Arc::new(Mutex::new(Vec::new()));
+    let sb = seen_b.clone();
+    b.on_control(move |e| sb.lock().unwrap().push(e.clone()));
+    let event = ControlEvent::Close {
+        project_id: "prj_t".into(),
+        filter: WireFilter::All,
+        code: 4404,
+        reason: "project deleted".into(),
+    };
+    a.publish_durable(&event).await;
+    until("b hears it", || seen_b.lock().unwrap().len() == 1).await;
+    tokio::time::sleep(durable::POLL_INTERVAL * 3).await;
+    assert_eq!(*seen_b.lock().unwrap(), vec![event], "applied once");
+    a.stop();
+    b.stop();
 }

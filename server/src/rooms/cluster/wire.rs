@@ -101,21 +101,68 @@ pub enum ControlEvent {
     },
     /// The token signing keys changed: reload them now.
     SigningKeysChanged,
+    /// The room was deleted: a node that has it loaded compares it with the database
+    /// (which finds it gone: its connections get 4404 and it unloads). The durable twin
+    /// of the room channel's [`Kind::Deleted`].
+    RoomDeleted {
+        /// The project.
+        project_id: String,
+        /// The room's name.
+        room: String,
+    },
 }
 
-pub(crate) fn encode_control(node: u64, event: &ControlEvent) -> Vec<u8> {
+/// A control message: the event, and its id in the durable event log when it was
+/// recorded there (so a node applies it once, whichever way it arrives first).
+#[derive(Serialize, Deserialize)]
+struct Envelope<E> {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seq: Option<i64>,
+    #[serde(flatten)]
+    event: E,
+}
+
+pub(crate) fn encode_control(node: u64, seq: Option<i64>, event: &ControlEvent) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     out.push(VERSION);
     out.extend_from_slice(&node.to_be_bytes());
     // Serializing plain enums of strings and numbers cannot fail.
-    out.extend_from_slice(serde_json::to_string(event).unwrap_or_default().as_bytes());
+    let envelope = Envelope { seq, event };
+    out.extend_from_slice(
+        serde_json::to_string(&envelope)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
     out
 }
 
-pub(crate) fn decode_control(payload: &[u8]) -> Option<(u64, ControlEvent)> {
+pub(crate) fn decode_control(payload: &[u8]) -> Option<(u64, Option<i64>, ControlEvent)> {
     let node = header(payload)?;
-    let event = serde_json::from_slice(&payload[HEADER..]).ok()?;
-    Some((node, event))
+    let envelope: Envelope<ControlEvent> = serde_json::from_slice(&payload[HEADER..]).ok()?;
+    Some((node, envelope.seq, envelope.event))
+}
+
+/// An event as the durable log stores it: JSON with the origin node's id (so the node
+/// that recorded it does not apply it twice).
+#[derive(Serialize, Deserialize)]
+struct Recorded<E> {
+    origin: String,
+    #[serde(flatten)]
+    event: E,
+}
+
+pub(crate) fn encode_record(node: u64, event: &ControlEvent) -> String {
+    let recorded = Recorded {
+        origin: format!("{node:016x}"),
+        event,
+    };
+    serde_json::to_string(&recorded).unwrap_or_default()
+}
+
+pub(crate) fn decode_record(text: &str) -> Option<(u64, ControlEvent)> {
+    let recorded: Recorded<ControlEvent> = serde_json::from_str(text).ok()?;
+    let node = u64::from_str_radix(&recorded.origin, 16).ok()?;
+    Some((node, recorded.event))
 }
 
 fn header(payload: &[u8]) -> Option<u64> {
@@ -169,10 +216,31 @@ mod tests {
             code: 4401,
             reason: "key revoked".into(),
         };
-        let (node, back) = decode_control(&encode_control(7, &event)).unwrap();
-        assert_eq!((node, back), (7, event));
-        let (_, back) =
-            decode_control(&encode_control(7, &ControlEvent::SigningKeysChanged)).unwrap();
-        assert_eq!(back, ControlEvent::SigningKeysChanged);
+        let (node, seq, back) = decode_control(&encode_control(7, None, &event)).unwrap();
+        assert_eq!((node, seq, back), (7, None, event.clone()));
+        let (_, seq, back) = decode_control(&encode_control(
+            7,
+            Some(42),
+            &ControlEvent::SigningKeysChanged,
+        ))
+        .unwrap();
+        assert_eq!((seq, back), (Some(42), ControlEvent::SigningKeysChanged));
+        // A message without a seq (an older node, `tandem rotate-signing-key`) reads.
+        let mut old = vec![VERSION];
+        old.extend_from_slice(&9u64.to_be_bytes());
+        old.extend_from_slice(br#"{"type":"signing_keys_changed"}"#);
+        assert_eq!(
+            decode_control(&old),
+            Some((9, None, ControlEvent::SigningKeysChanged))
+        );
+        // The durable log's form keeps the origin.
+        let deleted = ControlEvent::RoomDeleted {
+            project_id: "prj_1".into(),
+            room: "doc".into(),
+        };
+        let text = encode_record(u64::MAX - 1, &deleted);
+        assert_eq!(decode_record(&text), Some((u64::MAX - 1, deleted)));
+        assert_eq!(decode_record(&encode_record(3, &event)), Some((3, event)));
+        assert!(decode_record(r#"{"type":"close"}"#).is_none());
     }
 }

@@ -25,7 +25,8 @@ use crate::store::rows::{conflict, stored};
 use crate::store::StoreResult;
 
 const USER_COLUMNS: &str = "u.id, u.email, u.password_hash, u.created_at";
-const PROJECT_COLUMNS: &str = "id, tenant_id, name, public_access, created_at";
+const PROJECT_COLUMNS: &str =
+    "id, tenant_id, name, public_access, public_rooms, public_scopes, created_at";
 const KEY_COLUMNS: &str = "id, tenant_id, project_id, user_id, kind, name, display_prefix, \
                            created_at, last_used_at, expires_at, revoked_at";
 
@@ -288,7 +289,9 @@ impl ControlStore for Store {
     ) -> StoreResult<Option<ProjectRow>> {
         let row = sqlx::query(&format!(
             "UPDATE projects
-             SET name = COALESCE($1, name), public_access = COALESCE($2, public_access)
+             SET name = COALESCE($1, name), public_access = COALESCE($2, public_access),
+                 public_rooms = COALESCE($5, public_rooms),
+                 public_scopes = COALESCE($6, public_scopes)
              WHERE tenant_id = $3 AND id = $4
              RETURNING {PROJECT_COLUMNS}"
         ))
@@ -296,6 +299,8 @@ impl ControlStore for Store {
         .bind(patch.public_access)
         .bind(tenant_id.as_str())
         .bind(project_id.as_str())
+        .bind(patch.public_rooms.as_deref())
+        .bind(patch.public_scopes.as_deref())
         .fetch_optional(&self.pool)
         .await
         .map_err(conflict("a project with this name already exists"))?;

@@ -83,7 +83,8 @@ impl ExportTx for Tx {
             .await?;
         let projects = self
             .fetch(
-                "SELECT id, tenant_id, name, public_access, created_at FROM projects ORDER BY id",
+                "SELECT id, tenant_id, name, public_access, public_rooms, public_scopes, created_at
+                 FROM projects ORDER BY id",
             )
             .await?;
         let keys = self

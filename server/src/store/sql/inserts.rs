@@ -59,13 +59,16 @@ pub(super) fn member<'q>(
 /// project goes into the new tenant whatever `project.tenant_id` says).
 pub(super) fn project<'q>(project: &'q ProjectRow, tenant_id: &'q TenantId) -> Query<'q> {
     sqlx::query(
-        "INSERT INTO projects (id, tenant_id, name, public_access, created_at)
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO projects (id, tenant_id, name, public_access, public_rooms, public_scopes,
+             created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(project.id.as_str())
     .bind(tenant_id.as_str())
     .bind(&project.name)
     .bind(project.public_access)
+    .bind(&project.public_rooms)
+    .bind(&project.public_scopes)
     .bind(project.created_at)
 }
 

@@ -1,5 +1,5 @@
 //! The one query set of both backends: every trait impl of the store (`control`, `docs`,
-//! `export`, `usage`) and the row decoders (`rows`), written once with `$n` placeholders,
+//! `events`, `export`, `usage`) and the row decoders (`rows`), written once with `$n` placeholders,
 //! which Postgres and sqlx's SQLite driver both bind by number.
 //!
 //! This folder is compiled once per backend: `store/sqlite/mod.rs` and
@@ -20,6 +20,7 @@ use super::{Db, DbRow, Store};
 
 mod control;
 mod docs;
+mod events;
 mod export;
 mod inserts;
 mod invitations;

@@ -48,6 +48,8 @@ pub(super) fn project_row(row: &DbRow) -> Result<ProjectRow, sqlx::Error> {
         tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
         name: row.try_get("name")?,
         public_access: row.try_get("public_access")?,
+        public_rooms: row.try_get("public_rooms")?,
+        public_scopes: row.try_get("public_scopes")?,
         created_at: row.try_get("created_at")?,
     })
 }

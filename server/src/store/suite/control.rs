@@ -37,6 +37,8 @@ pub(super) fn project(tenant_id: &TenantId, name: &str, at: i64) -> ProjectRow {
         tenant_id: tenant_id.clone(),
         name: name.to_owned(),
         public_access: false,
+        public_rooms: crate::store::control::DEFAULT_PUBLIC_ROOMS.to_owned(),
+        public_scopes: crate::store::control::DEFAULT_PUBLIC_SCOPES.to_owned(),
         created_at: at,
     }
 }
@@ -249,7 +251,7 @@ pub(super) async fn project_story(test: TestStore) {
     // Patches change only what they name.
     let renamed = ProjectPatch {
         name: Some("site".to_owned()),
-        public_access: None,
+        ..ProjectPatch::default()
     };
     let updated = store
         .update_project(a, &web.id, &renamed)
@@ -261,8 +263,8 @@ pub(super) async fn project_story(test: TestStore) {
         ("site", false)
     );
     let opened = ProjectPatch {
-        name: None,
         public_access: Some(true),
+        ..ProjectPatch::default()
     };
     let updated = store
         .update_project(a, &web.id, &opened)
@@ -278,9 +280,56 @@ pub(super) async fn project_story(test: TestStore) {
         .await
         .unwrap();
     assert_eq!(unchanged.as_ref(), Some(&updated));
+    // The public-access settings: a new project allows every room, read and presence;
+    // each setting changes alone, and a re-read sees what was written.
+    assert_eq!(
+        (
+            updated.public_rooms.as_str(),
+            updated.public_scopes.as_str()
+        ),
+        ("*", "room:read room:presence:write")
+    );
+    let narrowed = ProjectPatch {
+        public_rooms: Some("lobby-*".to_owned()),
+        ..ProjectPatch::default()
+    };
+    let updated = store
+        .update_project(a, &web.id, &narrowed)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            updated.public_rooms.as_str(),
+            updated.public_scopes.as_str()
+        ),
+        ("lobby-*", "room:read room:presence:write")
+    );
+    let read_only = ProjectPatch {
+        public_scopes: Some("room:read".to_owned()),
+        ..ProjectPatch::default()
+    };
+    let updated = store
+        .update_project(a, &web.id, &read_only)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            updated.name.as_str(),
+            updated.public_access,
+            updated.public_rooms.as_str(),
+            updated.public_scopes.as_str()
+        ),
+        ("site", true, "lobby-*", "room:read")
+    );
+    assert_eq!(
+        store.project(a, &web.id).await.unwrap().as_ref(),
+        Some(&updated)
+    );
     let taken = ProjectPatch {
         name: Some("default".to_owned()),
-        public_access: None,
+        ..ProjectPatch::default()
     };
     assert!(is_conflict(store.update_project(a, &web.id, &taken).await));
 

@@ -102,6 +102,8 @@ async fn populate(source: &TestStore) -> Populated {
         .unwrap();
     let mut web = project(a, "web", 1_300);
     web.public_access = true;
+    web.public_rooms = "lobby-*".to_owned();
+    web.public_scopes = "room:read".to_owned();
     control.create_project(&web).await.unwrap();
     let (sk, sk_hash) = key(a, Ok(&alice.project.id), KeyKindRow::Secret, 1_400);
     control.insert_key(&sk, &sk_hash).await.unwrap();

@@ -1,5 +1,5 @@
 //! The storage suite: one set of story tests, written against the traits
-//! (`DocStore`, `ControlStore`, `Export`, `UsageStore`), run against every backend — SQLite in a
+//! (`DocStore`, `EventLog`, `ControlStore`, `Export`, `UsageStore`), run against every backend — SQLite in a
 //! temporary directory, Postgres in a database of its own per test (see [`pg`]). A
 //! behaviour one backend gets wrong fails there by name
 //! (`store::suite::postgres::member_story`).
@@ -12,6 +12,7 @@ use super::Stores;
 mod control;
 mod copy;
 mod docs;
+mod events;
 mod invitations;
 mod migrations;
 pub(crate) mod pg;
@@ -141,6 +142,7 @@ macro_rules! stories {
             control::api_keys_table_never_holds_the_plaintext,
             control::signing_key_story,
             control::audit_story,
+            events::event_log_story,
             invitations::invitation_story,
             invitations::security_log_and_outbox_story,
             copy::copy_story,
