@@ -405,6 +405,12 @@ impl ClientSession {
                 Ok(event) => self.outputs.push_back(Output::Event(Event::Custom(event))),
                 Err(e) => self.protocol_error(e.to_string(), false),
             },
+            // The session extension is opt-in (`?tandem=1`) and this session does not
+            // opt in, so a server sends none of these; if one does, it is harmless.
+            Message::Hello(_) | Message::Refreshed(_) | Message::Saved(_) => {}
+            Message::RefreshToken(_) => {
+                self.protocol_error("the server sent a token refresh".to_owned(), false);
+            }
         }
     }
 
