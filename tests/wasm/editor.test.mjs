@@ -138,8 +138,8 @@ test('two ProseMirror editors share text, formatting and named cursors; refresh 
 
   // Named cursors: each sees the other's caret labelled with the token's user name.
   await typeAtEnd(a.page, '');
-  await b.page.waitForFunction(() => [...document.querySelectorAll('.ProseMirror-yjs-cursor')].some((c) => c.textContent === 'Alice'), null, { timeout: 10000 });
-  await a.page.waitForFunction(() => [...document.querySelectorAll('.ProseMirror-yjs-cursor')].some((c) => c.textContent === 'Bob'), null, { timeout: 10000 });
+  await b.page.waitForFunction(() => [...document.querySelectorAll('.ProseMirror-yjs-cursor')].some((c) => c.textContent.includes('Alice')), null, { timeout: 10000 });
+  await a.page.waitForFunction(() => [...document.querySelectorAll('.ProseMirror-yjs-cursor')].some((c) => c.textContent.includes('Bob')), null, { timeout: 10000 });
   await a.page.screenshot({ path: join(artifacts, 'editor-a.png') });
   await b.page.screenshot({ path: join(artifacts, 'editor-b.png') });
 
