@@ -18,7 +18,7 @@ async function esbuild() {
  * Bundles `entry` (a file of apps/, or an absolute path) into `outDir/<name>.bundle.js`
  * (minified ESM); returns its path.
  */
-export async function bundleApp(entry, outDir, { jsx = false } = {}) {
+export async function bundleApp(entry, outDir, { jsx = false, production = true } = {}) {
   const src = join(clientDir, 'src');
   mkdirSync(src, { recursive: true });
   const from = entry.startsWith('/') ? entry : resolve(here, 'apps', entry);
@@ -36,7 +36,7 @@ export async function bundleApp(entry, outDir, { jsx = false } = {}) {
     outfile,
     absWorkingDir: clientDir,
     logLevel: 'warning',
-    define: { 'process.env.NODE_ENV': '"production"' },
+    define: { 'process.env.NODE_ENV': production ? '"production"' : '"development"' },
     ...(jsx ? { jsx: 'automatic', loader: { '.js': 'jsx' } } : {}),
   });
   return outfile;

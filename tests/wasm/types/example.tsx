@@ -42,10 +42,12 @@ const manager: Y.UndoManager = room.history.manager;
 room.subscribe('nope', () => {});
 
 function Names() {
-  const names = useOthers((others: readonly Other<Presence>[]) => others.map((o) => o.user?.name ?? '?'), shallow);
+  const names = useOthers((others: readonly Other<Presence>[]) => others.map((o) => String(o.user?.name ?? '?')), shallow);
   expectType<Equal<typeof names, string[]>>();
   const xs = useOthersMapped((o: Other<Presence>) => o.presence.cursor?.x ?? null);
-  expectType<Equal<typeof xs, ReadonlyArray<readonly [clientId: number, value: number | null]>>>();
+  const first: readonly [number, number | null] | undefined = xs[0];
+  // @ts-expect-error the mapped value is a number or null, not a string
+  const wrong: readonly [number, string] | undefined = xs[0];
   const me = useSelf((self) => self.user?.name);
   const status = useSyncStatus();
   expectType<Equal<typeof status, SyncStatus>>();
@@ -60,6 +62,8 @@ function Names() {
   const canUndo: boolean = useCanUndo();
   const undo: () => void = useUndo();
   useErrorListener((e) => e.code satisfies string);
+  void first;
+  void wrong;
   return (
     <p>
       {names.join(', ')} {String(me)} {status} {todos.length} {String(canUndo)} {String(!!doc && !!awareness && !!undo)}
@@ -76,3 +80,4 @@ export function App() {
 }
 
 export { fragment, saved, manager };
+export type { Equal };
