@@ -398,6 +398,7 @@ export class Room {
         }
       };
       this.doc.on('afterTransaction', addAll);
+      this._untrackRoots = () => this.doc.off('afterTransaction', addAll);
       manager = new Y.UndoManager([], { doc: this.doc, trackedOrigins: new Set([null, undefined]) });
       manager.trackedOrigins.add(manager);
       addAll();
@@ -459,6 +460,7 @@ export class Room {
     this.awareness.off('change', this._onAwarenessChange);
     this.awareness.destroy();
     this._undo?.manager.destroy();
+    this._untrackRoots?.();
     if (this._beforeUnload) window.removeEventListener('beforeunload', this._beforeUnload);
     this._persistence?.destroy?.();
     this._onLeave?.();

@@ -3,7 +3,7 @@
 // exactly as the Rust SDKs do.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { importPackage } from './harness.mjs';
+import { holdsFor, importPackage, waitFor } from './harness.mjs';
 
 const { Reconnect, closeAction, retryAfterMs, CLOSE } = await importPackage('policy.js');
 
@@ -58,5 +58,79 @@ describe('reconnect policy (same table as protocol/src/client)', () => {
   test('a retry-after hint is capped at ten minutes', () => {
     const r = new Reconnect({}, () => 0);
     assert.equal(r.afterClose(4429, 'retry-after=999999', true).delayMs, 600000);
+  });
+});
+
+// The same policy as the package carries it out, against a fake server (the `ws`
+// package) that closes with the codes a Tandem server uses.
+describe('the provider follows the policy on the wire', async () => {
+  const { WebSocketServer, WebSocket } = await import('ws');
+  const { createClient } = await importPackage();
+
+  /** A server that answers each connection with `behave(index, socket, url)`. */
+  async function fakeServer(behave) {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((r) => wss.on('listening', r));
+    const seen = [];
+    wss.on('connection', (socket, req) => {
+      seen.push({ at: Date.now(), url: req.url });
+      behave(seen.length - 1, socket, req.url);
+    });
+    return { base: `http://127.0.0.1:${wss.address().port}`, seen, close: () => wss.close() };
+  }
+
+  const enter = (base, getToken) => {
+    const client = createClient({ baseUrl: base, getToken, WebSocket });
+    return client.enterRoom('policy-room', { reconnect: { backoffBaseMs: 50 } });
+  };
+
+  test('4429 waits the retry-after of the reason before reconnecting', async () => {
+    const server = await fakeServer((i, socket) => i === 0 && socket.close(4429, 'message rate limit; retry-after=1'));
+    const room = enter(server.base, () => 't');
+    const errors = [];
+    room.subscribe('error', (e) => errors.push(e));
+    try {
+      await waitFor(() => server.seen.length === 2, 'the second connection', 10000);
+      const waited = server.seen[1].at - server.seen[0].at;
+      assert.ok(waited >= 1000, `reconnected after ${waited} ms`);
+      assert.equal(errors[0]?.code, 'rate_limited');
+      assert.ok(errors[0].retryAfterMs >= 1000);
+    } finally {
+      room.destroy();
+      server.close();
+    }
+  });
+
+  test('4401 asks getToken again and reconnects at once; three in a row stop with unauthorized', async () => {
+    const server = await fakeServer((_i, socket) => socket.close(4401, 'token expired'));
+    let calls = 0;
+    const room = enter(server.base, () => `t${(calls += 1)}`);
+    try {
+      const error = await room.waitUntilSynced(10000).then(() => null, (e) => e);
+      assert.equal(error?.code, 'unauthorized');
+      assert.equal(error.fatal, true);
+      assert.equal(server.seen.length, 3);
+      assert.deepEqual(server.seen.map((s) => new URL(s.url, 'http://x').searchParams.get('token')), ['t1', 't2', 't3']);
+      assert.ok(server.seen.every((s) => new URL(s.url, 'http://x').searchParams.get('tandem') === '1'), 'opted in');
+      assert.equal(room.getStatus(), 'disconnected');
+    } finally {
+      room.destroy();
+      server.close();
+    }
+  });
+
+  test('4413 stops for good with a typed too_large error; 1013 is retried with backoff', async () => {
+    const server = await fakeServer((i, socket) => socket.close(i === 0 ? 1013 : 4413, i === 0 ? 'storage unavailable' : 'document size limit'));
+    const room = enter(server.base, () => 't');
+    try {
+      const error = await room.waitUntilSynced(10000).then(() => null, (e) => e);
+      assert.equal(error?.code, 'too_large');
+      assert.ok(error instanceof Error && error.name === 'TandemError');
+      assert.equal(server.seen.length, 2);
+      await holdsFor(() => server.seen.length === 2, 'no reconnect after a fatal close', 500);
+    } finally {
+      room.destroy();
+      server.close();
+    }
   });
 });
