@@ -27,6 +27,10 @@ pub struct Hello {
     /// When the connection's token expires (milliseconds since the Unix epoch); the
     /// server closes with 4401 then unless a fresh token arrived in band.
     pub expires_at: Option<u64>,
+    /// The same expiry as milliseconds from now, for clients whose clock is monotonic
+    /// (the Rust session) or may be off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_ms: Option<u64>,
 }
 
 /// The answer to a [`Message::RefreshToken`](crate::Message::RefreshToken).
@@ -39,6 +43,9 @@ pub struct Refreshed {
     /// The new expiry (milliseconds since the Unix epoch), when accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
+    /// The new expiry as milliseconds from now, when accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_ms: Option<u64>,
     /// The rights under the new token, when accepted (scopes may change).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub can_write: Option<bool>,
@@ -60,6 +67,7 @@ impl Refreshed {
         Self {
             ok: false,
             expires_at: None,
+            expires_in_ms: None,
             can_write: None,
             can_presence: None,
             code: Some(code),
@@ -96,6 +104,7 @@ mod tests {
             can_write: true,
             can_presence: false,
             expires_at: Some(1_700_000_000_000),
+            expires_in_ms: None,
         };
         let frame = Message::Hello(&hello.to_json()).encode();
         let Ok(Message::Hello(text)) = Message::decode(&frame) else {

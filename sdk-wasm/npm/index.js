@@ -769,7 +769,7 @@ export class Room {
         }
       }
       this._emitter.emit('self', this._self);
-      this._scheduleRefresh(hello.expiresAt);
+      this._scheduleRefresh(hello.expiresAt, hello.expiresInMs);
     } else if (sub === SESSION_REFRESHED) {
       const answer = JSON.parse(decoding.readVarString(d));
       this._onRefreshed(answer);
@@ -783,12 +783,18 @@ export class Room {
 
   // ---- in-band token refresh ----
 
-  /** Schedules the next in-band refresh well before `expiresAt` (ms since the epoch). */
-  _scheduleRefresh(expiresAt) {
+  /**
+   * Schedules the next in-band refresh well before the token expires (`expiresInMs`
+   * from now, as the server counts it, so a wrong local clock does not matter; else
+   * `expiresAt`, ms since the epoch).
+   */
+  _scheduleRefresh(expiresAt, expiresInMs) {
     this._clearTimer('refresh');
-    if (!this._getToken || typeof expiresAt !== 'number') return;
-    const left = expiresAt - Date.now();
-    // A quarter of the lifetime before expiry, at most a minute, at least half a second.
+    if (!this._getToken) return;
+    const left = typeof expiresInMs === 'number' ? expiresInMs : typeof expiresAt === 'number' ? expiresAt - Date.now() : undefined;
+    if (left === undefined) return;
+    // What is left, less a quarter of it (at most a minute, at least half a second):
+    // the same rule as the Rust session (protocol/src/client/session.rs).
     const lead = Math.min(60000, Math.max(500, left / 4));
     this._timer('refresh', left - lead, () => this._refreshInBand());
   }
@@ -829,7 +835,7 @@ export class Room {
       this._refreshes = (this._refreshes ?? 0) + 1;
       this._emitter.emit('self', this._self);
       this._emitter.emit('token-refreshed', answer);
-      this._scheduleRefresh(answer.expiresAt);
+      this._scheduleRefresh(answer.expiresAt, answer.expiresInMs);
     } else {
       this._error(new TandemError(`the server refused the fresh token: ${answer.reason}`, 'refresh_refused', { closeCode: answer.code }));
       // The connection keeps its old token until it expires (then 4401 → reconnect).

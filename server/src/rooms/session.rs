@@ -541,8 +541,14 @@ fn hello_frame(peer: &Peer, expires_at: Option<SystemTime>) -> Vec<u8> {
         can_write: peer.can_write,
         can_presence: peer.can_presence,
         expires_at: expires_at.map(unix_ms),
+        expires_in_ms: expires_at.map(ms_from_now),
     };
     Message::Hello(&hello.to_json()).encode()
+}
+
+fn ms_from_now(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::now())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn unix_ms(at: SystemTime) -> u64 {
@@ -588,6 +594,7 @@ async fn refresh(
     let answer = Refreshed {
         ok: true,
         expires_at: grant.expires_at.map(unix_ms),
+        expires_in_ms: grant.expires_at.map(ms_from_now),
         can_write: Some(grant.can_write),
         can_presence: Some(grant.can_presence),
         code: None,
