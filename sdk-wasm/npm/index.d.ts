@@ -105,6 +105,8 @@ export interface Self {
   canPresence: boolean;
   /** When the current token expires (ms since the epoch), or null. */
   expiresAt: number | null;
+  /** The same, as milliseconds from when the server said it. */
+  expiresInMs?: number;
 }
 
 export interface RoomEvent<E extends Json = Json> {

@@ -119,6 +119,27 @@ describe('the provider follows the policy on the wire', async () => {
     }
   });
 
+  test('losing a synced connection emits lost-connection and reconnects; the server’s step 2 means synced', async () => {
+    const server = await fakeServer((i, socket) => {
+      // The server's hello for a Tandem server is optional; a sync step 1 (empty state
+      // vector) and a step 2 (empty update) make the client synced.
+      socket.send(new Uint8Array([0, 0, 1, 0]));
+      socket.send(new Uint8Array([0, 1, 2, 0, 0]));
+      if (i === 0) socket.on('message', () => socket.close(1013, 'storage unavailable'));
+    });
+    const room = enter(server.base, () => 't');
+    const lost = [];
+    room.subscribe('lost-connection', (s) => lost.push(s));
+    try {
+      await room.waitUntilSynced(5000);
+      await waitFor(() => server.seen.length === 2 && room.getStatus() === 'synced', 'synced again on a second socket', 10000);
+      assert.deepEqual(lost, ['reconnecting']);
+    } finally {
+      room.destroy();
+      server.close();
+    }
+  });
+
   test('4413 stops for good with a typed too_large error; 1013 is retried with backoff', async () => {
     const server = await fakeServer((i, socket) => socket.close(i === 0 ? 1013 : 4413, i === 0 ? 'storage unavailable' : 'document size limit'));
     const room = enter(server.base, () => 't');
