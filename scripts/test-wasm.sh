@@ -38,7 +38,8 @@ wanted=$(node -e '
   const d = require("./'"$t"'/package.json").devDependencies;
   const names = ["yjs", "react", "react-dom", "esbuild", "typescript", "@types/react", "y-indexeddb",
     "y-prosemirror", "prosemirror-model", "prosemirror-state", "prosemirror-view",
-    "prosemirror-schema-basic", "prosemirror-keymap", "prosemirror-commands"];
+    "prosemirror-schema-basic", "prosemirror-keymap", "prosemirror-commands",
+    "y-codemirror.next", "@codemirror/state", "@codemirror/view"];
   console.log(names.map((n) => `${n}@${d[n]}`).join(" "));')
 cat >"$project/package.json" <<JSON
 { "name": "tandem-client-user", "version": "0.0.0", "private": true, "type": "module" }
