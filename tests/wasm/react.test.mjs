@@ -83,6 +83,9 @@ test('a React app in StrictMode: one socket, hooks with the right data, selector
   const b = await openAs('bob', room);
   assert.equal(a.sockets.length, 1, `StrictMode's double effects opened ${a.sockets.length} sockets`);
 
+  // The Suspense entry rendered once the room was synced (its fallback before).
+  await a.page.waitForFunction(() => document.querySelector('[data-testid=suspense]')?.textContent === 'synced: untitled');
+
   // useSelf: the name the server attached; useOthers: the other's name.
   await a.page.waitForFunction(() => document.querySelector('[data-testid=me]').textContent === 'Alice');
   await a.page.waitForFunction(() => document.querySelector('[data-testid=names]').textContent === 'Bob');

@@ -7,7 +7,8 @@ import { createRoot } from 'react-dom/client';
 import { createClient } from '@tandem/client';
 import {
   RoomProvider, shallow, useOthers, useOthersMapped, useSelf, useStorage, useSyncStatus, useMutation,
-  useUndo, useCanUndo, useUpdateMyPresence, useStatus, useRoom,
+  useUndo, useCanUndo, useUpdateMyPresence, useStatus, useRoom, useSyncedRoom, ClientSideSuspense,
+  useLostConnectionListener, useErrorListener,
 } from '@tandem/client/react';
 
 const params = new URLSearchParams(location.search);
@@ -78,6 +79,14 @@ function Todos() {
   );
 }
 
+/** Suspends until the room is synced: renders only with the server's state in. */
+function SyncedTitle() {
+  const room = useSyncedRoom();
+  useLostConnectionListener((status) => (window.lostConnection ??= []).push(status));
+  useErrorListener((error) => (window.roomErrors ??= []).push(error.code));
+  return <p data-testid="suspense">synced: {room.getMap('meta').get('title') ?? 'untitled'}</p>;
+}
+
 function App() {
   return (
     <RoomProvider client={client} id={params.get('room')} initialPresence={{ x: null }} fallback={<p data-testid="loading">loading</p>}>
@@ -86,6 +95,7 @@ function App() {
       <Cursors />
       <Sync />
       <Todos />
+      <ClientSideSuspense fallback={<p data-testid="suspense">loading…</p>}>{() => <SyncedTitle />}</ClientSideSuspense>
     </RoomProvider>
   );
 }
