@@ -174,6 +174,11 @@ export class Room<P extends JsonObject = JsonObject, S extends StorageShape = St
 export class SharedMap<V extends Json = Json> {
   readonly name: string;
   readonly y: Y.Map<V>;
+  /** Sets `key` to a nested map (LiveObject-style); returns it. */
+  setMap<T extends Json = Json>(key: string, entries?: Record<string, T>): SharedMap<T>;
+  setList<T extends Json = Json>(key: string, items?: T[]): SharedList<T>;
+  getMap<T extends Json = Json>(key: string): SharedMap<T> | undefined;
+  getList<T extends Json = Json>(key: string): SharedList<T> | undefined;
   get(key: string): V | undefined;
   set(key: string, value: V): void;
   delete(key: string): void;
@@ -186,6 +191,11 @@ export class SharedMap<V extends Json = Json> {
 export class SharedList<T extends Json = Json> {
   readonly name: string;
   readonly y: Y.Array<T>;
+  /** Appends a nested map (LiveObject-style); returns it. */
+  pushMap<U extends Json = Json>(entries?: Record<string, U>): SharedMap<U>;
+  pushList<U extends Json = Json>(items?: U[]): SharedList<U>;
+  getMap<U extends Json = Json>(index: number): SharedMap<U> | undefined;
+  getList<U extends Json = Json>(index: number): SharedList<U> | undefined;
   readonly length: number;
   get(index: number): T | undefined;
   push(...items: T[]): void;

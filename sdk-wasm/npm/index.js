@@ -9,19 +9,13 @@ import * as awarenessProtocol from 'y-protocols/awareness';
 import * as encoding from 'lib0/encoding';
 import * as decoding from 'lib0/decoding';
 import { CLOSE, DEFAULTS, Reconnect, closeAction, retryAfterMs } from './policy.js';
+import { TandemError, stringify } from './errors.js';
+import { SharedList, SharedMap, SharedText } from './shared.js';
+
+export { TandemError, SharedList, SharedMap, SharedText };
 
 export { closeAction, retryAfterMs, CLOSE };
 export { Y };
-
-/** An error from Tandem: `code` is stable (`unauthorized`, `forbidden`, `not_connected`…). */
-export class TandemError extends Error {
-  constructor(message, code, details) {
-    super(message);
-    this.name = 'TandemError';
-    this.code = code;
-    if (details) Object.assign(this, details);
-  }
-}
 
 /** Nothing to load: kept so `await ready` in older code still works. */
 export const ready = Promise.resolve();
@@ -53,11 +47,6 @@ const syncFrame = (sub, bytes) =>
     encoding.writeVarUint8Array(e, bytes);
   });
 
-const stringify = (value) => {
-  const json = JSON.stringify(value);
-  if (json === undefined) throw new TandemError('value is not JSON-serialisable', 'invalid_argument');
-  return json;
-};
 
 function wsBase(baseUrl) {
   const url = new URL(baseUrl);
@@ -920,163 +909,4 @@ export class Room {
 
 function isFatal(error) {
   return error?.fatal === true;
-}
-
-const ROOT_CONFLICT = 'document_busy';
-
-class SharedType {
-  constructor(room, name) {
-    this.room = room;
-    this.name = name;
-  }
-  _subscribeDeep(type, cb) {
-    const handler = () => cb(this);
-    type.observeDeep(handler);
-    return () => type.unobserveDeep(handler);
-  }
-  _transact(fn) {
-    return this.room.batch(fn);
-  }
-}
-
-const toJson = (value) => (value instanceof Y.AbstractType ? value.toJSON() : value);
-
-function checkJson(value) {
-  stringify(value);
-  return value;
-}
-
-/** A root Y.Map of JSON values (`.y` is the Y.Map itself). */
-export class SharedMap extends SharedType {
-  get y() {
-    try {
-      return this.room.doc.getMap(this.name);
-    } catch (cause) {
-      throw new TandemError(`root "${this.name}" is not a map`, ROOT_CONFLICT, { cause });
-    }
-  }
-  get(key) {
-    return toJson(this.y.get(key));
-  }
-  set(key, value) {
-    checkJson(value);
-    this._transact(() => this.y.set(key, value));
-  }
-  delete(key) {
-    this._transact(() => this.y.delete(key));
-  }
-  has(key) {
-    return this.y.has(key);
-  }
-  toJSON() {
-    return this.y.toJSON();
-  }
-  keys() {
-    return [...this.y.keys()];
-  }
-  subscribe(cb) {
-    return this._subscribeDeep(this.y, cb);
-  }
-}
-
-/** A root Y.Array of JSON values (`.y` is the Y.Array itself). */
-export class SharedList extends SharedType {
-  get y() {
-    try {
-      return this.room.doc.getArray(this.name);
-    } catch (cause) {
-      throw new TandemError(`root "${this.name}" is not a list`, ROOT_CONFLICT, { cause });
-    }
-  }
-  get length() {
-    return this.y.length;
-  }
-  get(index) {
-    return toJson(this.y.get(index));
-  }
-  _check(index, extra = 0) {
-    if (!Number.isInteger(index) || index < 0 || index + extra > this.y.length) {
-      throw new TandemError(`index ${index} out of range (length ${this.y.length})`, 'out_of_range');
-    }
-  }
-  push(...items) {
-    items.forEach(checkJson);
-    this._transact(() => this.y.push(items));
-  }
-  insert(index, ...items) {
-    this._check(index);
-    items.forEach(checkJson);
-    this._transact(() => this.y.insert(index, items));
-  }
-  /** Replaces the item at `index` (one transaction). */
-  set(index, item) {
-    this._check(index, 1);
-    checkJson(item);
-    this._transact(() => {
-      this.y.delete(index, 1);
-      this.y.insert(index, [item]);
-    });
-  }
-  /** Moves the item at `from` to `to` (one transaction). */
-  move(from, to) {
-    this._check(from, 1);
-    this._check(to, 1);
-    if (from === to) return;
-    const item = toJson(this.y.get(from));
-    this._transact(() => {
-      this.y.delete(from, 1);
-      this.y.insert(to, [item]);
-    });
-  }
-  delete(index, count = 1) {
-    this._check(index, count);
-    this._transact(() => this.y.delete(index, count));
-  }
-  toArray() {
-    return this.y.toJSON();
-  }
-  toJSON() {
-    return this.toArray();
-  }
-  subscribe(cb) {
-    return this._subscribeDeep(this.y, cb);
-  }
-}
-
-/** A root Y.Text (indexes in UTF-16 code units, like JavaScript strings; `.y` is the Y.Text). */
-export class SharedText extends SharedType {
-  get y() {
-    try {
-      return this.room.doc.getText(this.name);
-    } catch (cause) {
-      throw new TandemError(`root "${this.name}" is not a text`, ROOT_CONFLICT, { cause });
-    }
-  }
-  get length() {
-    return this.y.length;
-  }
-  insert(index, chunk, attributes) {
-    if (!Number.isInteger(index) || index < 0 || index > this.y.length) {
-      throw new TandemError(`index ${index} out of range (length ${this.y.length})`, 'out_of_range');
-    }
-    this._transact(() => this.y.insert(index, chunk, attributes));
-  }
-  delete(index, count) {
-    this._transact(() => this.y.delete(index, count));
-  }
-  /** Applies formatting (e.g. `{ bold: true }`) to a range. */
-  format(index, length, attributes) {
-    this._transact(() => this.y.format(index, length, attributes));
-  }
-  toString() {
-    return this.y.toString();
-  }
-  toJSON() {
-    return this.toString();
-  }
-  subscribe(cb) {
-    const handler = () => cb(this);
-    this.y.observe(handler);
-    return () => this.y.unobserve(handler);
-  }
 }

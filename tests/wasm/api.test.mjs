@@ -238,6 +238,24 @@ describe('@tandem/client in Node', () => {
     await waitFor(() => [...b.awareness.getStates().values()].some((s) => s.user?.name === 'Alice' && s.cursor?.anchor === 1), 'alice’s cursor in B’s awareness');
   });
 
+  test('nested maps and lists (LiveObject-style) sync, and their changes reach root subscribers', async () => {
+    const name = freshRoom('nested');
+    const a = enter(name, 'alice');
+    const b = enter(name, 'bob');
+    await Promise.all([a.waitUntilSynced(), b.waitUntilSynced()]);
+    let calls = 0;
+    b.getList('cards').subscribe(() => (calls += 1));
+    const card = a.getList('cards').pushMap({ title: 'first', votes: 0 });
+    const tags = card.setList('tags', ['x']);
+    await waitFor(() => b.getList('cards').getMap(0)?.getList('tags')?.length === 1, 'the nested card at B');
+    tags.push('y');
+    card.set('votes', 1);
+    await waitFor(() => JSON.stringify(b.getList('cards').toArray()) === JSON.stringify([{ title: 'first', votes: 1, tags: ['x', 'y'] }]), 'nested edits at B');
+    assert.ok(calls >= 2, 'deep changes notify the root list');
+    assert.throws(() => b.getList('cards').getList(0), (e) => e.code === 'invalid_argument');
+    assert.equal(b.getMap('none').getMap('missing'), undefined);
+  });
+
   test('history undoes only local changes; batch is one transaction and one undo step', async () => {
     const name = freshRoom('undo');
     const a = enter(name, 'alice');
