@@ -172,7 +172,10 @@ test('two ProseMirror editors share text, formatting and named cursors; refresh 
   });
   await typeAtEnd(a.page, ' S');
   await a.page.waitForFunction(() => window.savedLog.at(-1) === 'synchronized');
-  assert.deepEqual(await a.page.evaluate(() => window.savedLog), ['synchronizing', 'synchronized']);
+  // One "saving…/saved" cycle per acknowledged batch of keystrokes (two keys may be one
+  // commit or two).
+  const savedLog = await a.page.evaluate(() => window.savedLog);
+  assert.ok(savedLog.length >= 2 && savedLog.every((s, i) => s === (i % 2 === 0 ? 'synchronizing' : 'synchronized')), `sync log: ${savedLog}`);
   assert.equal(await a.page.textContent('#saved'), 'saved');
 
   // B goes offline (its proxy drops the socket and refuses reconnects; the page itself
@@ -201,7 +204,7 @@ test('two ProseMirror editors share text, formatting and named cursors; refresh 
   // server on the same data directory has the edit.
   await a.page.evaluate(() => {
     window.savedAt = null;
-    window.room.subscribe('sync-status', (s) => s === 'synchronized' && (window.savedAt ??= window.editorText()));
+    window.room.subscribe('sync-status', (s) => s === 'synchronized' && (window.savedAt = window.editorText()));
   });
   await typeAtEnd(a.page, ' durable-words');
   await a.page.waitForFunction(() => window.savedAt?.includes('durable-words'), null, { polling: 1, timeout: 10000 });
