@@ -1,7 +1,7 @@
 //! Tandem's wire protocol, shared by the server and both SDKs: a bounded codec for the
 //! y-websocket envelope ([`message`]), Yjs awareness ([`awareness`]), the lib0 primitives
 //! under them ([`lib0`]), the WebSocket close codes ([`close`]), the custom event
-//! envelope ([`event`]), bounds on the JSON peers relay to each other ([`json`]) and the
+//! envelope ([`event`]), the JSON of the session extension ([`session`]), bounds on the JSON peers relay to each other ([`json`]) and the
 //! sans-IO client session both SDKs drive ([`client`]).
 //!
 //! Nothing here does I/O or reads a clock: callers pass frames and `now` in.
@@ -13,6 +13,7 @@ pub mod event;
 pub mod json;
 pub mod lib0;
 pub mod message;
+pub mod session;
 
 pub use message::Message;
 
@@ -46,6 +47,9 @@ pub enum DecodeError {
     /// An auth sub-type other than permission denied.
     #[error("unknown auth message type {0}")]
     UnknownAuthType(u64),
+    /// A Tandem session sub-type other than hello, refresh, refreshed or saved.
+    #[error("unknown session message type {0}")]
+    UnknownSessionType(u64),
     /// A string that is not UTF-8.
     #[error("string is not valid UTF-8")]
     InvalidUtf8,

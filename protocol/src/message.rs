@@ -8,9 +8,21 @@
 //! | 2 | auth | varuint 0 (permission denied) + var string reason |
 //! | 3 | query awareness | nothing |
 //! | 100 | Tandem event | var string: a JSON document (see [`Message::Event`]) |
+//! | 101 | Tandem session | varuint sub-type + payload (see below) |
 //!
-//! Type 100 is Tandem's extension; stock y-websocket clients log and ignore types they
-//! do not know, so the server may send it to them.
+//! Types 100 and 101 are Tandem's extensions. Stock y-websocket clients log and ignore
+//! types they do not know, so the server may send them type 100; type 101 goes only to
+//! connections that opted in (`?tandem=1` on the connect URL), so a stock client's
+//! console stays clean.
+//!
+//! Type 101 sub-types ([`crate::session`] owns the JSON):
+//!
+//! | sub-type | direction | meaning | payload |
+//! | --- | --- | --- | --- |
+//! | 0 | server → client | hello: who the connection is | var string JSON ([`crate::session::Hello`]) |
+//! | 1 | client → server | a fresh token for this connection | var string (the token) |
+//! | 2 | server → client | the answer to a fresh token | var string JSON ([`crate::session::Refreshed`]) |
+//! | 3 | server → client | saved: the first `n` updates received on this connection are on disk | varuint `n` |
 //!
 //! Decoding borrows from the frame and checks every length against what is left, so the
 //! payloads handed to yrs are already bounded by the frame size.
@@ -29,6 +41,18 @@ pub const MSG_QUERY_AWARENESS: u64 = 3;
 
 /// Message type: a Tandem custom event (an extension; stock clients ignore it).
 pub const MSG_EVENT: u64 = 100;
+/// Message type: Tandem session control (hello, in-band token refresh, saved
+/// acknowledgements), only for connections that opted in.
+pub const MSG_SESSION: u64 = 101;
+
+/// Session sub-type: the server's hello.
+pub const SESSION_HELLO: u64 = 0;
+/// Session sub-type: a client's fresh token.
+pub const SESSION_REFRESH: u64 = 1;
+/// Session sub-type: the server's answer to a fresh token.
+pub const SESSION_REFRESHED: u64 = 2;
+/// Session sub-type: the server's durability acknowledgement.
+pub const SESSION_SAVED: u64 = 3;
 
 /// Sync sub-type: a state vector, asking for what the peer lacks.
 pub const SYNC_STEP1: u64 = 0;
@@ -58,6 +82,19 @@ pub enum Message<'a> {
     /// where a null connection id means the server (REST) sent it. The JSON is checked
     /// by whoever interprets it, not by the codec.
     Event(&'a str),
+    /// Server to client, once on joining (opted-in connections only): who this
+    /// connection is, as JSON ([`crate::session::Hello`]).
+    Hello(&'a str),
+    /// Client to server: a fresh token for the open connection. The server checks it
+    /// like a connect and answers with [`Message::Refreshed`].
+    RefreshToken(&'a str),
+    /// Server to client: the answer to [`Message::RefreshToken`], as JSON
+    /// ([`crate::session::Refreshed`]).
+    Refreshed(&'a str),
+    /// Server to client (opted-in connections only): the first `n` document updates
+    /// (sync step 2 and update messages) this connection sent are durable. Sent after
+    /// the group commit that stored them, at most once per commit.
+    Saved(u64),
 }
 
 impl<'a> Message<'a> {
@@ -79,6 +116,13 @@ impl<'a> Message<'a> {
             },
             MSG_QUERY_AWARENESS => Message::QueryAwareness,
             MSG_EVENT => Message::Event(r.read_var_str()?),
+            MSG_SESSION => match r.read_var_u64()? {
+                SESSION_HELLO => Message::Hello(r.read_var_str()?),
+                SESSION_REFRESH => Message::RefreshToken(r.read_var_str()?),
+                SESSION_REFRESHED => Message::Refreshed(r.read_var_str()?),
+                SESSION_SAVED => Message::Saved(r.read_var_u64()?),
+                other => return Err(DecodeError::UnknownSessionType(other)),
+            },
             other => return Err(DecodeError::UnknownMessageType(other)),
         };
         r.finish()?;
@@ -109,8 +153,26 @@ impl<'a> Message<'a> {
                 w.write_var_u64(MSG_EVENT).write_var_str(json);
                 w.into_inner()
             }
+            Message::Hello(json) => encode_session_str(SESSION_HELLO, json),
+            Message::RefreshToken(token) => encode_session_str(SESSION_REFRESH, token),
+            Message::Refreshed(json) => encode_session_str(SESSION_REFRESHED, json),
+            Message::Saved(n) => {
+                let mut w = Writer::with_capacity(12);
+                w.write_var_u64(MSG_SESSION)
+                    .write_var_u64(SESSION_SAVED)
+                    .write_var_u64(n);
+                w.into_inner()
+            }
         }
     }
+}
+
+fn encode_session_str(sub_type: u64, text: &str) -> Vec<u8> {
+    let mut w = Writer::with_capacity(text.len() + 8);
+    w.write_var_u64(MSG_SESSION)
+        .write_var_u64(sub_type)
+        .write_var_str(text);
+    w.into_inner()
 }
 
 fn encode_sync(sub_type: u64, payload: &[u8]) -> Vec<u8> {
@@ -162,6 +224,11 @@ mod tests {
         );
         assert_eq!(Message::decode(&[3, 0]), Err(DecodeError::TrailingBytes(1)));
         assert_eq!(
+            Message::decode(&[101, 9, 0]),
+            Err(DecodeError::UnknownSessionType(9))
+        );
+        assert_eq!(Message::decode(&[101, 3]), Err(DecodeError::Truncated));
+        assert_eq!(
             Message::decode(&[0, 2, 0xff, 0xff, 0xff, 0xff, 0x0f]),
             Err(DecodeError::LengthTooLarge {
                 claimed: 0xffff_ffff,
@@ -170,13 +237,36 @@ mod tests {
         );
     }
 
-    fn any_message() -> impl Strategy<Value = (u8, Vec<u8>)> {
-        (0u8..7, proptest::collection::vec(any::<u8>(), 0..32))
+    #[test]
+    fn session_frames_have_a_fixed_layout() {
+        // What the JS client writes and reads byte by byte.
+        assert_eq!(Message::Saved(300).encode(), vec![101, 3, 0xac, 0x02]);
+        assert_eq!(Message::decode(&[101, 3, 5]), Ok(Message::Saved(5)));
+        assert_eq!(
+            Message::RefreshToken("ab").encode(),
+            vec![101, 1, 2, b'a', b'b']
+        );
+        assert_eq!(
+            Message::decode(&[101, 0, 2, b'{', b'}']),
+            Ok(Message::Hello("{}"))
+        );
+        assert_eq!(
+            Message::decode(&[101, 2, 2, b'{', b'}']),
+            Ok(Message::Refreshed("{}"))
+        );
+    }
+
+    fn any_message() -> impl Strategy<Value = (u8, Vec<u8>, u64)> {
+        (
+            0u8..11,
+            proptest::collection::vec(any::<u8>(), 0..32),
+            any::<u64>(),
+        )
     }
 
     proptest! {
         #[test]
-        fn encode_then_decode_roundtrips((kind, payload) in any_message()) {
+        fn encode_then_decode_roundtrips((kind, payload, n) in any_message()) {
             let text = String::from_utf8_lossy(&payload).into_owned();
             let message = match kind {
                 0 => Message::SyncStep1(&payload),
@@ -185,6 +275,10 @@ mod tests {
                 3 => Message::Awareness(&payload),
                 4 => Message::AuthDenied(&text),
                 5 => Message::Event(&text),
+                6 => Message::Hello(&text),
+                7 => Message::RefreshToken(&text),
+                8 => Message::Refreshed(&text),
+                9 => Message::Saved(n),
                 _ => Message::QueryAwareness,
             };
             let frame = message.encode();

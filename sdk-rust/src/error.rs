@@ -95,6 +95,15 @@ pub enum Error {
         /// What was wrong.
         detail: String,
     },
+    /// The server refused a fresh token sent in band (the connection keeps its old one
+    /// until it expires, then reconnects with a fresh token). Not fatal.
+    #[error("the server refused the fresh token (as {code} would): {reason}")]
+    RefreshRefused {
+        /// The close code a connect with that token would have got.
+        code: u16,
+        /// The server's reason.
+        reason: String,
+    },
     /// The token provider failed. Not fatal: the room retries (with backoff), calling
     /// the provider again.
     #[error("the token provider failed: {0}")]
@@ -208,6 +217,7 @@ impl Error {
             Self::RateLimited { .. } => "rate_limited",
             Self::ReadOnly { .. } => "read_only",
             Self::Protocol { .. } => "protocol",
+            Self::RefreshRefused { .. } => "refresh_refused",
             Self::TokenProvider(_) => "token_provider",
             Self::Connection { .. } => "connection",
             Self::InvalidUrl { .. } => "invalid_url",
@@ -299,6 +309,7 @@ impl From<SessionError> for Error {
             },
             SessionError::ReadOnly { reason } => Self::ReadOnly { reason },
             SessionError::Protocol { detail } => Self::Protocol { detail },
+            SessionError::RefreshRefused { code, reason } => Self::RefreshRefused { code, reason },
         }
     }
 }

@@ -104,6 +104,9 @@ impl Driver {
                 Output::Connect { refresh_token } => self.open(refresh_token),
                 Output::Send(frame) => self.send(&frame),
                 Output::Close { code, reason } => self.drop_socket(code, &reason),
+                // This (no longer shipped) transport does not opt in to the session
+                // extension, so the session never asks.
+                Output::RefreshToken => {}
                 Output::Event(event) => Self::on_event(event, out),
             }
         }

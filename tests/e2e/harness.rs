@@ -541,6 +541,11 @@ impl Client {
             Message::AuthDenied(reason) => self.auth_denied = Some(reason.to_owned()),
             Message::QueryAwareness => {}
             Message::Event(json) => self.events.push(json.to_owned()),
+            // Session messages (type 101) go only to clients that opt in; this one does not.
+            Message::Hello(_)
+            | Message::RefreshToken(_)
+            | Message::Refreshed(_)
+            | Message::Saved(_) => panic!("type 101 message sent to a client that did not opt in"),
         }
     }
 

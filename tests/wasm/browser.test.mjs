@@ -1,5 +1,6 @@
 // The example app (sdk-wasm/examples/todo) in headless Chromium, two browser contexts,
-// against the real server. The page loads the package installed from its tarball; a
+// against the real server. The page loads the app bundled with esbuild from the package
+// installed from its tarball (bundle.mjs); a
 // tiny static server here plays the app's backend (its /auth endpoint mints tokens
 // with the project's secret key, as a real app's server would). Each context reaches the
 // tandem server through a TCP proxy of its own (proxy.mjs), so going offline can cut
@@ -9,10 +10,12 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
 import { extname, join, normalize, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { freshRoom, holdsFor, packageDir, startServer, waitFor } from './harness.mjs';
+import { freshRoom, holdsFor, startServer, waitFor } from './harness.mjs';
+import { bundleApp } from './bundle.mjs';
 import { startProxy } from './proxy.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -29,6 +32,9 @@ const proxies = [];
 
 before(async () => {
   tandem = await startServer();
+  const buildDir = join(artifacts, 'todo-build');
+  mkdirSync(buildDir, { recursive: true });
+  await bundleApp(join(exampleDir, 'app.js'), buildDir);
   web = createServer(async (req, res) => {
     const url = new URL(req.url, 'http://x');
     try {
@@ -40,7 +46,7 @@ before(async () => {
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token }));
         return;
       }
-      const [root, rel] = url.pathname.startsWith('/pkg/') ? [packageDir, url.pathname.slice(5)] : [exampleDir, url.pathname.slice(1) || 'index.html'];
+      const [root, rel] = url.pathname === '/app.bundle.js' ? [buildDir, 'app.bundle.js'] : [exampleDir, url.pathname.slice(1) || 'index.html'];
       const file = normalize(join(root, rel));
       if (!file.startsWith(root)) throw new Error('outside');
       const data = await readFile(file);

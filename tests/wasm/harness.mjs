@@ -37,10 +37,11 @@ export async function holdsFor(cond, label, ms) {
 }
 
 /** Starts `tandem serve`; resolves to { base, secret, mintToken, stop }. */
-export async function startServer() {
+export async function startServer(options = {}) {
   const target = process.env.CARGO_TARGET_DIR || join(homedir(), '.cache/tandem/target');
   const bin = process.env.TANDEM_BIN || join(target, 'debug', 'tandem');
-  const dataDir = mkdtempSync(join(tmpdir(), 'tandem-wasm-'));
+  // With `dataDir`, serves an existing data directory (a restart) and leaves it in place.
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'tandem-wasm-'));
   const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.TEST_LOG ? 'debug' : 'warn' },
@@ -48,8 +49,15 @@ export async function startServer() {
   let out = '';
   const stop = () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    rmSync(dataDir, { recursive: true, force: true });
+    if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
   };
+  /** SIGKILL, keeping the data directory; resolves once the process is gone. */
+  const kill9 = () =>
+    new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    });
   child.stderr.on('data', (d) => process.env.TEST_LOG && process.stderr.write(d));
   try {
     const { base, secret } = await new Promise((resolve, reject) => {
@@ -59,23 +67,24 @@ export async function startServer() {
         out += d;
         const base = out.match(/listening on (http:\/\/[0-9.:]+)/)?.[1];
         const secret = out.match(/secret key: (sk_[A-Za-z0-9_\-]+)/)?.[1];
-        if (base && secret) {
+        // A restart does not print the key again: the caller passes the one it had.
+        if (base && (secret || options.secret)) {
           clearTimeout(timer);
-          resolve({ base, secret });
+          resolve({ base, secret: secret ?? options.secret });
         }
       });
     });
     child.stdout.resume();
-    async function mintToken(userId, room, userInfo = {}, scopes = ['room:write', 'room:presence:write']) {
+    async function mintToken(userId, room, userInfo = {}, scopes = ['room:write', 'room:presence:write'], expiresIn) {
       const response = await fetch(`${base}/v1/tokens`, {
         method: 'POST',
         headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ userId, userInfo, permissions: { [room]: scopes } }),
+        body: JSON.stringify({ userId, userInfo, permissions: { [room]: scopes }, ...(expiresIn ? { expiresIn } : {}) }),
       });
       if (!response.ok) throw new Error(`POST /v1/tokens: ${response.status} ${await response.text()}`);
       return (await response.json()).token;
     }
-    return { base, secret, mintToken, stop, pid: child.pid };
+    return { base, secret, mintToken, stop, kill9, dataDir, pid: child.pid };
   } catch (error) {
     stop();
     throw error;

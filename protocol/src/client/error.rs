@@ -61,6 +61,15 @@ pub enum SessionError {
         /// The server's reason.
         reason: String,
     },
+    /// The server refused a fresh token sent in band. Not fatal: the connection keeps
+    /// its old token until that expires (then 4401 and the reconnect policy).
+    #[error("the server refused the fresh token (as {code} would): {reason}")]
+    RefreshRefused {
+        /// The close code a connect with that token would have got.
+        code: u16,
+        /// The server's reason.
+        reason: String,
+    },
     /// The server sent something this client could not decode or apply. Not fatal: the
     /// frame is skipped (and, for document data, the session asks for a resync).
     #[error("unreadable message from the server: {detail}")]
@@ -75,7 +84,10 @@ impl SessionError {
     pub fn is_fatal(&self) -> bool {
         !matches!(
             self,
-            Self::RateLimited { .. } | Self::ReadOnly { .. } | Self::Protocol { .. }
+            Self::RateLimited { .. }
+                | Self::ReadOnly { .. }
+                | Self::Protocol { .. }
+                | Self::RefreshRefused { .. }
         )
     }
 
@@ -91,6 +103,7 @@ impl SessionError {
             Self::RateLimited { .. } => "rate_limited",
             Self::ReadOnly { .. } => "read_only",
             Self::Protocol { .. } => "protocol",
+            Self::RefreshRefused { .. } => "refresh_refused",
         }
     }
 

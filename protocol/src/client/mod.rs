@@ -38,6 +38,8 @@
 //!             Output::Send(frame)   => send a binary frame
 //!             Output::Close { .. }  => close the socket; report nothing more about it
 //!             Output::Event(event)  => hand to the app
+//!             Output::RefreshToken  => ask the token provider, then
+//!                 session.on_fresh_token(now, &token) (or on_fresh_token_failed(now))
 //!         }
 //!     }
 //!     wait for the first of:
@@ -47,6 +49,11 @@
 //!         the change notifier, an app call (set_presence, broadcast, leave…)
 //! }
 //! ```
+//!
+//! Transports connect with `?tandem=1` (the session extension): the server's hello says
+//! how long the token has left, and a quarter of that before expiry the session asks for
+//! a fresh one ([`Output::RefreshToken`]) and sends it on the open socket, so a healthy
+//! connection is never closed because its token aged.
 //!
 //! Reconnect delays live in the session: [`Output::Connect`] comes out of `tick` when
 //! the backoff (full jitter), a 4429 `retry-after` or a token refresh says so. Close

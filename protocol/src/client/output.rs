@@ -34,6 +34,11 @@ pub enum Output {
     },
     /// Deliver this event to the app.
     Event(Event),
+    /// The connection's token expires soon: ask the token provider for a fresh one and
+    /// hand it to [`on_fresh_token`](super::ClientSession::on_fresh_token) (or report
+    /// [`on_fresh_token_failed`](super::ClientSession::on_fresh_token_failed)). Only
+    /// on connections opened with the session extension (`?tandem=1`).
+    RefreshToken,
 }
 
 /// Something the app may want to react to.

@@ -10,6 +10,7 @@ use yrs::{Doc, Origin};
 
 use crate::awareness;
 use crate::event::ServerEvent;
+use crate::session::{Hello, Refreshed};
 use crate::{DecodeError, Message};
 
 use super::config::SessionConfig;
@@ -74,6 +75,21 @@ pub struct ClientSession {
     presence: LocalPresence,
     others: Others,
     outputs: VecDeque<Output>,
+    /// When the connection's token should be replaced in band (from the server's hello
+    /// or its last refresh answer), and whether the transport was already asked.
+    refresh: Option<Refresh>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Refresh {
+    at_ms: u64,
+    asked: bool,
+}
+
+/// How long before a token expires the session asks for a fresh one: a quarter of what
+/// is left, at most a minute, at least half a second (the JS SDK uses the same rule).
+fn refresh_lead_ms(expires_in_ms: u64) -> u64 {
+    (expires_in_ms / 4).clamp(500, 60_000)
 }
 
 impl ClientSession {
@@ -96,6 +112,7 @@ impl ClientSession {
             presence: LocalPresence::new(client_id),
             others: Others::new(client_id),
             outputs: VecDeque::new(),
+            refresh: None,
         })
     }
 
@@ -179,10 +196,8 @@ impl ClientSession {
                     silence.min(renew)
                 });
                 let expiry = self.others.next_expiry_ms(self.config.awareness_timeout_ms);
-                match (live, expiry) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
+                let refresh = self.refresh.filter(|r| !r.asked).map(|r| r.at_ms);
+                [live, expiry, refresh].into_iter().flatten().min()
             }
         }
     }
@@ -354,8 +369,42 @@ impl ClientSession {
                 if self.others.expire(now_ms, self.config.awareness_timeout_ms) {
                     self.emit_others();
                 }
+                if let Some(refresh) = &mut self.refresh {
+                    if !refresh.asked && now_ms >= refresh.at_ms {
+                        refresh.asked = true;
+                        self.outputs.push_back(Output::RefreshToken);
+                    }
+                }
             }
         }
+    }
+
+    /// The fresh token the transport got after [`Output::RefreshToken`]: sent to the
+    /// server on the open connection, which extends the connection's life with it.
+    pub fn on_fresh_token(&mut self, _now_ms: u64, token: &str) {
+        if matches!(self.conn, Conn::Open { .. }) {
+            self.send(Message::RefreshToken(token).encode());
+        }
+    }
+
+    /// The token provider failed after [`Output::RefreshToken`]: asked again in a
+    /// second (the server closes with 4401 at expiry if nothing works, and the
+    /// reconnect policy takes over).
+    pub fn on_fresh_token_failed(&mut self, now_ms: u64) {
+        if let Some(refresh) = &mut self.refresh {
+            *refresh = Refresh {
+                at_ms: now_ms.saturating_add(1_000),
+                asked: false,
+            };
+        }
+    }
+
+    /// Schedules the next in-band refresh for a token that expires in `expires_in_ms`.
+    fn schedule_refresh(&mut self, now_ms: u64, expires_in_ms: Option<u64>) {
+        self.refresh = expires_in_ms.map(|left| Refresh {
+            at_ms: now_ms.saturating_add(left.saturating_sub(refresh_lead_ms(left))),
+            asked: false,
+        });
     }
 
     // ---- message handling ----
@@ -405,6 +454,34 @@ impl ClientSession {
                 Ok(event) => self.outputs.push_back(Output::Event(Event::Custom(event))),
                 Err(e) => self.protocol_error(e.to_string(), false),
             },
+            // The session extension (the transport opts in with `?tandem=1`): the
+            // token's remaining life schedules an in-band refresh.
+            Message::Hello(json) => match serde_json::from_str::<Hello>(json) {
+                Ok(hello) => self.schedule_refresh(now_ms, hello.expires_in_ms),
+                Err(e) => self.protocol_error(format!("bad hello: {e}"), false),
+            },
+            Message::Refreshed(json) => match serde_json::from_str::<Refreshed>(json) {
+                Ok(answer) if answer.ok => self.schedule_refresh(now_ms, answer.expires_in_ms),
+                Ok(answer) => {
+                    // The old token stays valid until it expires; then the server's 4401
+                    // and the reconnect policy (which asks for a fresh token) take over.
+                    if let Some(refresh) = &mut self.refresh {
+                        refresh.asked = true;
+                    }
+                    self.outputs.push_back(Output::Event(Event::Error(
+                        SessionError::RefreshRefused {
+                            code: answer.code.unwrap_or(crate::close::UNAUTHORIZED),
+                            reason: answer.reason.unwrap_or_default(),
+                        },
+                    )));
+                }
+                Err(e) => self.protocol_error(format!("bad refresh answer: {e}"), false),
+            },
+            // Saved acknowledgements: this session does not track them (yet).
+            Message::Saved(_) => {}
+            Message::RefreshToken(_) => {
+                self.protocol_error("the server sent a token refresh".to_owned(), false);
+            }
         }
     }
 
@@ -528,6 +605,7 @@ impl ClientSession {
 
     /// Forgets what belonged to the connection that just ended.
     fn drop_connection(&mut self) {
+        self.refresh = None;
         self.link.set_forwarding(false);
         self.conn = Conn::Idle;
         if self.others.clear() {

@@ -104,6 +104,9 @@ struct Opened {
     result: Result<Box<socket::Ws>, OpenError>,
 }
 
+/// A fresh token for the open connection, being fetched (in-band refresh).
+type Refreshing = Pin<Box<dyn Future<Output = std::result::Result<String, BoxError>> + Send>>;
+
 enum OpenError {
     Token(BoxError),
     Network(String),
@@ -125,6 +128,8 @@ enum Wake {
     Local,
     Opened(Opened),
     Incoming(Incoming),
+    /// The token provider answered an in-band refresh.
+    FreshToken(std::result::Result<String, BoxError>),
     Timer,
 }
 
@@ -150,6 +155,8 @@ pub(crate) struct Driver {
     link: Link,
     /// Sockets still sending their close frame.
     closing: Vec<JoinHandle<()>>,
+    /// The token provider's answer for an in-band refresh, while one is asked for.
+    refreshing: Option<Refreshing>,
 }
 
 impl Driver {
@@ -168,6 +175,7 @@ impl Driver {
             start: Instant::now(),
             link: Link::None,
             closing: Vec::new(),
+            refreshing: None,
         }
     }
 
@@ -202,6 +210,20 @@ impl Driver {
                     }
                     self.session.on_close(now, code, &reason);
                 }
+                Wake::FreshToken(result) => {
+                    self.refreshing = None;
+                    match result {
+                        Ok(token) => {
+                            // Kept for the next connection too.
+                            self.token = Some(token.clone());
+                            self.session.on_fresh_token(now, &token);
+                        }
+                        Err(e) => {
+                            self.publish(RoomEvent::Error(Error::token_provider(e)));
+                            self.session.on_fresh_token_failed(now);
+                        }
+                    }
+                }
                 Wake::Timer => self.session.tick(now),
             }
         }
@@ -215,10 +237,12 @@ impl Driver {
             .next_deadline()
             .map(|ms| self.start + Duration::from_millis(ms));
         let link = &mut self.link;
+        let refreshing = &mut self.refreshing;
         tokio::select! {
             command = self.commands.recv() => Wake::Command(command),
             () = self.shared.wake.notified() => Wake::Local,
             wake = next_on_link(link) => wake,
+            token = fresh_token(refreshing) => Wake::FreshToken(token),
             () = sleep_until(deadline) => Wake::Timer,
         }
     }
@@ -231,6 +255,7 @@ impl Driver {
                 Output::Send(frame) => self.send(frame),
                 Output::Close { code, reason } => self.close(code, reason),
                 Output::Event(event) => self.on_event(event),
+                Output::RefreshToken => self.refresh_token(),
             }
         }
         self.closing.retain(|task| !task.is_finished());
@@ -258,7 +283,8 @@ impl Driver {
                 },
                 (None, None) => None,
             };
-            let url = target.base.room_url(&target.room, token.as_deref());
+            // `tandem=1`: the server's hello (token expiry) and in-band refresh.
+            let url = with_session_ext(target.base.room_url(&target.room, token.as_deref()));
             let result = socket::open(&url, target.tls.clone())
                 .await
                 .map(Box::new)
@@ -268,6 +294,16 @@ impl Driver {
                 });
             Opened { token, result }
         }));
+    }
+
+    /// Asks the token provider for a fresh token for the open connection (in band).
+    fn refresh_token(&mut self) {
+        let Some(provider) = self.target.provider.clone() else {
+            return;
+        };
+        let room = self.target.room.clone();
+        tracing::debug!(room = %room, "refreshing the token in band");
+        self.refreshing = Some(Box::pin(async move { provider.token(&room).await }));
     }
 
     fn on_opened(&mut self, now: u64, Opened { token, result }: Opened) {
@@ -388,6 +424,21 @@ async fn next_on_link(link: &mut Link) -> Wake {
         Link::None => std::future::pending().await,
         Link::Opening(opening) => Wake::Opened(opening.as_mut().await),
         Link::Open(socket) => Wake::Incoming(socket.next().await),
+    }
+}
+
+/// Opts the connect URL in to the session extension (message type 101).
+fn with_session_ext(mut url: String) -> String {
+    url.push(if url.contains('?') { '&' } else { '?' });
+    url.push_str(tandem_protocol::session::OPT_IN_PARAM);
+    url.push_str("=1");
+    url
+}
+
+async fn fresh_token(refreshing: &mut Option<Refreshing>) -> std::result::Result<String, BoxError> {
+    match refreshing {
+        Some(future) => future.as_mut().await,
+        None => std::future::pending().await,
     }
 }
 

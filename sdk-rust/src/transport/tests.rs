@@ -152,13 +152,13 @@ async fn an_expired_token_is_refreshed_through_the_provider() {
     let room = client.enter("team/doc 1").await.unwrap();
 
     let (uri, mut ws) = peer.next().await;
-    assert_eq!(uri, "/v1/connect/team/doc%201?token=t1");
+    assert_eq!(uri, "/v1/connect/team/doc%201?token=t1&tandem=1");
     handshake(&mut ws).await;
     room.wait_synced().await.unwrap();
 
     close(&mut ws, 4401, "token expired").await;
     let (uri, mut ws) = peer.next().await;
-    assert_eq!(uri, "/v1/connect/team/doc%201?token=t2");
+    assert_eq!(uri, "/v1/connect/team/doc%201?token=t2&tandem=1");
     handshake(&mut ws).await;
     wait_status(&room, "synced again", |s| matches!(s, Status::Synced)).await;
     assert_eq!(calls.load(Ordering::SeqCst), 2);
@@ -166,7 +166,7 @@ async fn an_expired_token_is_refreshed_through_the_provider() {
     // A lost connection reuses the token in hand.
     drop(ws);
     let (uri, mut ws) = peer.next().await;
-    assert!(uri.ends_with("token=t2"), "{uri}");
+    assert!(uri.ends_with("token=t2&tandem=1"), "{uri}");
     handshake(&mut ws).await;
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     room.leave().await;

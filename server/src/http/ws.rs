@@ -12,6 +12,7 @@ use axum::routing::get;
 use axum::Router;
 use futures_util::{future, SinkExt, StreamExt};
 use serde::Deserialize;
+use std::sync::Arc;
 use tokio_tungstenite::tungstenite;
 
 use super::AppState;
@@ -41,6 +42,9 @@ pub(crate) fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize)]
 struct ConnectQuery {
     token: Option<String>,
+    /// `1` opts in to the session extension (message type 101: hello, saved
+    /// acknowledgements); see `tandem_protocol::session::OPT_IN_PARAM`.
+    tandem: Option<String>,
 }
 
 /// Room names are shown to people (dashboards, logs, presence UIs), so characters that
@@ -112,6 +116,17 @@ async fn connect(
         .await;
     let max = state.rooms.config().max_message_bytes;
     let rooms = state.rooms;
+    // A fresh token sent in band is checked by the same authorizer, for this room.
+    let authorizer = state.authorizer.clone();
+    let bound_room = room.clone();
+    let reauthorize: session::Reauthorize = Arc::new(move |token: String| {
+        let (authorizer, room) = (authorizer.clone(), bound_room.clone());
+        Box::pin(async move { authorizer.authorize(&room, Some(&token)).await })
+    });
+    let options = session::ConnOptions {
+        session_ext: query.tandem.as_deref() == Some("1"),
+        reauthorize: Some(reauthorize),
+    };
     ws.max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(READ_BUFFER)
@@ -124,7 +139,7 @@ async fn connect(
                         project_id: grant.project_id.as_str().into(),
                         name: room.into(),
                     };
-                    future::Either::Left(session::run(rooms.clone(), key, grant, transport))
+                    future::Either::Left(session::run(rooms.clone(), key, grant, options, transport))
                 }
                 Err(denied) => future::Either::Right(async move {
                     tracing::debug!(code = denied.code, reason = %denied.reason, "connection refused");

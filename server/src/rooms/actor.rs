@@ -82,6 +82,12 @@ enum Deferred {
         kind: Kind,
         frame: Bytes,
     },
+    /// Tells a connection that its first `upto` updates are durable (collected in
+    /// `saved` and sent once per commit, see [`durable`]).
+    Saved {
+        conn: ConnId,
+        upto: u64,
+    },
 }
 
 /// Why an update was not applied.
@@ -120,6 +126,9 @@ pub(crate) struct RoomActor {
     persisted: u64,
     /// Frames waiting for `persisted` to reach the count they were made at.
     deferred: VecDeque<(u64, Deferred)>,
+    /// Saved acknowledgements released and not sent yet: one per connection, the
+    /// highest, sent after the step that released them (so once per commit).
+    saved: Vec<(ConnId, u64)>,
     /// The newest durable seq, and how much log sits after the snapshot.
     last_seq: Seq,
     log_updates: usize,
@@ -250,6 +259,7 @@ impl RoomActor {
             applied: 0,
             persisted: 0,
             deferred: VecDeque::new(),
+            saved: Vec::new(),
             last_seq,
             log_updates,
             log_bytes,
@@ -290,7 +300,7 @@ impl RoomActor {
                     self.stop(close::RESTARTING, "server restarting").await;
                     Flow::Stop
                 }
-                ack = durable::front_ack(&mut self.inflight), if !self.inflight.is_empty() => self.on_ack(ack),
+                ack = durable::front_ack(&mut self.inflight), if !self.inflight.is_empty() => self.on_acks(ack),
                 done = compaction::join(&mut self.compaction), if self.compaction.is_some() => {
                     self.compaction = None;
                     // Updates that landed while it ran may already be past the threshold
@@ -309,6 +319,7 @@ impl RoomActor {
                 _ = tick.tick() => self.on_tick().await,
             };
             self.storage.set(self.stored_bytes());
+            self.send_saved();
             if let Flow::Stop = flow {
                 break;
             }
@@ -338,7 +349,11 @@ impl RoomActor {
                 update,
                 payload,
                 frame,
-            } => return self.on_update(conn, update, payload, frame).await,
+                saved,
+            } => return self.on_update(conn, update, payload, frame, saved).await,
+            RoomMsg::Saved { conn, upto } => {
+                self.send_when_durable(Deferred::Saved { conn, upto });
+            }
             RoomMsg::Awareness { conn, entries } => self.on_awareness(conn, entries),
             RoomMsg::QueryAwareness { conn } => {
                 if let Some(states) = self.awareness.encode_live() {

@@ -61,6 +61,12 @@ impl Identity {
         }
     }
 
+    /// What the server attaches as `user` to this connection's presence (`None`
+    /// without a user).
+    pub(crate) fn presence_user(&self) -> Option<&Value> {
+        self.presence_user.as_ref()
+    }
+
     /// Checks one awareness state (JSON text, at most `max_bytes` and
     /// [`json::MAX_DEPTH`] deep) and, for a connection with a user, sets its `user` field
     /// to the server's value, overwriting whatever the client put there; the result is

@@ -40,7 +40,13 @@ pub(crate) enum RoomMsg {
         payload: Bytes,
         /// The frame to relay (the original frame when it was an update message).
         frame: Bytes,
+        /// For a connection that asked for acknowledgements: this is the `n`-th update
+        /// it sent; once durable it is told [`Message::Saved`](tandem_protocol::Message::Saved).
+        saved: Option<u64>,
     },
+    /// An acknowledgement owed for an update that needed no storing (empty): sent once
+    /// everything applied before it is durable.
+    Saved { conn: ConnId, upto: u64 },
     /// Decoded awareness entries with JSON-validated states.
     Awareness {
         conn: ConnId,

@@ -10,7 +10,17 @@
 //! It also stamps what the connection says with who it is (statelessly, per
 //! connection): the `user` field of its awareness states and the sender of its events
 //! come from its grant ([`super::identity`]).
+//!
+//! A connection that opted in to the session extension ([`ConnOptions::session_ext`],
+//! message type 101) is told who it is on joining ([`Message::Hello`]) and which of its
+//! updates are durable ([`Message::Saved`], sent by the room after the group commit).
+//! Any connection may send a fresh token in band ([`Message::RefreshToken`]): it is
+//! checked through [`ConnOptions::reauthorize`] (the same authorizer as the connect),
+//! must name the same project and user, and then replaces the connection's rights and
+//! expiry, so a connection whose app keeps its token fresh is never closed for age.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -22,7 +32,7 @@ use tandem_protocol::{close, Message};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
-use super::auth::Grant;
+use super::auth::{Denied, Grant};
 use super::identity::{self, Identity};
 use super::limits::{rate_limited, ConnBuckets, ConnSlot, Limits};
 use super::meter::ConnMeter;
@@ -83,6 +93,31 @@ pub enum Outbound {
 /// How many times a join is retried when it races a room unloading.
 const JOIN_ATTEMPTS: usize = 8;
 
+/// Checks a fresh token for the connection's room, as the connect did (the WebSocket
+/// handler binds the authorizer and the room name).
+pub type Reauthorize = Arc<
+    dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<Grant, Denied>> + Send>> + Send + Sync,
+>;
+
+/// What a connection asked for beyond the stock protocol.
+#[derive(Clone, Default)]
+pub struct ConnOptions {
+    /// The client opted in to the session extension (`?tandem=1`): send it the hello
+    /// and saved acknowledgements. Stock clients never get type 101 messages.
+    pub session_ext: bool,
+    /// How a fresh token sent in band is checked; `None` refuses in-band refreshes.
+    pub reauthorize: Option<Reauthorize>,
+}
+
+impl std::fmt::Debug for ConnOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnOptions")
+            .field("session_ext", &self.session_ext)
+            .field("reauthorize", &self.reauthorize.is_some())
+            .finish()
+    }
+}
+
 /// Runs one connection in `key` until either side closes.
 ///
 /// An idle connection spends its life parked in this future, so its size is memory per
@@ -94,6 +129,7 @@ pub fn run<T, E>(
     rooms: Rooms,
     key: RoomKey,
     grant: Grant,
+    options: ConnOptions,
     mut transport: T,
 ) -> impl std::future::Future<Output = ()> + Send
 where
@@ -112,12 +148,16 @@ where
         limits,
         ..
     } = grant;
-    let peer = Peer {
+    let mut peer = Peer {
         conn,
         can_write,
         can_presence,
         identity: Arc::new(Identity::new(user_id, user_info, key_id)),
     };
+    let ConnOptions {
+        session_ext,
+        reauthorize,
+    } = options;
     async move {
         let config = rooms.config();
         // Counted in before joining, out when this future ends (dropped with it).
@@ -147,6 +187,13 @@ where
             }
         };
         tracing::debug!("connected");
+        if session_ext {
+            let hello = Bytes::from(hello_frame(&peer, expires_at));
+            if !Box::pin(send(&mut transport, Outbound::Binary(hello), config)).await {
+                let _ = Box::pin(room.send(RoomMsg::Leave { conn })).await;
+                return;
+            }
+        }
         // Usage: reported to the meter as ended when this future ends (dropped with it).
         let metered = rooms
             .engine()
@@ -162,6 +209,11 @@ where
             Box::pin(tokio::time::sleep(left))
         });
         let mut told_read_only = false;
+        // Document updates (sync step 2 and update messages) received so far: what
+        // saved acknowledgements count. After a refused (read-only) one, no count can
+        // say "all saved" again on this connection, so acknowledgements stop.
+        let mut updates: u64 = 0;
+        let mut refused_some = false;
         let mut buckets = limits.map(|l| ConnBuckets::new(&l, tokio::time::Instant::now()));
         let reason: Option<CloseReason> = loop {
             tokio::select! {
@@ -195,12 +247,48 @@ where
                             }
                         }
                         match validate(&peer, frame, config) {
-                            Ok(Valid::Msg(msg)) => {
+                            Ok(Valid::Msg(mut msg)) => {
+                                if let RoomMsg::Update { saved, .. } = &mut msg {
+                                    updates += 1;
+                                    *saved = (session_ext && !refused_some).then_some(updates);
+                                }
                                 if Box::pin(room.send(msg)).await.is_err() {
                                     break Some(CloseReason::new(close::TRY_AGAIN_LATER, "room unavailable"));
                                 }
                             }
+                            Ok(Valid::EmptyUpdate) => {
+                                updates += 1;
+                                if session_ext && !refused_some {
+                                    let msg = RoomMsg::Saved { conn, upto: updates };
+                                    if Box::pin(room.send(msg)).await.is_err() {
+                                        break Some(CloseReason::new(close::TRY_AGAIN_LATER, "room unavailable"));
+                                    }
+                                }
+                            }
+                            Ok(Valid::Refresh(token)) => {
+                                let (answer, renewed) = Box::pin(refresh(&key, &peer, reauthorize.as_ref(), token)).await;
+                                if let Some(grant) = renewed {
+                                    tracing::debug!("token refreshed in band");
+                                    peer.can_write = grant.can_write;
+                                    peer.can_presence = grant.can_presence;
+                                    if grant.can_write {
+                                        told_read_only = false;
+                                    }
+                                    expiry = grant.expires_at.map(|at| {
+                                        let left = at.duration_since(SystemTime::now()).unwrap_or_default();
+                                        Box::pin(tokio::time::sleep(left))
+                                    });
+                                }
+                                let frame = Bytes::from(Message::Refreshed(&answer.to_json()).encode());
+                                let len = frame.len() as u64;
+                                if !Box::pin(send(&mut transport, Outbound::Binary(frame), config)).await {
+                                    break None;
+                                }
+                                meter.sent(1, len);
+                            }
                             Ok(Valid::ReadOnly) => {
+                                updates += 1;
+                                refused_some = true;
                                 if !told_read_only {
                                     told_read_only = true;
                                     let denied = Message::AuthDenied("read-only: this connection may not change the document").encode();
@@ -459,8 +547,84 @@ enum Valid {
     Msg(RoomMsg),
     /// A write from a read-only connection: refused, and the peer is told once.
     ReadOnly,
-    /// Nothing for the room (an empty update, presence or an event without permission).
+    /// An update with nothing in it: nothing to store, but it counts for saved
+    /// acknowledgements.
+    EmptyUpdate,
+    /// A fresh token sent in band.
+    Refresh(String),
+    /// Nothing for the room (presence or an event without permission).
     Nothing,
+}
+
+/// The hello an opted-in connection gets on joining.
+fn hello_frame(peer: &Peer, expires_at: Option<SystemTime>) -> Vec<u8> {
+    let hello = tandem_protocol::session::Hello {
+        connection_id: peer.conn,
+        user_id: peer.identity.user_id.clone(),
+        user: peer.identity.presence_user().cloned(),
+        can_write: peer.can_write,
+        can_presence: peer.can_presence,
+        expires_at: expires_at.map(unix_ms),
+        expires_in_ms: expires_at.map(ms_from_now),
+    };
+    Message::Hello(&hello.to_json()).encode()
+}
+
+fn ms_from_now(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::now())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn unix_ms(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Checks a fresh token sent in band: through the same authorizer as the connect (so
+/// for the same room), and for the same project and user (rights may differ). Returns
+/// the answer for the client and, when accepted, the new grant.
+async fn refresh(
+    key: &RoomKey,
+    peer: &Peer,
+    reauthorize: Option<&Reauthorize>,
+    token: String,
+) -> (tandem_protocol::session::Refreshed, Option<Grant>) {
+    use tandem_protocol::session::Refreshed;
+    let Some(reauthorize) = reauthorize else {
+        return (
+            Refreshed::refused(
+                close::UNAUTHORIZED,
+                "in-band token refresh is not available",
+            ),
+            None,
+        );
+    };
+    let grant = match reauthorize(token).await {
+        Ok(grant) => grant,
+        Err(denied) => return (Refreshed::refused(denied.code, denied.reason), None),
+    };
+    if grant.project_id.as_str() != &*key.project_id {
+        return (
+            Refreshed::refused(close::FORBIDDEN, "the token is for another project"),
+            None,
+        );
+    }
+    if grant.user_id != peer.identity.user_id {
+        return (
+            Refreshed::refused(close::FORBIDDEN, "the token is for another user"),
+            None,
+        );
+    }
+    let answer = Refreshed {
+        ok: true,
+        expires_at: grant.expires_at.map(unix_ms),
+        expires_in_ms: grant.expires_at.map(ms_from_now),
+        can_write: Some(grant.can_write),
+        can_presence: Some(grant.can_presence),
+        code: None,
+        reason: None,
+    };
+    (answer, Some(grant))
 }
 
 /// Checks one frame completely before the room sees it.
@@ -483,7 +647,7 @@ fn validate(peer: &Peer, frame: Bytes, limits: &super::RoomsConfig) -> Result<Va
                 .map_err(|e| malformed(&format!("invalid update: {e}")))?;
             let update = doc::decode_update(payload).map_err(|e| malformed(&e))?;
             if update.is_empty() {
-                Valid::Nothing
+                Valid::EmptyUpdate
             } else if !peer.can_write {
                 Valid::ReadOnly
             } else {
@@ -498,6 +662,7 @@ fn validate(peer: &Peer, frame: Bytes, limits: &super::RoomsConfig) -> Result<Va
                     update,
                     payload,
                     frame: relay,
+                    saved: None,
                 })
             }
         }
@@ -539,10 +704,17 @@ fn validate(peer: &Peer, frame: Bytes, limits: &super::RoomsConfig) -> Result<Va
                 Valid::Nothing
             }
         }
+        Message::RefreshToken(token) => Valid::Refresh(token.to_owned()),
         Message::AuthDenied(_) => {
             return Err(CloseReason::new(
                 close::MALFORMED,
                 "auth messages are sent by the server only",
+            ))
+        }
+        Message::Hello(_) | Message::Refreshed(_) | Message::Saved(_) => {
+            return Err(CloseReason::new(
+                close::MALFORMED,
+                "session messages 0, 2 and 3 are sent by the server only",
             ))
         }
     })

@@ -123,7 +123,11 @@ impl Hub {
                     .map(|c| (*c, frame.clone()))
                     .collect()
             }
-            Message::AuthDenied(_) => Vec::new(),
+            Message::AuthDenied(_)
+            | Message::Hello(_)
+            | Message::RefreshToken(_)
+            | Message::Refreshed(_)
+            | Message::Saved(_) => Vec::new(),
         }
     }
 

@@ -6,4 +6,5 @@ mod hub;
 mod net;
 mod presence_tests;
 mod reconnect_tests;
+mod refresh_tests;
 mod sync_tests;

@@ -179,6 +179,8 @@ impl Net {
                     None => self.queue(greeting),
                 }
             }
+            // The hub sends no hello, so no session asks; answer like a provider would.
+            Output::RefreshToken => self.clients[i].session.on_fresh_token(now, "fresh"),
             Output::Send(frame) => {
                 let c = &mut self.clients[i];
                 assert!(c.online, "client {i} sent a frame without a socket");

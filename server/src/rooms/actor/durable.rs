@@ -2,10 +2,17 @@
 //! whatever depends on it (its relay, a sync step 2 answer, a REST reply) waits in a
 //! FIFO tagged with how many applied updates it needs on disk. Acknowledgements arrive
 //! in order; each one releases what it made durable.
+//!
+//! A connection that opted in is told which of its updates are durable
+//! ([`Message::Saved`]). The writer acknowledges a commit's appends together, so the
+//! actor takes every acknowledgement already there at once ([`RoomActor::on_acks`]) and
+//! sends each connection one frame with its highest count after that step, not one per
+//! update.
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
+use tandem_protocol::Message;
 
 use super::{storage_unavailable, Deferred, Flow, Inflight, RoomActor};
 use crate::rooms::msg::RoomError;
@@ -27,6 +34,26 @@ impl RoomActor {
         for deferred in then {
             self.deferred.push_back((self.applied, deferred));
         }
+    }
+
+    /// `ack` and every further acknowledgement that has already arrived (the rest of
+    /// the same group commit).
+    pub(super) fn on_acks(&mut self, ack: Result<Seq, ()>) -> Flow {
+        let mut next = Some(ack);
+        while let Some(ack) = next.take() {
+            if let Flow::Stop = self.on_ack(ack) {
+                return Flow::Stop;
+            }
+            next = self
+                .inflight
+                .front_mut()
+                .and_then(|front| match front.ack.try_recv() {
+                    Ok(ack) => Some(ack),
+                    Err(tokio::sync::oneshot::error::TryRecvError::Empty) => None,
+                    Err(tokio::sync::oneshot::error::TryRecvError::Closed) => Some(Err(())),
+                });
+        }
+        Flow::Continue
     }
 
     pub(super) fn on_ack(&mut self, ack: Result<Seq, ()>) -> Flow {
@@ -82,6 +109,19 @@ impl RoomActor {
             Deferred::To { conn, frame } => self.send_to(conn, frame),
             Deferred::Reply(reply) => reply(Ok(())),
             Deferred::Publish { kind, frame } => self.publish(kind, &frame),
+            Deferred::Saved { conn, upto } => {
+                match self.saved.iter_mut().find(|(c, _)| *c == conn) {
+                    Some((_, n)) => *n = (*n).max(upto),
+                    None => self.saved.push((conn, upto)),
+                }
+            }
+        }
+    }
+
+    /// Sends the saved acknowledgements released since the last call.
+    pub(super) fn send_saved(&mut self) {
+        for (conn, upto) in std::mem::take(&mut self.saved) {
+            self.send_to(conn, Bytes::from(Message::Saved(upto).encode()));
         }
     }
 

@@ -18,6 +18,7 @@ impl RoomActor {
         update: Update,
         payload: Bytes,
         frame: Bytes,
+        saved: Option<u64>,
     ) -> Flow {
         if !self.conns.contains_key(&conn) {
             return Flow::Continue; // closed meanwhile (e.g. too slow): drop its input
@@ -61,7 +62,8 @@ impl RoomActor {
             except: Some(conn),
             frame,
         };
-        self.persist(payload, std::iter::once(relay).chain(publish))
+        let saved = saved.map(|upto| Deferred::Saved { conn, upto });
+        self.persist(payload, std::iter::once(relay).chain(publish).chain(saved))
             .await;
         Flow::Continue
     }

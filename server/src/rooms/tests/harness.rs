@@ -159,10 +159,26 @@ pub(super) struct Client {
 
 impl Client {
     fn spawn(rooms: &Rooms, key: &RoomKey, grant: Grant) -> Self {
+        Self::spawn_with(rooms, key, grant, session::ConnOptions::default())
+    }
+
+    /// Connects with extension options (saved acknowledgements, in-band refresh).
+    pub(super) fn spawn_with(
+        rooms: &Rooms,
+        key: &RoomKey,
+        grant: Grant,
+        options: session::ConnOptions,
+    ) -> Self {
         let (to_server, inbound) = mpsc::unbounded_channel();
         let (outbound, from_server) = mpsc::unbounded_channel();
         let pipe = Pipe { inbound, outbound };
-        tokio::spawn(session::run(rooms.clone(), key.clone(), grant, pipe));
+        tokio::spawn(session::run(
+            rooms.clone(),
+            key.clone(),
+            grant,
+            options,
+            pipe,
+        ));
         Self {
             to_server,
             from_server,

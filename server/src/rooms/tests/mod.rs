@@ -6,4 +6,5 @@ mod harness;
 mod hostile_presence;
 mod limits;
 mod presence;
+mod session_ext;
 mod usage;
