@@ -16,6 +16,7 @@ pub mod keywatch;
 pub mod password;
 pub mod plane;
 pub mod plans;
+pub mod sessions;
 pub mod signing;
 pub mod tenants;
 #[cfg(test)]

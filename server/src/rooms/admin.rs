@@ -33,7 +33,7 @@ const ATTEMPTS: usize = 8;
 
 /// How a request may find its room.
 #[derive(Clone, Copy)]
-enum Need {
+pub(super) enum Need {
     /// Only a loaded room: an unloaded one answers as empty.
     Loaded,
     /// A room that exists: loaded, or in the store (then loaded).
@@ -228,10 +228,10 @@ impl Rooms {
         filter: CloseFilter,
         reason: CloseReason,
     ) -> usize {
-        if let Some(cluster) = &self.engine().cluster {
+        if let (Some(cluster), Some(wire)) = (&self.engine().cluster, filter.to_wire()) {
             cluster.publish_control(&crate::rooms::cluster::ControlEvent::Close {
                 project_id: project_id.to_owned(),
-                filter: filter.clone().into(),
+                filter: wire,
                 code: reason.code,
                 reason: reason.reason.clone(),
             });
@@ -270,7 +270,7 @@ impl Rooms {
 
     /// Sends a request to the room's actor and waits for the answer; `Ok(None)` when
     /// the room is not there for `need`.
-    async fn ask<T>(
+    pub(super) async fn ask<T>(
         &self,
         key: &RoomKey,
         need: Need,

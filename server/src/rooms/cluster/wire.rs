@@ -82,6 +82,13 @@ pub enum WireFilter {
     Key(String),
     /// Connections whose grant names this user.
     User(String),
+    /// One connection of one node (connection ids are per node).
+    Connection {
+        /// The node's id.
+        node: u64,
+        /// The connection's id on that node.
+        conn: u64,
+    },
 }
 
 /// A cluster-wide instruction, acted on by every node.
@@ -101,6 +108,15 @@ pub enum ControlEvent {
     },
     /// The token signing keys changed: reload them now.
     SigningKeysChanged,
+    /// A room's settings (read-only) changed in the database: a node that has it
+    /// loaded reads them again (the database holds the value, so reordered or
+    /// repeated messages end in the same state).
+    RoomSettingsChanged {
+        /// The project.
+        project_id: String,
+        /// The room's name.
+        room: String,
+    },
 }
 
 pub(crate) fn encode_control(node: u64, event: &ControlEvent) -> Vec<u8> {
@@ -174,5 +190,20 @@ mod tests {
         let (_, back) =
             decode_control(&encode_control(7, &ControlEvent::SigningKeysChanged)).unwrap();
         assert_eq!(back, ControlEvent::SigningKeysChanged);
+        for event in [
+            ControlEvent::Close {
+                project_id: "prj_1".into(),
+                filter: WireFilter::Connection { node: 9, conn: 12 },
+                code: 4403,
+                reason: "closed by an administrator".into(),
+            },
+            ControlEvent::RoomSettingsChanged {
+                project_id: "prj_1".into(),
+                room: "a/b".into(),
+            },
+        ] {
+            let (_, back) = decode_control(&encode_control(7, &event)).unwrap();
+            assert_eq!(back, event);
+        }
     }
 }
