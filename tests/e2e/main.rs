@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod cluster;
+mod cluster_inspector;
 mod cluster_support;
 mod control;
 mod control_invitations;
