@@ -76,6 +76,15 @@
         readOnly.innerHTML = data.readOnly
           ? '<span class="badge warn">read-only</span>'
           : '<span class="badge ok">writable</span>';
+        // Someone else may have switched it: the switch offers the other state.
+        var button = document.querySelector('[data-read-only-switch]');
+        var field = button && button.form.querySelector('input[name=read_only]');
+        if (button && field) {
+          field.value = data.readOnly ? 'off' : 'on';
+          button.textContent = data.readOnly ? 'Make writable again' : 'Make read-only';
+          var state = button.form.querySelector('.switch .badge');
+          if (state) state.outerHTML = readOnly.innerHTML;
+        }
       }
       live.setAttribute('data-version', String(Number(live.getAttribute('data-version') || 0) + 1));
     });

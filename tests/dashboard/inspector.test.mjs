@@ -158,6 +158,20 @@ test('inspector actions, sessions, security log and usage per room', async () =>
   writer.doc.getText('body').insert(writer.doc.getText('body').length, '!');
   await waitFor(async () => (await documentOf(key, room)).body.endsWith('!'), 'the write after the switch');
 
+  // A switch made elsewhere (REST) shows up live, switch included, without a reload.
+  await page.evaluate(() => { window.__samePage = true; });
+  const patch = (readOnly) => fetch(`${server.base}/v1/rooms/${encodeURIComponent(room)}`, {
+    method: 'PATCH',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ readOnly }),
+  });
+  assert.equal((await patch(true)).status, 200);
+  await page.waitForSelector('[data-slot=read-only] .badge.warn');
+  await page.waitForSelector('[data-read-only-switch]:has-text("Make writable again")');
+  assert.equal((await patch(false)).status, 200);
+  await page.waitForSelector('[data-read-only-switch]:has-text("Make read-only")');
+  assert.equal(await page.evaluate(() => window.__samePage), true, 'no reload');
+
   // Close one connection: the stock client hears 4403 and stops; the other stays.
   await page.waitForSelector('[data-live-status].on');
   await page.locator('[data-slot=people] .person', { hasText: 'Ada Lovelace' }).getByRole('button', { name: 'Close' }).click();
