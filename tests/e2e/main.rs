@@ -13,6 +13,7 @@ mod control_invitations;
 mod control_isolation;
 mod control_keys;
 mod control_rooms;
+mod control_sessions;
 mod control_tokens;
 mod durability;
 mod harness;
