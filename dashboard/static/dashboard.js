@@ -1,5 +1,6 @@
 // Tandem dashboard: small progressive enhancement. Every page works without it; this
-// adds copy buttons, the tenant switcher, typed confirmations and the live inspector.
+// adds copy buttons, the tenant switcher, typed confirmations and the live inspector
+// (a feed the server pushes when the room changes).
 (function () {
   'use strict';
 
@@ -70,6 +71,21 @@
       swap('[data-slot=people]', data.people);
       var count = document.querySelector('[data-slot=connections]');
       if (count) count.textContent = String(data.connections);
+      var readOnly = document.querySelector('[data-slot=read-only]');
+      if (readOnly && typeof data.readOnly === 'boolean') {
+        readOnly.innerHTML = data.readOnly
+          ? '<span class="badge warn">read-only</span>'
+          : '<span class="badge ok">writable</span>';
+        // Someone else may have switched it: the switch offers the other state.
+        var button = document.querySelector('[data-read-only-switch]');
+        var field = button && button.form.querySelector('input[name=read_only]');
+        if (button && field) {
+          field.value = data.readOnly ? 'off' : 'on';
+          button.textContent = data.readOnly ? 'Make writable again' : 'Make read-only';
+          var state = button.form.querySelector('.switch .badge');
+          if (state) state.outerHTML = readOnly.innerHTML;
+        }
+      }
       live.setAttribute('data-version', String(Number(live.getAttribute('data-version') || 0) + 1));
     });
     source.addEventListener('gone', function () {

@@ -220,6 +220,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/me/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your live sign-in sessions, newest first, with the browser and address each signed
+         *     in from.
+         */
+        get: operations["listSessions"];
+        put?: never;
+        post?: never;
+        /**
+         * Ends every one of your sessions except the one making the request ("sign out
+         *     everywhere else").
+         */
+        delete: operations["endOtherSessions"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/sessions/{sessionId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Ends one of your sessions: its cookie stops working at once (ending the current one
+         *     signs you out). Needs a session, not a token.
+         */
+        delete: operations["endSession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/rooms": {
         parameters: {
             query?: never;
@@ -250,6 +294,28 @@ export interface paths {
         post?: never;
         /** Deletes a room: its connections are closed with 4404 and its document is erased. */
         delete: operations["deleteRoom"];
+        options?: never;
+        head?: never;
+        /** Changes a room's settings (read-only), for open connections too. */
+        patch: operations["updateRoom"];
+        trace?: never;
+    };
+    "/v1/rooms/{roomId}/connections/{connectionId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Closes one connection of the room with 4403 ("closed by an administrator of this
+         *     project"). Its token still works: to keep someone out, revoke the key that minted it
+         *     or stop minting tokens for them.
+         */
+        delete: operations["closeConnection"];
         options?: never;
         head?: never;
         patch?: never;
@@ -325,8 +391,9 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The users connected to the room now, with their presence (in a cluster, on every
-         *     node).
+         * The users connected to the room now, with their presence: this node's connections
+         *     with what their token allows, since when and which key minted it, and (in a cluster)
+         *     the presence states the other nodes' connections sent.
          */
         get: operations["listActiveUsers"];
         put?: never;
@@ -668,18 +735,26 @@ export interface components {
         };
         /** @description A connected user. */
         ActiveUser: {
+            /** @description When it connected (absent for a connection on another node). */
+            connectedAt?: string | null;
             /**
              * Format: int64
-             * @description The connection; 0 for a connection on another node of a cluster.
+             * @description The connection; 0 for a connection on another node of a cluster (such an entry
+             *     has one presence state, and no key, scopes or time: the other node sent only
+             *     the presence).
              */
             connectionId: number;
+            /** @description The API key that minted its token. */
+            keyId?: string | null;
             /**
-             * @description For a connection on another node of a cluster: that node's id (16 hex digits);
-             *     each such entry has one presence state.
+             * @description The cluster node it is connected to, as 16 hex digits (absent on a single
+             *     server); pass it to close the connection from another node.
              */
             node?: string | null;
             /** @description Its presence. */
             presence: components["schemas"]["PresenceState"][];
+            /** @description What its token allows in this room (`room:read` always). */
+            scopes: string[];
             /** @description The token's user id. */
             userId?: string | null;
             /** @description The token's user info. */
@@ -1054,6 +1129,8 @@ export interface components {
             createdAt: string;
             /** @description The room's name. */
             name: string;
+            /** @description Only `room:admin` connections (and this API) may change the document. */
+            readOnly: boolean;
         };
         /** @description A page of rooms, by name. */
         RoomPage: {
@@ -1091,7 +1168,7 @@ export interface components {
          * @description A permission scope.
          * @enum {string}
          */
-        ScopeView: "room:read" | "room:write" | "room:presence:write";
+        ScopeView: "room:read" | "room:write" | "room:presence:write" | "room:admin";
         /** @description One event of your own account. */
         SecurityEvent: {
             /**
@@ -1113,6 +1190,35 @@ export interface components {
              * @description Pass as `before` for the next page; absent on the last page.
              */
             nextCursor?: number | null;
+        };
+        /** @description One of your sessions (never its cookie). */
+        Session: {
+            /** @description When it signed in. */
+            createdAt: string;
+            /** @description Whether this is the session making the request. */
+            current: boolean;
+            /** @description When it ends on its own. */
+            expiresAt: string;
+            /** @description `ses_…`: names the session, opens nothing. */
+            id: string;
+            /** @description The address it signed in from. */
+            ip?: string | null;
+            /**
+             * @description When it was last used (to the minute); absent for sessions from before this was
+             *     recorded.
+             */
+            lastSeenAt?: string | null;
+            /** @description The browser's User-Agent at sign-in. */
+            userAgent?: string | null;
+        };
+        /** @description Your sessions. */
+        SessionList: {
+            data: components["schemas"]["Session"][];
+        };
+        /** @description How many sessions ended. */
+        SessionsEnded: {
+            /** Format: int64 */
+            ended: number;
         };
         /** @description Signup form. */
         SignupRequest: {
@@ -1186,6 +1292,15 @@ export interface components {
              *     (required), `room:presence:write`, `room:write`.
              */
             publicScopes?: string | null;
+        };
+        /** @description Room settings to change. */
+        UpdateRoom: {
+            /**
+             * @description Read-only: only connections whose token has `room:admin` (and this API) may
+             *     change the document; everyone else's updates are refused, not applied, while
+             *     reading and presence go on. Applies at once to open connections too.
+             */
+            readOnly: boolean;
         };
         /** @description A bucket of a project's usage, with its rooms. */
         UsageBucket: {
@@ -2108,6 +2223,220 @@ export interface operations {
             };
         };
     };
+    listSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Sessions, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionList"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded; see Retry-After and the RateLimit fields */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Storage unavailable; retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    endOtherSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The other sessions ended */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionsEnded"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not a session (a personal access token) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A form media type (only JSON or no body is accepted) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded; see Retry-After and the RateLimit fields */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Storage unavailable; retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    endSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The session's `ses_…` id */
+                sessionId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ended */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not a session (a personal access token) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not one of your live sessions */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A form media type (only JSON or no body is accepted) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded; see Retry-After and the RateLimit fields */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Storage unavailable; retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     listRooms: {
         parameters: {
             query?: {
@@ -2295,6 +2624,195 @@ export interface operations {
                 };
             };
             /** @description No such room in this project */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded; see Retry-After and the RateLimit fields */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Storage unavailable; retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateRoom: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The room name, percent-encoded */
+                roomId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateRoom"];
+            };
+        };
+        responses: {
+            /** @description The room with its new settings */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Room"];
+                };
+            };
+            /** @description Invalid room name or body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or revoked key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such room in this project */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded; see Retry-After and the RateLimit fields */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Storage unavailable; retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    closeConnection: {
+        parameters: {
+            query?: {
+                /**
+                 * @description The cluster node it is on (`node` from the connection listing, 16 hex digits);
+                 *     omitted: this server.
+                 */
+                node?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The room name, percent-encoded */
+                roomId: string;
+                /** @description The connection (from the users listing) */
+                connectionId: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description It is on another node, which was asked to close it */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Closed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid room name or node */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or revoked key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such connection in this room */
             404: {
                 headers: {
                     [name: string]: unknown;

@@ -88,6 +88,9 @@ test('a new user signs up, connects a client and watches it live', async () => {
   const provider = new WebsocketProvider(`${server.wsBase}/v1/connect`, room, doc, {
     WebSocketPolyfill: WebSocket,
     params: { token },
+    // Two providers of one room in one process would share presence over a
+    // BroadcastChannel (as two tabs do) and each send the other's state as its own.
+    disableBc: true,
   });
   providers.push(provider);
   const closes = [];
@@ -131,7 +134,7 @@ test('a new user signs up, connects a client and watches it live', async () => {
   const token2 = await mint(key, 'grace', 'Grace Hopper', room);
   const doc2 = new Y.Doc();
   docs.push(doc2);
-  const provider2 = new WebsocketProvider(`${server.wsBase}/v1/connect`, room, doc2, { WebSocketPolyfill: WebSocket, params: { token: token2 } });
+  const provider2 = new WebsocketProvider(`${server.wsBase}/v1/connect`, room, doc2, { WebSocketPolyfill: WebSocket, params: { token: token2 }, disableBc: true });
   providers.push(provider2);
   provider2.awareness.setLocalStateField('user', { name: 'Grace Hopper', color: '#10b981' });
   await page.waitForSelector('[data-slot=people] [data-person]:has-text("Grace Hopper")');

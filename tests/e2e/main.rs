@@ -6,12 +6,14 @@
 
 mod bad_input;
 mod cluster;
+mod cluster_inspector;
 mod cluster_support;
 mod control;
 mod control_invitations;
 mod control_isolation;
 mod control_keys;
 mod control_rooms;
+mod control_sessions;
 mod control_tokens;
 mod durability;
 mod harness;

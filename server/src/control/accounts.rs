@@ -79,7 +79,7 @@ pub fn check_name(what: &str, name: &str) -> ControlResult<String> {
     Ok(name.to_owned())
 }
 
-fn session_hash(cookie_value: &str) -> [u8; 32] {
+pub(crate) fn session_hash(cookie_value: &str) -> [u8; 32] {
     Sha256::digest(cookie_value.as_bytes()).into()
 }
 
@@ -340,8 +340,13 @@ impl ControlPlane {
         }
     }
 
-    /// Starts a session for `user`.
-    pub async fn create_session(&self, user: &UserRow) -> ControlResult<NewSession> {
+    /// Starts a session for `user`, remembering the browser and address it came from
+    /// (shown on the sessions page).
+    pub async fn create_session(
+        &self,
+        user: &UserRow,
+        meta: &RequestMeta,
+    ) -> ControlResult<NewSession> {
         let mut id = [0u8; 32];
         fill_random(&mut id)?;
         let cookie_value = base64_url(&id);
@@ -349,7 +354,15 @@ impl ControlPlane {
         let ttl = i64::try_from(self.config().session_ttl.as_millis()).unwrap_or(i64::MAX);
         let expires_at = now.saturating_add(ttl);
         self.store()
-            .create_session(&session_hash(&cookie_value), &user.id, now, expires_at)
+            .create_session(&crate::store::control::SessionRow {
+                id_hash: session_hash(&cookie_value).to_vec(),
+                user_id: user.id.clone(),
+                created_at: now,
+                expires_at,
+                user_agent: meta.user_agent.clone(),
+                ip: meta.ip.clone(),
+                last_seen_at: Some(now),
+            })
             .await?;
         Ok(NewSession {
             cookie_value,
@@ -375,13 +388,21 @@ impl ControlPlane {
         if cookie_value.len() != 43 {
             return Err(ControlError::Unauthenticated("not signed in"));
         }
-        let user = self
-            .store()
-            .session_user(&session_hash(cookie_value), self.now_ms())
-            .await?
-            .ok_or(ControlError::Unauthenticated(
-                "not signed in or session expired",
-            ))?;
+        let hash = session_hash(cookie_value);
+        let now = self.now_ms();
+        let (user, last_seen) =
+            self.store()
+                .session_user(&hash, now)
+                .await?
+                .ok_or(ControlError::Unauthenticated(
+                    "not signed in or session expired",
+                ))?;
+        // "Last seen" to the minute: one write a minute per session, not one a request.
+        if last_seen.is_none_or(|at| now - at >= crate::control::sessions::TOUCH_EVERY_MS) {
+            if let Err(error) = self.store().touch_session(&hash, now).await {
+                tracing::warn!(%error, "recording a session's last use failed");
+            }
+        }
         Ok(UserAuth {
             user,
             via: Via::Session,
@@ -484,6 +505,7 @@ mod tests {
         let (plane, clock) = plane(&dir).await;
         let meta = RequestMeta {
             ip: Some("192.0.2.1".to_owned()),
+            user_agent: None,
         };
         let created = plane
             .signup(signup("  Ada@Example.COM "), &meta)
@@ -547,7 +569,7 @@ mod tests {
             .await
             .unwrap();
 
-        let session = plane.create_session(&user).await.unwrap();
+        let session = plane.create_session(&user, &meta).await.unwrap();
         assert_eq!(session.cookie_value.len(), 43);
         let copy = session.cookie_value.clone();
         assert_eq!(plane.session_user(&copy).await.unwrap().user.id, user.id);
@@ -557,7 +579,7 @@ mod tests {
             Err(ControlError::Unauthenticated(_))
         ));
         // Sessions also end on their own.
-        let session = plane.create_session(&user).await.unwrap();
+        let session = plane.create_session(&user, &meta).await.unwrap();
         clock.advance(plane.config().session_ttl);
         assert!(plane.session_user(&session.cookie_value).await.is_err());
     }
@@ -568,6 +590,7 @@ mod tests {
         let (plane, _) = plane(&dir).await;
         let meta = RequestMeta {
             ip: Some("192.0.2.1".to_owned()),
+            user_agent: None,
         };
         plane
             .signup(signup("ada@example.com"), &meta)
@@ -606,9 +629,11 @@ mod tests {
         let (plane, _) = plane(&dir).await;
         let ada = RequestMeta {
             ip: Some("192.0.2.1".to_owned()),
+            user_agent: None,
         };
         let stranger = RequestMeta {
             ip: Some("198.51.100.9".to_owned()),
+            user_agent: None,
         };
         plane.signup(signup("ada@example.com"), &ada).await.unwrap();
         for _ in 0..3 {

@@ -417,6 +417,7 @@ mod tests {
         let (plane, _) = plane(&dir).await;
         let meta = RequestMeta {
             ip: Some("192.0.2.1".to_owned()),
+            user_agent: None,
         };
         let (ada, ada_tenant) = user(&plane, "ada@example.com").await;
         let (bob, bob_tenant) = user(&plane, "bob@example.com").await;

@@ -17,6 +17,7 @@ pub mod password;
 pub mod plane;
 pub mod plans;
 pub mod public;
+pub mod sessions;
 pub mod signing;
 pub mod tenants;
 #[cfg(test)]

@@ -157,6 +157,8 @@ pub struct TenantAccess {
 pub struct RequestMeta {
     /// The client's IP address.
     pub ip: Option<String>,
+    /// The client's `User-Agent` (cut to 256 characters), for the sessions page.
+    pub user_agent: Option<String>,
 }
 
 impl ControlPlane {

@@ -95,6 +95,8 @@ impl PublicAccess {
             read: access.read,
             write: access.write && write,
             presence: access.presence && presence,
+            // A public (anonymous) token never gets past a read-only room.
+            admin: false,
         }
     }
 }
@@ -163,6 +165,7 @@ mod tests {
             read: true,
             write: true,
             presence: true,
+            admin: false,
         };
         let read_only = PublicAccess::parse("lobby-*", "room:read").unwrap();
         assert_eq!(
@@ -170,7 +173,8 @@ mod tests {
             Access {
                 read: true,
                 write: false,
-                presence: false
+                presence: false,
+                admin: false,
             }
         );
         assert!(!read_only.limit("other", full).can_enter());

@@ -333,6 +333,30 @@ impl ControlPlane {
         })
         .await;
     }
+
+    /// Writes a room action to the tenant's audit log (`room.read_only`,
+    /// `room.connection_closed`) by `actor` (a key id or a user id), in `project`
+    /// (tenant, project).
+    pub async fn audit_room_action(
+        &self,
+        (tenant_id, project_id): (&TenantId, &ProjectId),
+        actor: &str,
+        action: &str,
+        room: &str,
+        details: serde_json::Value,
+        meta: &RequestMeta,
+    ) {
+        self.audit(AuditEvent {
+            tenant_id,
+            project_id: Some(project_id),
+            actor,
+            action,
+            target: Some(room),
+            meta,
+            details,
+        })
+        .await;
+    }
 }
 
 fn require(access: &TenantAccess, needed: Role) -> ControlResult<()> {

@@ -276,6 +276,7 @@ impl Authorizer for TokenAuthorizer {
             project_id: claims.prj.clone(),
             can_write: access.write,
             can_presence: access.presence,
+            can_admin: access.admin,
             expires_at: Some(match key_expires_at {
                 Some(at) => claims.expires_at().min(at),
                 None => claims.expires_at(),

@@ -216,8 +216,14 @@ impl FromRequestParts<AppState> for Meta {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        let user_agent = parts
+            .headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(256).collect());
         Ok(Self(RequestMeta {
             ip: client_ip(parts, state).map(|ip| ip.to_string()),
+            user_agent,
         }))
     }
 }

@@ -81,6 +81,8 @@ async fn every_documented_operation_is_routed() {
             .replace("{keyId}", "key_000000000000000000000000")
             .replace("{userId}", "usr_000000000000000000000000")
             .replace("{roomId}", "room-1")
+            .replace("{sessionId}", "ses_000000000000000000000000")
+            .replace("{connectionId}", "1")
             .replace("{room}", "room-1");
         for method in item.as_object().unwrap().keys() {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();

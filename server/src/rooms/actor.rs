@@ -36,7 +36,7 @@ use super::cluster::{Kind, RoomLink};
 use super::doc;
 use super::identity::Identity;
 use super::meter::RoomStorage;
-use super::msg::{Open, RoomError, RoomLimits, RoomMsg};
+use super::msg::{AdminMsg, ConnInfo, Open, RoomError, RoomLimits, RoomMsg};
 use super::outbox::OutboxTx;
 use super::persist::Ack;
 use super::{ConnId, Engine, RoomKey};
@@ -49,6 +49,10 @@ struct Conn {
     /// Awareness client ids this connection introduced; removed when it leaves.
     awareness_ids: HashSet<u64>,
     identity: Arc<Identity>,
+    info: ConnInfo,
+    /// Whether it was told that the room is read-only (once, like the session tells a
+    /// read-only token).
+    told_read_only: bool,
 }
 
 /// Who introduced an awareness client id, and so alone may change or remove it.
@@ -155,6 +159,11 @@ pub(crate) struct RoomActor {
     catchup_failures: u32,
     last_catchup: Instant,
     version: Option<crate::store::RoomVersion>,
+    /// Only admin connections' updates are applied (the room's setting, from the store).
+    read_only: bool,
+    /// Bumped on every change a watcher (the inspector) may want to see; a room with
+    /// watchers stays loaded.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl RoomActor {
@@ -239,7 +248,8 @@ impl RoomActor {
         let log_bytes = stored.log_bytes();
         let snapshot_bytes = stored.snapshot.as_ref().map_or(0, |(_, b)| b.len());
         let doc = doc::build(&stored);
-        tracing::debug!(log_updates, log_bytes, "room loaded");
+        let read_only = stored.read_only;
+        tracing::debug!(log_updates, log_bytes, read_only, "room loaded");
         let now = Instant::now();
         let storage = engine
             .meter
@@ -277,7 +287,14 @@ impl RoomActor {
             catchup_failures: 0,
             last_catchup: now,
             version: None,
+            read_only,
+            changes: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Tells watchers that something they may show changed.
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     fn now_ms(&self) -> u64 {
@@ -328,15 +345,38 @@ impl RoomActor {
     }
 
     async fn handle(&mut self, msg: RoomMsg) -> Flow {
+        // Reads change nothing a watcher shows; everything else may.
+        let changes = !matches!(
+            msg,
+            RoomMsg::SyncStep1 { .. }
+                | RoomMsg::QueryAwareness { .. }
+                | RoomMsg::Event { .. }
+                | RoomMsg::Admin(
+                    AdminMsg::EncodeState { .. }
+                        | AdminMsg::ToJson { .. }
+                        | AdminMsg::Presence { .. }
+                        | AdminMsg::Broadcast { .. }
+                        | AdminMsg::Watch { .. }
+                )
+        );
+        let flow = self.dispatch(msg).await;
+        if changes {
+            self.changed();
+        }
+        flow
+    }
+
+    async fn dispatch(&mut self, msg: RoomMsg) -> Flow {
         match msg {
             RoomMsg::Join {
                 conn,
                 outbox,
                 identity,
+                info,
                 limits,
                 reply,
             } => {
-                self.on_join(conn, outbox, identity, limits, reply);
+                self.on_join(conn, outbox, identity, info, limits, reply);
             }
             RoomMsg::Leave { conn } => self.remove_conn(conn, None),
             RoomMsg::SyncStep1 { conn, sv } => {

@@ -36,7 +36,7 @@ pub const PRESENCE_WAIT: std::time::Duration = std::time::Duration::from_secs(1)
 
 /// How a request may find its room.
 #[derive(Clone, Copy)]
-enum Need {
+pub(super) enum Need {
     /// Only a loaded room: an unloaded one answers as empty.
     Loaded,
     /// A room that exists: loaded, or in the store (then loaded).
@@ -308,12 +308,12 @@ impl Rooms {
         filter: CloseFilter,
         reason: CloseReason,
     ) -> usize {
-        if let Some(cluster) = &self.engine().cluster {
+        if let (Some(cluster), Some(wire)) = (&self.engine().cluster, filter.to_wire()) {
             // Durable: a node that misses the Redis message reads it from the database.
             cluster
                 .publish_durable(&crate::rooms::cluster::ControlEvent::Close {
                     project_id: project_id.to_owned(),
-                    filter: filter.clone().into(),
+                    filter: wire,
                     code: reason.code,
                     reason: reason.reason.clone(),
                 })
@@ -353,7 +353,7 @@ impl Rooms {
 
     /// Sends a request to the room's actor and waits for the answer; `Ok(None)` when
     /// the room is not there for `need`.
-    async fn ask<T>(
+    pub(super) async fn ask<T>(
         &self,
         key: &RoomKey,
         need: Need,

@@ -17,6 +17,8 @@ pub struct Grant {
     pub can_write: bool,
     /// Whether awareness (presence) updates are accepted.
     pub can_presence: bool,
+    /// `room:admin`: writes are applied even while the room is read-only.
+    pub can_admin: bool,
     /// When the credential expires; the connection is closed with 4401 then.
     pub expires_at: Option<SystemTime>,
     /// The app's id for the user (the token's `sub`), if any.
@@ -72,6 +74,7 @@ impl Authorizer for AllowAnonymous {
             project_id: ANONYMOUS_PROJECT.to_owned(),
             can_write: true,
             can_presence: true,
+            can_admin: false,
             expires_at: None,
             user_id: None,
             user_info: None,

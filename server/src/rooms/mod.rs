@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod auth;
 pub mod cluster;
+pub mod inspect;
 pub mod limits;
 pub(crate) mod meter;
 pub mod metrics;
@@ -26,7 +27,7 @@ pub(crate) mod validate;
 #[cfg(test)]
 mod tests;
 
-pub use msg::{CloseFilter, PresenceEntry, RoomError};
+pub use msg::{CloseFilter, PresenceEntry, Rights, RoomError};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -206,25 +207,39 @@ impl Rooms {
             config,
         );
         let engine = Arc::downgrade(&rooms.engine);
+        let node = cluster.node_id();
         cluster.on_control(move |event| {
-            let cluster::ControlEvent::Close {
-                project_id,
-                filter,
-                code,
-                reason,
-            } = event
-            else {
-                return;
-            };
             let Some(engine) = engine.upgrade() else {
                 return;
             };
             let rooms = Rooms { engine };
-            let (project_id, filter) = (project_id.clone(), CloseFilter::from(filter.clone()));
-            let reason = CloseReason::new(*code, reason.clone());
-            tokio::spawn(async move {
-                rooms.close_where_local(&project_id, filter, reason).await;
-            });
+            match event {
+                cluster::ControlEvent::Close {
+                    project_id,
+                    filter,
+                    code,
+                    reason,
+                } => {
+                    let Some(filter) = CloseFilter::from_wire(filter.clone(), node) else {
+                        return;
+                    };
+                    let project_id = project_id.clone();
+                    let reason = CloseReason::new(*code, reason.clone());
+                    tokio::spawn(async move {
+                        rooms.close_where_local(&project_id, filter, reason).await;
+                    });
+                }
+                cluster::ControlEvent::RoomSettingsChanged { project_id, room } => {
+                    let key = RoomKey {
+                        project_id: project_id.as_str().into(),
+                        name: room.as_str().into(),
+                    };
+                    tokio::spawn(async move { rooms.reload_settings(&key).await });
+                }
+                // Handled by the cluster layer itself (the room catches up).
+                cluster::ControlEvent::RoomDeleted { .. } => {}
+                cluster::ControlEvent::SigningKeysChanged => {}
+            }
         });
         Ok(rooms)
     }

@@ -24,6 +24,8 @@ pub(crate) enum RoomMsg {
         outbox: OutboxTx,
         /// Who the connection is, from its grant.
         identity: Arc<Identity>,
+        /// What its grant allows, and when it connected (for the inspector).
+        info: ConnInfo,
         /// The plan's room limits (`None`: unlimited).
         limits: Option<RoomLimits>,
         reply: oneshot::Sender<Result<(), CloseReason>>,
@@ -91,6 +93,43 @@ impl From<&crate::rooms::limits::Limits> for RoomLimits {
     }
 }
 
+/// What a connection's grant allows (shown by the inspector; `admin` also lets it
+/// write in a read-only room).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rights {
+    /// Its updates are applied (`room:write`).
+    pub write: bool,
+    /// Its presence is published (`room:presence:write`, or implied by write).
+    pub presence: bool,
+    /// `room:admin`: it may write even when the room is read-only.
+    pub admin: bool,
+}
+
+impl Rights {
+    /// The token scopes these rights come from, as tokens spell them.
+    pub fn scopes(&self) -> Vec<&'static str> {
+        let mut scopes = vec!["room:read"];
+        if self.write {
+            scopes.push("room:write");
+        }
+        if self.presence {
+            scopes.push("room:presence:write");
+        }
+        if self.admin {
+            scopes.push("room:admin");
+        }
+        scopes
+    }
+}
+
+/// What the inspector shows of a connection besides its identity.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ConnInfo {
+    pub(crate) rights: Rights,
+    /// When it connected, unix milliseconds.
+    pub(crate) since_ms: i64,
+}
+
 /// An awareness entry owned by the message (the frame is gone by then).
 pub(crate) struct OwnedEntry {
     pub(crate) client_id: u64,
@@ -140,10 +179,6 @@ pub const MISSING_DEPS: &str = "it depends on changes the room does not have; \
 pub struct PresenceEntry {
     /// The connection (the `connectionId` its events carry); 0 for one on another node.
     pub connection_id: ConnId,
-    /// `None` for this node's connections; for the states another node sent, that
-    /// node's id (the entry then has one awareness client id, and its user id and info
-    /// come from the state's `user` field, which that node stamped from the token).
-    pub node: Option<u64>,
     /// The user its grant names, if any.
     pub user_id: Option<String>,
     /// The user info its grant carries, if any (also in each state's `user` field).
@@ -151,6 +186,17 @@ pub struct PresenceEntry {
     /// Its awareness states as `(Yjs client id, state as the other clients see it)`,
     /// by client id (usually one per connection).
     pub states: Vec<(u64, Value)>,
+    /// The API key that minted its token, if any.
+    pub key_id: Option<String>,
+    /// What its token allows in this room.
+    pub rights: Rights,
+    /// When it connected, unix milliseconds (0 for one on another node: not sent).
+    pub connected_at: i64,
+    /// The cluster node it is connected to (`None` on a server without `--redis-url`).
+    /// An entry with `connection_id` 0 is one of the states another node sent: one
+    /// awareness client id, its user id and info from the state's `user` field (which
+    /// that node stamped from the token), no key, rights or time.
+    pub node: Option<u64>,
 }
 
 /// Which connections [`Rooms::close_where`] closes.
@@ -162,35 +208,43 @@ pub enum CloseFilter {
     Key(String),
     /// Connections whose grant names this user.
     User(String),
-}
-
-impl From<CloseFilter> for crate::rooms::cluster::WireFilter {
-    fn from(filter: CloseFilter) -> Self {
-        match filter {
-            CloseFilter::All => Self::All,
-            CloseFilter::Key(key) => Self::Key(key),
-            CloseFilter::User(user) => Self::User(user),
-        }
-    }
-}
-
-impl From<crate::rooms::cluster::WireFilter> for CloseFilter {
-    fn from(filter: crate::rooms::cluster::WireFilter) -> Self {
-        use crate::rooms::cluster::WireFilter;
-        match filter {
-            WireFilter::All => Self::All,
-            WireFilter::Key(key) => Self::Key(key),
-            WireFilter::User(user) => Self::User(user),
-        }
-    }
+    /// One connection of this node, by id (the inspector's "close"; never published:
+    /// connection ids are per node).
+    Connection(ConnId),
 }
 
 impl CloseFilter {
-    pub(crate) fn matches(&self, identity: &Identity) -> bool {
+    /// The filter as other nodes are told it; `None` for one connection, which only its
+    /// own node can name (see `Rooms::close_connection`).
+    pub(crate) fn to_wire(&self) -> Option<crate::rooms::cluster::WireFilter> {
+        use crate::rooms::cluster::WireFilter;
+        Some(match self {
+            CloseFilter::All => WireFilter::All,
+            CloseFilter::Key(key) => WireFilter::Key(key.clone()),
+            CloseFilter::User(user) => WireFilter::User(user.clone()),
+            CloseFilter::Connection(_) => return None,
+        })
+    }
+
+    /// What a node does with a wire filter from another: `None` for a connection of
+    /// another node (`node` is this node's id).
+    pub(crate) fn from_wire(filter: crate::rooms::cluster::WireFilter, node: u64) -> Option<Self> {
+        use crate::rooms::cluster::WireFilter;
+        Some(match filter {
+            WireFilter::All => Self::All,
+            WireFilter::Key(key) => Self::Key(key),
+            WireFilter::User(user) => Self::User(user),
+            WireFilter::Connection { node: at, conn } if at == node => Self::Connection(conn),
+            WireFilter::Connection { .. } => return None,
+        })
+    }
+
+    pub(crate) fn matches(&self, conn: ConnId, identity: &Identity) -> bool {
         match self {
             CloseFilter::All => true,
             CloseFilter::Key(key) => identity.key_id.as_deref() == Some(key.as_str()),
             CloseFilter::User(user) => identity.user_id.as_deref() == Some(user.as_str()),
+            CloseFilter::Connection(id) => *id == conn,
         }
     }
 }
@@ -230,6 +284,16 @@ pub(crate) enum AdminMsg {
         reason: CloseReason,
         reply: Reply<usize>,
     },
+    /// The room's read-only setting changed (the store holds the new value).
+    SetReadOnly {
+        read_only: bool,
+        reply: Reply<()>,
+    },
+    /// A receiver that changes whenever the document, the connections or the presence
+    /// change (the inspector's live feed); it keeps the room loaded while held.
+    Watch {
+        reply: Reply<tokio::sync::watch::Receiver<u64>>,
+    },
 }
 
 impl AdminMsg {
@@ -243,6 +307,8 @@ impl AdminMsg {
             AdminMsg::Broadcast { reply, .. } => drop(reply.send(Err(error))),
             AdminMsg::Delete { reply } => drop(reply.send(Err(error))),
             AdminMsg::Close { reply, .. } => drop(reply.send(Err(error))),
+            AdminMsg::SetReadOnly { reply, .. } => drop(reply.send(Err(error))),
+            AdminMsg::Watch { reply } => drop(reply.send(Err(error))),
         }
     }
 }

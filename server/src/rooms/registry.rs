@@ -98,6 +98,18 @@ impl Registry {
             .collect()
     }
 
+    /// The keys of the project's loaded rooms, by name.
+    pub(crate) fn keys_in_project(&self, project_id: &str) -> Vec<RoomKey> {
+        let mut keys: Vec<RoomKey> = self
+            .lock()
+            .iter()
+            .filter(|(key, handle)| &*key.project_id == project_id && handle.is_live())
+            .map(|(key, _)| key.clone())
+            .collect();
+        keys.sort();
+        keys
+    }
+
     /// Live connections in each of the project's rooms `names` (0 when not loaded).
     pub(crate) fn connection_counts(&self, project_id: &str, names: &[&str]) -> Vec<usize> {
         let project_id: Arc<str> = project_id.into();

@@ -37,7 +37,7 @@ use super::identity::{self, Identity};
 use super::limits::{rate_limited, ConnBuckets, ConnSlot, Limits};
 use super::meter::ConnMeter;
 use super::metrics::EngineMetrics;
-use super::msg::{Open, OwnedEntry, RoomLimits, RoomMsg};
+use super::msg::{ConnInfo, Open, OwnedEntry, Rights, RoomLimits, RoomMsg};
 
 /// A connection's usage counters and the engine's totals (for `/metrics`), counted
 /// together.
@@ -141,6 +141,7 @@ where
     let Grant {
         can_write,
         can_presence,
+        can_admin,
         expires_at,
         user_id,
         user_info,
@@ -158,6 +159,14 @@ where
         session_ext,
         reauthorize,
     } = options;
+    let info = ConnInfo {
+        rights: Rights {
+            write: can_write,
+            presence: can_presence,
+            admin: can_admin,
+        },
+        since_ms: crate::store::unix_ms(),
+    };
     async move {
         let config = rooms.config();
         // Counted in before joining, out when this future ends (dropped with it).
@@ -178,7 +187,7 @@ where
             }
         };
         let room_limits = limits.as_ref().map(RoomLimits::from);
-        let joined = Box::pin(join(&rooms, &key, conn, &peer.identity, room_limits)).await;
+        let joined = Box::pin(join(&rooms, &key, conn, &peer.identity, info, room_limits)).await;
         let Joined { room, outbox } = match joined {
             Ok(joined) => joined,
             Err(reason) => {
@@ -406,6 +415,7 @@ async fn join(
     key: &RoomKey,
     conn: ConnId,
     identity: &Arc<Identity>,
+    info: ConnInfo,
     limits: Option<RoomLimits>,
 ) -> Result<Joined, CloseReason> {
     let engine = rooms.engine();
@@ -420,6 +430,7 @@ async fn join(
             conn,
             outbox: outbox_tx,
             identity: identity.clone(),
+            info,
             limits,
             reply: reply_tx,
         };

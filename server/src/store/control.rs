@@ -5,6 +5,7 @@
 
 use async_trait::async_trait;
 
+pub use super::export::SessionRow;
 use super::StoreResult;
 use crate::ids::{KeyId, ProjectId, TenantId, UserId};
 
@@ -239,17 +240,22 @@ pub trait ControlStore: super::invitations::InvitationStore + Send + Sync + 'sta
     async fn set_password_hash(&self, user_id: &UserId, hash: &str) -> StoreResult<()>;
 
     /// Stores a session by the SHA-256 of its id (the id itself is only in the cookie).
-    async fn create_session(
+    async fn create_session(&self, session: &SessionRow) -> StoreResult<()>;
+    /// The session's user and when the session was last seen, if the session exists
+    /// and `now < expires_at`.
+    async fn session_user(
         &self,
         id_hash: &[u8; 32],
-        user_id: &UserId,
-        created_at: i64,
-        expires_at: i64,
-    ) -> StoreResult<()>;
-    /// The session's user, if the session exists and `now < expires_at`.
-    async fn session_user(&self, id_hash: &[u8; 32], now: i64) -> StoreResult<Option<UserRow>>;
+        now: i64,
+    ) -> StoreResult<Option<(UserRow, Option<i64>)>>;
+    /// Records that the session was used at `at`.
+    async fn touch_session(&self, id_hash: &[u8; 32], at: i64) -> StoreResult<()>;
+    /// The user's live sessions (`now < expires_at`), newest first.
+    async fn list_sessions(&self, user_id: &UserId, now: i64) -> StoreResult<Vec<SessionRow>>;
     /// Deletes one session; `false` if there was none.
     async fn delete_session(&self, id_hash: &[u8; 32]) -> StoreResult<bool>;
+    /// Deletes every session of the user except `keep`; how many went.
+    async fn delete_other_sessions(&self, user_id: &UserId, keep: &[u8; 32]) -> StoreResult<u64>;
 
     // --- tenants and members ---
 

@@ -92,6 +92,9 @@ pub struct SessionRow {
     pub user_id: UserId,
     pub created_at: i64,
     pub expires_at: i64,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub last_seen_at: Option<i64>,
 }
 
 /// An API key row with the hash it is looked up by.
@@ -156,6 +159,7 @@ pub struct RoomEntry {
     pub project_id: String,
     pub name: String,
     pub created_at: i64,
+    pub read_only: bool,
 }
 
 /// A room's snapshot row.

@@ -51,6 +51,11 @@ pub const SQLITE: &[Migration] = &[
         name: "0008_security.sql",
         sql: include_str!("../../migrations/sqlite/0008_security.sql"),
     },
+    Migration {
+        version: 9,
+        name: "0009_inspector_sessions.sql",
+        sql: include_str!("../../migrations/sqlite/0009_inspector_sessions.sql"),
+    },
 ];
 
 /// The Postgres migrations, in order (same numbers as [`SQLITE`]).
@@ -79,6 +84,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 8,
         name: "0008_security.sql",
         sql: include_str!("../../migrations/postgres/0008_security.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "0009_inspector_sessions.sql",
+        sql: include_str!("../../migrations/postgres/0009_inspector_sessions.sql"),
     },
 ];
 

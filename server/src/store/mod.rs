@@ -84,6 +84,8 @@ pub struct StoredDoc {
     /// snapshot's `upto_seq`: on Postgres concurrent commits become visible out of seq
     /// order, and a compaction leaves a row it did not read.
     pub updates: Vec<(Seq, Bytes)>,
+    /// The room's read-only setting (read by `load`; `false` from other reads).
+    pub read_only: bool,
 }
 
 impl StoredDoc {
@@ -130,6 +132,8 @@ pub struct RoomRow {
     pub name: String,
     /// When the room was first loaded, unix milliseconds.
     pub created_at: i64,
+    /// Only admin connections (and the REST API) may change the document.
+    pub read_only: bool,
 }
 
 /// Room documents: a snapshot plus an append-only update log per room.
@@ -172,6 +176,17 @@ pub trait DocStore: events::EventLog + Send + Sync + 'static {
 
     /// The room's id if it exists (never creates it).
     async fn find_room(&self, project_id: &str, room: &str) -> StoreResult<Option<RoomId>>;
+
+    /// Sets the room's read-only setting; `false` if the room does not exist.
+    async fn set_read_only(
+        &self,
+        project_id: &str,
+        room: &str,
+        read_only: bool,
+    ) -> StoreResult<bool>;
+
+    /// The room's read-only setting, `None` if the room does not exist.
+    async fn read_only(&self, project_id: &str, room: &str) -> StoreResult<Option<bool>>;
 
     /// The project's rooms ordered by name, those with a name after `after` (a cursor)
     /// and starting with `prefix` when given, at most `limit`.

@@ -21,6 +21,9 @@ pub enum Scope {
     /// Publish one's own presence.
     #[serde(rename = "room:presence:write")]
     PresenceWrite,
+    /// Write even while the room is read-only (implies write).
+    #[serde(rename = "room:admin")]
+    Admin,
 }
 
 /// Scopes granted in the rooms a pattern covers.
@@ -41,6 +44,8 @@ pub struct Access {
     pub write: bool,
     /// Own presence is published.
     pub presence: bool,
+    /// Updates are applied even while the room is read-only.
+    pub admin: bool,
 }
 
 impl Access {
@@ -60,6 +65,10 @@ impl Access {
                 self.presence = true;
             }
             Scope::PresenceWrite => self.presence = true,
+            Scope::Admin => {
+                self.grant(Scope::Write);
+                self.admin = true;
+            }
         }
     }
 }
@@ -188,6 +197,7 @@ mod tests {
             read: true,
             write: false,
             presence: false,
+            admin: false,
         };
         assert_eq!(claims.access("lobby"), read_only);
         assert_eq!(
@@ -195,7 +205,8 @@ mod tests {
             Access {
                 read: true,
                 write: false,
-                presence: true
+                presence: true,
+                admin: false,
             }
         );
         assert_eq!(
@@ -203,7 +214,8 @@ mod tests {
             Access {
                 read: true,
                 write: true,
-                presence: true
+                presence: true,
+                admin: false,
             }
         );
         // An empty scope list adds nothing, and does not take away what `*` gave.
@@ -229,6 +241,15 @@ mod tests {
         assert!(!p.read && !p.write && p.presence && !p.can_enter());
         let rp = claims.access("rp");
         assert!(rp.read && !rp.write && rp.presence);
+        assert!(!w.admin && !r.admin && !rp.admin);
+        // Admin is write and more: it alone writes in a read-only room.
+        claims.perms = vec![perm("a", &[Scope::Admin])];
+        let a = claims.access("a");
+        assert!(a.read && a.write && a.presence && a.admin);
+        assert_eq!(
+            serde_json::to_value(Scope::Admin).unwrap(),
+            json!("room:admin")
+        );
         // No matching pattern: no access at all.
         assert_eq!(claims.access("elsewhere"), Access::default());
         assert!(!claims.access("elsewhere").can_enter());

@@ -557,7 +557,7 @@ mod tests {
         for payload in [
             json!({"sub": "u"}),
             json!({"sub": "u", "prj": "p", "iat": 1, "exp": 2, "jti": "j",
-                   "perms": [{"room": "a", "scopes": ["room:admin"]}]}),
+                   "perms": [{"room": "a", "scopes": ["room:owner"]}]}),
             json!({"sub": "u", "prj": "p", "iat": 1, "exp": 2, "jti": "j",
                    "perms": [{"room": "a*b", "scopes": ["room:read"]}]}),
         ] {

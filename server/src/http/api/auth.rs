@@ -137,7 +137,7 @@ async fn signup(
     // A taken email gets the same answer (see `ControlPlane::signup`): a cookie of the
     // same form that opens nothing.
     let session = if created.created {
-        state.control.create_session(&created.user).await?
+        state.control.create_session(&created.user, &meta).await?
     } else {
         state.control.decoy_session()?
     };
@@ -174,7 +174,7 @@ async fn login(
         .control
         .login(&body.email, &body.password, &meta)
         .await?;
-    let session = state.control.create_session(&user).await?;
+    let session = state.control.create_session(&user, &meta).await?;
     let auth = crate::control::plane::UserAuth {
         user,
         via: crate::control::plane::Via::Session,

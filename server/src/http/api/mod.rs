@@ -3,10 +3,12 @@
 //! the spec cannot list a route the server does not serve (or miss one).
 
 pub mod auth;
+pub mod connections;
 pub mod invitations;
 pub mod keys;
 pub mod management;
 pub mod rooms;
+pub mod sessions;
 pub mod tokens;
 pub mod usage;
 pub mod views;
@@ -33,7 +35,7 @@ use crate::control::ControlError;
     modifiers(&SecuritySchemes),
     components(schemas(Problem)),
     tags(
-        (name = "accounts", description = "Signup, login, logout, accepting invitations, your security log"),
+        (name = "accounts", description = "Signup, login, logout, accepting invitations, your sessions and security log"),
         (name = "management", description = "Tenants, projects, members and invitations, keys, audit log, usage (session or personal access token)"),
         (name = "project", description = "Client tokens, keys and usage (project secret key)"),
         (name = "rooms", description = "Rooms and their documents (project secret key)"),
@@ -142,9 +144,11 @@ pub fn router(max_update_bytes: usize, ip_layers: IpLayers) -> OpenApiRouter<App
         .merge(auth::router(ip_layers))
         .merge(management::router())
         .merge(invitations::router())
+        .merge(sessions::router())
         .merge(keys::router())
         .merge(tokens::router())
         .merge(rooms::router(max_update_bytes))
+        .merge(connections::router())
         .merge(usage::router())
 }
 

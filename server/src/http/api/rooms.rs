@@ -30,7 +30,7 @@ pub const MAX_PAGE: u32 = 100;
 pub(super) fn router(max_update_bytes: usize) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_rooms))
-        .routes(routes!(get_room, delete_room))
+        .routes(routes!(get_room, delete_room, update_room))
         .routes(routes!(get_document))
         .routes(routes!(get_update, apply_update))
         .routes(routes!(list_users))
@@ -39,7 +39,7 @@ pub(super) fn router(max_update_bytes: usize) -> OpenApiRouter<AppState> {
         .layer(DefaultBodyLimit::max(max_update_bytes))
 }
 
-fn room_key(auth: &ProjectAuth, room: &str) -> ApiResult<RoomKey> {
+pub(super) fn room_key(auth: &ProjectAuth, room: &str) -> ApiResult<RoomKey> {
     if !valid_room_name(room) {
         return Err(ApiError::BadRequest(
             crate::http::ws::ROOM_NAME_RULES.to_owned(),
@@ -61,6 +61,8 @@ pub struct Room {
     created_at: String,
     /// Live WebSocket connections on this server.
     connections: usize,
+    /// Only `room:admin` connections (and this API) may change the document.
+    read_only: bool,
 }
 
 /// Filters and paging for listing rooms.
@@ -149,6 +151,7 @@ async fn list_rooms(
                 name: r.name.clone(),
                 created_at: time(r.created_at),
                 connections,
+                read_only: r.read_only,
             })
             .collect(),
         next_cursor,
@@ -186,7 +189,56 @@ async fn get_room(
         name: row.name,
         created_at: time(row.created_at),
         connections: state.rooms.connection_count(&key).await,
+        read_only: row.read_only,
     }))
+}
+
+/// Room settings to change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateRoom {
+    /// Read-only: only connections whose token has `room:admin` (and this API) may
+    /// change the document; everyone else's updates are refused, not applied, while
+    /// reading and presence go on. Applies at once to open connections too.
+    read_only: bool,
+}
+
+/// Changes a room's settings (read-only), for open connections too.
+#[utoipa::path(
+    patch, path = "/v1/rooms/{roomId}", tag = "rooms", operation_id = "updateRoom",
+    params(("roomId" = String, Path, description = "The room name, percent-encoded")),
+    request_body = UpdateRoom,
+    security(("secret_key" = [])),
+    responses(
+        (status = 200, description = "The room with its new settings", body = Room),
+        (status = 400, description = "Invalid room name or body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or revoked key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such room in this project", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn update_room(
+    State(state): State<AppState>,
+    SecretKey(auth): SecretKey,
+    Meta(meta): Meta,
+    ApiPath(room): ApiPath<String>,
+    ApiJson(body): ApiJson<UpdateRoom>,
+) -> ApiResult<Json<Room>> {
+    let key = room_key(&auth, &room)?;
+    if !state.rooms.set_read_only(&key, body.read_only).await? {
+        return Err(ControlError::NotFound.into());
+    }
+    state
+        .control
+        .audit_room_action(
+            (&auth.tenant_id, &auth.project_id),
+            auth.key_id.as_str(),
+            "room.read_only",
+            &room,
+            serde_json::json!({ "readOnly": body.read_only }),
+            &meta,
+        )
+        .await;
+    get_room(State(state), SecretKey(auth), ApiPath(room)).await
 }
 
 /// Deletes a room: its connections are closed with 4404 and its document is erased.
@@ -362,12 +414,10 @@ pub struct PresenceState {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ActiveUser {
-    /// The connection; 0 for a connection on another node of a cluster.
+    /// The connection; 0 for a connection on another node of a cluster (such an entry
+    /// has one presence state, and no key, scopes or time: the other node sent only
+    /// the presence).
     connection_id: u64,
-    /// For a connection on another node of a cluster: that node's id (16 hex digits);
-    /// each such entry has one presence state.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    node: Option<String>,
     /// The token's user id.
     user_id: Option<String>,
     /// The token's user info.
@@ -375,6 +425,17 @@ pub struct ActiveUser {
     user_info: Option<serde_json::Value>,
     /// Its presence.
     presence: Vec<PresenceState>,
+    /// The API key that minted its token.
+    key_id: Option<String>,
+    /// What its token allows in this room (`room:read` always).
+    scopes: Vec<String>,
+    /// When it connected (absent for a connection on another node).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connected_at: Option<String>,
+    /// The cluster node it is connected to, as 16 hex digits (absent on a single
+    /// server); pass it to close the connection from another node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<String>,
 }
 
 /// Users connected to a room.
@@ -383,8 +444,9 @@ pub struct UserList {
     data: Vec<ActiveUser>,
 }
 
-/// The users connected to the room now, with their presence (in a cluster, on every
-/// node).
+/// The users connected to the room now, with their presence: this node's connections
+/// with what their token allows, since when and which key minted it, and (in a cluster)
+/// the presence states the other nodes' connections sent.
 #[utoipa::path(
     get, path = "/v1/rooms/{roomId}/users", tag = "rooms", operation_id = "listActiveUsers",
     params(("roomId" = String, Path, description = "The room name, percent-encoded")),
@@ -407,6 +469,9 @@ async fn list_users(
             .into_iter()
             .map(|e| ActiveUser {
                 connection_id: e.connection_id,
+                key_id: e.key_id,
+                scopes: e.rights.scopes().into_iter().map(str::to_owned).collect(),
+                connected_at: (e.connection_id != 0).then(|| time(e.connected_at)),
                 node: e.node.map(|n| format!("{n:016x}")),
                 user_id: e.user_id,
                 user_info: e.user_info,

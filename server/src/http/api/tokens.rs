@@ -40,6 +40,10 @@ pub enum ScopeView {
     /// Publish one's own presence (and custom events).
     #[serde(rename = "room:presence:write")]
     PresenceWrite,
+    /// Write even while the room is read-only (implies `room:write`); for your own
+    /// moderators and services.
+    #[serde(rename = "room:admin")]
+    Admin,
 }
 
 /// What the token is for.
@@ -112,6 +116,7 @@ async fn create_token(
                 ScopeView::Read => Scope::Read,
                 ScopeView::Write => Scope::Write,
                 ScopeView::PresenceWrite => Scope::PresenceWrite,
+                ScopeView::Admin => Scope::Admin,
             })
             .collect();
         permissions.push(RoomPermission { room, scopes });

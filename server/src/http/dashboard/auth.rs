@@ -144,7 +144,10 @@ pub(super) async fn signup(
             ));
         }
     };
-    let session = state.control.create_session(&created.account.user).await?;
+    let session = state
+        .control
+        .create_session(&created.account.user, &meta)
+        .await?;
     let auth = crate::control::plane::UserAuth {
         user: created.account.user.clone(),
         via: crate::control::plane::Via::Session,
@@ -220,7 +223,7 @@ pub(super) async fn login(
             ));
         }
     };
-    let session = state.control.create_session(&user).await?;
+    let session = state.control.create_session(&user, &meta).await?;
     let to = next.unwrap_or_else(|| "/dashboard".to_owned());
     Ok((
         [(header::SET_COOKIE, set_cookie(&state, &session))],

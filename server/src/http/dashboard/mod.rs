@@ -4,11 +4,14 @@
 //! same [`ControlPlane`](crate::control::ControlPlane) and [`Rooms`](crate::rooms::Rooms)
 //! operations as the REST API. Every state-changing request passes the guard first.
 
+mod account;
 mod auth;
 mod chart;
 mod error;
 mod guard;
+mod inspector;
 mod invitations;
+mod live;
 mod projects;
 mod render;
 mod rooms;
@@ -62,7 +65,12 @@ pub fn router(public_url: Option<&str>) -> Router<AppState> {
         )
         .route(&format!("{project}/rooms"), get(rooms::list))
         .route(&format!("{project}/room"), get(rooms::show))
-        .route(&format!("{project}/room/live"), get(rooms::live))
+        .route(&format!("{project}/room/live"), get(live::live))
+        .route(&format!("{project}/room/close"), post(inspector::close))
+        .route(
+            &format!("{project}/room/read-only"),
+            post(inspector::read_only),
+        )
         .route(&format!("{project}/room/broadcast"), post(rooms::broadcast))
         .route(&format!("{project}/room/delete"), post(rooms::delete))
         .route(&format!("{tenant}/usage"), get(usage::page))
@@ -94,6 +102,22 @@ pub fn router(public_url: Option<&str>) -> Router<AppState> {
         .route(
             &format!("{tenant}/tokens/{{key}}/revoke"),
             post(tokens::revoke),
+        )
+        .route(
+            &format!("{tenant}/account/sessions"),
+            get(account::sessions),
+        )
+        .route(
+            &format!("{tenant}/account/sessions/end-others"),
+            post(account::end_others),
+        )
+        .route(
+            &format!("{tenant}/account/sessions/{{session}}/end"),
+            post(account::end),
+        )
+        .route(
+            &format!("{tenant}/account/security"),
+            get(account::security),
         );
     guard::protect(routes, public_url).layer(axum::middleware::map_response(security_headers))
 }
@@ -122,11 +146,20 @@ pub(crate) const STATE_CHANGING: &[&str] = &[
     "/dashboard/invitations/accept",
     "/dashboard/t/{tenant}/tokens",
     "/dashboard/t/{tenant}/tokens/{key}/revoke",
+    "/dashboard/t/{tenant}/p/{project}/room/close?name=r",
+    "/dashboard/t/{tenant}/p/{project}/room/read-only?name=r",
+    "/dashboard/t/{tenant}/account/sessions/end-others",
+    "/dashboard/t/{tenant}/account/sessions/{session}/end",
 ];
 
-/// Pages may not be framed, and load nothing from other origins.
+/// Pages may not be framed, load nothing from other origins, and are never stored by
+/// the browser or a proxy: they show private data, and some show a secret once (a new
+/// key or token is in the response of the POST that made it, and only there).
 async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(

@@ -46,6 +46,10 @@ pub(super) struct KeyView {
     pub(super) created: String,
     pub(super) last_used: String,
     pub(super) expires: String,
+    /// Open connections (on this server) whose token this key minted.
+    pub(super) open: usize,
+    /// The rooms they are in, for the tooltip.
+    pub(super) open_rooms: String,
 }
 
 impl KeyView {
@@ -71,6 +75,8 @@ impl KeyView {
                 .last_used_at
                 .map_or_else(|| "never".to_owned(), |at| ago(at, now)),
             expires: row.expires_at.map(when).unwrap_or_default(),
+            open: 0,
+            open_rooms: String::new(),
         }
     }
 }
@@ -164,8 +170,25 @@ async fn project_page(
         .await?;
     ctx.crumb("API keys & settings");
     ctx.chrome.error = error;
+    // Which key minted the tokens of the open connections.
+    let open = state.rooms.project_presence(project.id.as_str()).await?;
+    let keys = keys
+        .iter()
+        .map(|k| {
+            let mut view = KeyView::new(k, now);
+            let mut rooms: Vec<&str> = open
+                .iter()
+                .filter(|(_, e)| e.key_id.as_deref() == Some(view.id.as_str()))
+                .map(|(room, _)| room.as_str())
+                .collect();
+            view.open = rooms.len();
+            rooms.dedup();
+            view.open_rooms = rooms.join(", ");
+            view
+        })
+        .collect();
     Ok(ProjectPage {
-        keys: keys.iter().map(|k| KeyView::new(k, now)).collect(),
+        keys,
         can_admin: ctx.can_admin(),
         revealed,
         project,

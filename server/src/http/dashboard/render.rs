@@ -147,9 +147,11 @@ fn scalar(value: &Value) -> String {
     }
 }
 
-/// Who is connected, with what the server attached (user id and info) and their
-/// presence states.
-pub(super) fn people(entries: &[PresenceEntry]) -> String {
+/// Who is connected: per connection the user (what the server attached from the
+/// token), what the token allows, since when, which key minted it and on which node,
+/// their presence states, and (with `close`, the form action for an admin) a button
+/// that closes that one connection.
+pub(super) fn people(entries: &[PresenceEntry], now: i64, close: Option<&str>) -> String {
     if entries.is_empty() {
         return r#"<div class="empty"><h3>Nobody is connected</h3><p>Connections appear here live.</p></div>"#.to_owned();
     }
@@ -171,15 +173,55 @@ pub(super) fn people(entries: &[PresenceEntry]) -> String {
                 c.len() <= 32 && c.chars().all(|ch| ch == '#' || ch.is_ascii_alphanumeric())
             })
             .unwrap_or_else(|| "#6366f1".to_owned());
+        let node = e.node.map(|n| format!("{n:016x}")).unwrap_or_default();
         let _ = write!(
             out,
-            r#"<div class="person" data-connection="{}"><span class="swatch" style="background:{}"></span><div><strong data-person>{}</strong> <span class="muted small mono">{}</span> <span class="badge">connection {}</span>"#,
-            e.connection_id,
-            esc(&color),
-            esc(&name),
-            esc(e.user_id.as_deref().unwrap_or("")),
-            e.connection_id
+            r#"<div class="person" data-connection="{id}"><span class="swatch" style="background:{color}"></span><div class="person-body"><div class="person-head"><div><strong data-person>{name}</strong> <span class="muted small mono">{user}</span></div>"#,
+            id = e.connection_id,
+            color = esc(&color),
+            name = esc(&name),
+            user = esc(e.user_id.as_deref().unwrap_or("")),
         );
+        // An entry with connection 0 is presence another node sent: nothing to close
+        // from here by id, and no key, scopes or time were sent with it.
+        let remote = e.connection_id == 0;
+        if let Some(action) = close.filter(|_| !remote) {
+            let _ = write!(
+                out,
+                r#"<form class="inline" method="post" action="{}"><input type="hidden" name="connection" value="{}"><input type="hidden" name="node" value="{}"><button class="btn ghost-danger small" type="submit" data-close-connection="{}">Close</button></form>"#,
+                esc(action),
+                e.connection_id,
+                node,
+                e.connection_id
+            );
+        }
+        out.push_str("</div>");
+        if remote {
+            let _ = write!(
+                out,
+                r#"<dl class="facts small"><dt>Connection</dt><dd>on another node</dd><dt>Node</dt><dd class="mono">{node}</dd></dl>"#
+            );
+        } else {
+        let _ = write!(
+            out,
+            r#"<dl class="facts small"><dt>Connection</dt><dd class="mono">{}</dd><dt>Since</dt><dd title="{}">{}</dd><dt>Scopes</dt><dd data-scopes>"#,
+            e.connection_id,
+            esc(&when(e.connected_at)),
+            esc(&ago(e.connected_at, now)),
+        );
+        for scope in e.rights.scopes() {
+            let _ = write!(out, r#"<span class="badge">{scope}</span> "#);
+        }
+        let _ = write!(
+            out,
+            r#"</dd><dt>Key</dt><dd class="mono" data-key-id>{}</dd>"#,
+            esc(e.key_id.as_deref().unwrap_or("none (anonymous)"))
+        );
+        if !node.is_empty() {
+            let _ = write!(out, r#"<dt>Node</dt><dd class="mono">{node}</dd>"#);
+        }
+        out.push_str("</dl>");
+        }
         for (client, state) in &e.states {
             let pretty = serde_json::to_string_pretty(state).unwrap_or_default();
             let _ = write!(
@@ -223,19 +265,34 @@ mod tests {
     fn people_show_user_and_presence_escaped() {
         let entry = PresenceEntry {
             connection_id: 7,
-            node: None,
             user_id: Some("u1".into()),
             user_info: Some(json!({"name": "<Ada>"})),
             states: vec![(42, json!({"cursor": 3, "user": {"color": "red;x"}}))],
+            key_id: Some("key_1".into()),
+            rights: crate::rooms::Rights {
+                write: false,
+                presence: true,
+                admin: false,
+            },
+            connected_at: 0,
+            node: Some(0xab),
         };
-        let html = people(&[entry]);
+        let html = people(std::slice::from_ref(&entry), 120_000, None);
         assert!(html.contains("&lt;Ada&gt;"));
         assert!(html.contains(r#"data-presence="42""#));
         assert!(
             html.contains("#6366f1"),
             "an odd colour is not echoed into style"
         );
-        assert!(people(&[]).contains("Nobody is connected"));
+        assert!(html.contains("room:read") && html.contains("room:presence:write"));
+        assert!(!html.contains("room:write<"), "{html}");
+        assert!(html.contains("key_1") && html.contains("00000000000000ab"));
+        assert!(html.contains("2 min ago"));
+        assert!(!html.contains("<form"), "no close button without the right");
+        let admin = people(&[entry], 120_000, Some("/close?name=a%2Fb"));
+        assert!(admin.contains(r#"action="/close?name=a%2Fb""#));
+        assert!(admin.contains(r#"name="connection" value="7""#));
+        assert!(people(&[], 0, None).contains("Nobody is connected"));
     }
 
     #[test]

@@ -1,15 +1,13 @@
 //! Rooms: a searchable, paginated list, and the live inspector (the document as a tree,
-//! who is connected and their presence) fed by a server-sent-events stream that polls
-//! the engine; actions: broadcast an event, delete the room.
+//! who is connected and their presence; its feed is in [`super::live`]); actions:
+//! broadcast an event, delete the room (closing a connection and the read-only switch
+//! are in [`super::inspector`]).
 
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::time::Duration;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect};
 use axum::Form;
 use serde::Deserialize;
 
@@ -28,13 +26,6 @@ use crate::store::usage::HOUR_MS;
 /// Rooms per page.
 const PAGE: u32 = 25;
 
-/// How often the live feed looks at the room.
-const LIVE_EVERY: Duration = Duration::from_millis(400);
-
-/// The live feed ends after this many looks (the browser's EventSource reconnects), so
-/// a forgotten tab does not keep a stream open for ever.
-const LIVE_TICKS: u32 = 1500;
-
 struct RoomRowView {
     name: String,
     name_q: String,
@@ -42,6 +33,7 @@ struct RoomRowView {
     size: String,
     last_activity: String,
     created: String,
+    read_only: bool,
 }
 
 #[derive(Template)]
@@ -64,7 +56,7 @@ pub(super) struct ListQuery {
     after: Option<String>,
 }
 
-fn room_key(project_id: &str, name: &str) -> DashResult<RoomKey> {
+pub(super) fn room_key(project_id: &str, name: &str) -> DashResult<RoomKey> {
     if !valid_room_name(name) {
         return Err(DashError::Api(crate::http::error::ApiError::BadRequest(
             format!("room names are 1 to {MAX_ROOM_NAME} bytes without control characters"),
@@ -174,6 +166,7 @@ pub(super) async fn list(
                     )
                 },
                 created: when(r.created_at),
+                read_only: r.read_only,
             }
         })
         .collect();
@@ -190,8 +183,8 @@ pub(super) async fn list(
 
 #[derive(Template)]
 #[template(path = "room.html")]
-struct RoomPage {
-    chrome: Chrome,
+pub(super) struct RoomPage {
+    pub(super) chrome: Chrome,
     project_id: String,
     project_name: String,
     room: String,
@@ -202,14 +195,30 @@ struct RoomPage {
     live_href: String,
     action_base: String,
     can_write: bool,
+    read_only: bool,
 }
 
 #[derive(Debug, Deserialize)]
 pub(super) struct RoomQuery {
-    name: String,
+    pub(super) name: String,
 }
 
-async fn room_page(state: &AppState, mut ctx: Ctx, name: &str) -> DashResult<RoomPage> {
+/// Where an admin's "close" button posts (`None` for members, who see no button).
+pub(super) fn close_action(
+    ctx_base: &str,
+    project: &str,
+    name: &str,
+    admin: bool,
+) -> Option<String> {
+    admin.then(|| {
+        format!(
+            "{ctx_base}/p/{project}/room/close?name={}",
+            query_value(name)
+        )
+    })
+}
+
+pub(super) async fn room_page(state: &AppState, mut ctx: Ctx, name: &str) -> DashResult<RoomPage> {
     let row = ctx.project()?;
     let key = room_key(row.id.as_str(), name)?;
     let doc = state
@@ -219,6 +228,8 @@ async fn room_page(state: &AppState, mut ctx: Ctx, name: &str) -> DashResult<Roo
         .ok_or(ControlError::NotFound)?;
     let people = state.rooms.presence(&key).await?;
     let connections = state.rooms.connection_count(&key).await;
+    let read_only = state.rooms.read_only(&key).await?.unwrap_or(false);
+    let close = close_action(&ctx.base(), row.id.as_str(), name, ctx.can_admin());
     let rooms_href = format!("{}/p/{}/rooms", ctx.base(), row.id);
     ctx.chrome.crumbs.push(super::session::Crumb {
         label: "Rooms".to_owned(),
@@ -235,8 +246,9 @@ async fn room_page(state: &AppState, mut ctx: Ctx, name: &str) -> DashResult<Roo
         room_q: query_value(name),
         connections,
         tree: render::tree(&doc),
-        people: render::people(&people),
+        people: render::people(&people, state.control.now_ms(), close.as_deref()),
         can_write: ctx.can_admin(),
+        read_only,
         chrome: ctx.chrome,
     })
 }
@@ -250,71 +262,6 @@ pub(super) async fn show(
 ) -> DashResult {
     let ctx = Ctx::load(&state, auth, &tenant, Some(&project), "rooms").await?;
     Ok(render(&room_page(&state, ctx, &query.name).await?))
-}
-
-/// The inspector's feed: a `room` event with the tree, the people and the connection
-/// count whenever one of them changed; `gone` when the room was deleted.
-pub(super) async fn live(
-    State(state): State<AppState>,
-    DashUser(auth): DashUser,
-    Path((tenant, project)): Path<(String, String)>,
-    Query(query): Query<RoomQuery>,
-) -> DashResult<Response> {
-    let ctx = Ctx::load(&state, auth, &tenant, Some(&project), "rooms").await?;
-    let key = room_key(ctx.project()?.id.as_str(), &query.name)?;
-    struct Feed {
-        state: AppState,
-        key: RoomKey,
-        last: String,
-        ticks: u32,
-        done: bool,
-    }
-    let feed = Feed {
-        state,
-        key,
-        last: String::new(),
-        ticks: 0,
-        done: false,
-    };
-    let stream = futures_util::stream::unfold(feed, |mut feed| async move {
-        loop {
-            if feed.done || feed.ticks >= LIVE_TICKS {
-                return None;
-            }
-            if feed.ticks > 0 {
-                tokio::time::sleep(LIVE_EVERY).await;
-            }
-            feed.ticks += 1;
-            let doc = match feed.state.rooms.to_json(&feed.key).await {
-                Ok(Some(doc)) => doc,
-                Ok(None) => {
-                    feed.done = true;
-                    let gone = Event::default().event("gone").data("{}");
-                    return Some((Ok::<_, Infallible>(gone), feed));
-                }
-                // Storage trouble: try again on the next look.
-                Err(_) => continue,
-            };
-            let Ok(people) = feed.state.rooms.presence(&feed.key).await else {
-                continue;
-            };
-            let connections = feed.state.rooms.connection_count(&feed.key).await;
-            let data = serde_json::json!({
-                "tree": render::tree(&doc),
-                "people": render::people(&people),
-                "connections": connections,
-            })
-            .to_string();
-            if data != feed.last {
-                feed.last.clone_from(&data);
-                let event = Event::default().event("room").data(data);
-                return Some((Ok(event), feed));
-            }
-        }
-    });
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -53,6 +53,8 @@ struct Account {
     project: String,
     key: String,
     user: String,
+    /// The session's public `ses_…` id.
+    session: String,
 }
 
 async fn account(control: &ControlPlane) -> Account {
@@ -69,13 +71,19 @@ async fn account(control: &ControlPlane) -> Account {
         .await
         .unwrap()
         .expect("a new email");
-    let session = control.create_session(&created.account.user).await.unwrap();
+    let session = control
+        .create_session(&created.account.user, &RequestMeta::default())
+        .await
+        .unwrap();
     Account {
         cookie: format!("tandem_session={}", session.cookie_value),
         tenant: created.account.tenant.id.to_string(),
         project: created.account.project.id.to_string(),
         key: created.secret_key.row.id.to_string(),
         user: created.account.user.id.to_string(),
+        session: crate::control::sessions::public_id(&crate::control::accounts::session_hash(
+            &session.cookie_value,
+        )),
     }
 }
 
@@ -85,10 +93,11 @@ fn path(template: &str, a: &Account) -> String {
         .replace("{project}", &a.project)
         .replace("{key}", &a.key)
         .replace("{user}", &a.user)
+        .replace("{session}", &a.session)
 }
 
 const FORM: &str = "application/x-www-form-urlencoded";
-const BODY: &str = "role=member&days=0&name=renamed&confirm=development&kind=secret&grace=0&enabled=true&event=%7B%7D&email=a%40b.c&password=xxxxxxxxxxxx&tenant_name=t";
+const BODY: &str = "role=member&days=0&name=renamed&confirm=development&kind=secret&grace=0&enabled=true&event=%7B%7D&email=a%40b.c&password=xxxxxxxxxxxx&tenant_name=t&connection=1&node=&read_only=on";
 
 #[tokio::test]
 async fn every_state_changing_route_refuses_cross_site_and_bodyless_posts() {
@@ -229,6 +238,8 @@ async fn pages_need_a_session_and_another_tenant_is_not_found() {
         "/p/{project}",
         "/p/{project}/rooms",
         "/p/{project}/start",
+        "/account/sessions",
+        "/account/security",
     ] {
         let (status, headers, text) = send(
             &app,
@@ -241,6 +252,8 @@ async fn pages_need_a_session_and_another_tenant_is_not_found() {
             .unwrap()
             .contains("default-src 'self'"));
         assert!(text.contains("Engines"), "{page}");
+        // Private data, and on some pages a secret shown once: never stored.
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store", "{page}");
     }
     let other = "/dashboard/t/ten_000000000000000000000000";
     let (status, _, text) = send(&app, signed_in(other.to_owned())).await;
@@ -293,6 +306,11 @@ async fn signup_sets_a_host_prefixed_cookie_over_https() {
         );
         assert!(cookie.ends_with(flag), "{cookie}");
         assert!(text.contains("data-secret>sk_"), "the key is shown once");
+        assert_eq!(
+            headers[header::CACHE_CONTROL],
+            "no-store",
+            "a response with a secret in it is never cached"
+        );
         assert!(text.contains("production"));
         // The same email again creates nothing, signs nobody in, and says so neutrally.
         let again = Request::post("/dashboard/signup")

@@ -1,5 +1,11 @@
-//! Usage (charts per hour or per day, per project or for the whole tenant, with the
-//! plan's limits drawn on them and a table under each) and the plan page.
+//! Usage (charts per hour or per day, per room, per project or for the whole tenant,
+//! with the plan's limits drawn on them and a table under each) and the plan page.
+//!
+//! The limits drawn: per project, the connections cap on the peak chart; per room, the
+//! per-room connections cap on the peak chart and the document-size cap on the storage
+//! chart. The other charts have no plan limit of the same unit (message and byte rates
+//! are capped per connection per second, not per hour or day; active users are not
+//! capped), so they have no line.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -41,6 +47,15 @@ struct UsagePage {
     hour_href: String,
     day_href: String,
     charts: Vec<Chart>,
+    /// With a project selected: its rooms with usage in the range, and the one shown.
+    room_picker: Option<RoomPicker>,
+}
+
+struct RoomPicker {
+    project: String,
+    by: &'static str,
+    rooms: Vec<(String, bool)>,
+    room: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,6 +64,8 @@ pub(super) struct UsageQuery {
     project: Option<String>,
     #[serde(default)]
     by: Option<String>,
+    #[serde(default)]
+    room: Option<String>,
 }
 
 fn label(ms: i64, by_hour: bool) -> String {
@@ -76,6 +93,32 @@ fn count(v: f64) -> String {
 
 fn byte_count(v: f64) -> String {
     bytes(v as i64)
+}
+
+/// Every bucket of the range for one room of the report's project.
+fn dense_room(report: &UsageReport, range: &UsageRange, room: &str) -> Vec<(i64, Figures)> {
+    dense(report, range)
+        .into_iter()
+        .map(|(at, _)| {
+            let figures = report
+                .buckets
+                .iter()
+                .find(|b| b.start == at)
+                .and_then(|b| b.rooms.iter().find(|r| r.room == room))
+                .map(|r| Figures {
+                    messages_in: r.messages_in,
+                    messages_out: r.messages_out,
+                    bytes_in: r.bytes_in,
+                    bytes_out: r.bytes_out,
+                    connection_ms: r.connection_ms,
+                    peak_connections: r.peak_connections,
+                    active_rooms: i64::from(r.active),
+                    storage_bytes: r.storage_bytes.unwrap_or(0),
+                })
+                .unwrap_or_default();
+            (at, figures)
+        })
+        .collect()
 }
 
 /// Every bucket of the range (the report lists only buckets with data).
@@ -202,13 +245,47 @@ pub(super) async fn page(
         Some(i) => usage.projects[i].0.id.to_string(),
         None => "all".to_owned(),
     };
-    let buckets = dense(report, &range);
+    // One room of the selected project, if asked for (and it has usage in the range).
+    let mut room_names: Vec<String> = report
+        .buckets
+        .iter()
+        .flat_map(|b| b.rooms.iter().map(|r| r.room.clone()))
+        .collect();
+    room_names.sort();
+    room_names.dedup();
+    let room = selected
+        .and(query.room.as_deref())
+        .filter(|r| room_names.iter().any(|n| n == r))
+        .map(str::to_owned);
+    let buckets = match &room {
+        Some(room) => dense_room(report, &range, room),
+        None => dense(report, &range),
+    };
+    let scope_label = match &room {
+        Some(room) => format!("{scope_label}, room {room}"),
+        None => scope_label,
+    };
+    let room_picker = selected.map(|_| RoomPicker {
+        project: project_param.clone(),
+        by,
+        rooms: room_names
+            .iter()
+            .map(|n| (n.clone(), Some(n) == room.as_ref()))
+            .collect(),
+        room: room.clone(),
+    });
     let labels: Vec<String> = buckets.iter().map(|(at, _)| label(*at, by_hour)).collect();
     let values = |f: &dyn Fn(&Figures) -> i64| -> Vec<f64> {
         buckets.iter().map(|(_, b)| f(b) as f64).collect()
     };
     let sum = |f: &dyn Fn(&Figures) -> i64| -> i64 { buckets.iter().map(|(_, b)| f(b)).sum() };
-    let peak_limit = selected.map(|_| f64::from(limits.connections_per_project));
+    let peak_limit = match (&room, selected) {
+        (Some(_), _) => Some(f64::from(limits.connections_per_room)),
+        (None, Some(_)) => Some(f64::from(limits.connections_per_project)),
+        (None, None) => None,
+    };
+    // A room's stored size is what the document cap holds to.
+    let storage_limit = room.as_ref().map(|_| limits.max_document_bytes as f64);
     let peak_max = buckets
         .iter()
         .map(|(_, b)| b.peak_connections)
@@ -227,7 +304,7 @@ pub(super) async fn page(
         .find(|v| **v > 0.0)
         .copied()
         .unwrap_or(0.0);
-    let charts = vec![
+    let mut charts = vec![
         chart(
             "peak",
             "Peak connections",
@@ -304,7 +381,7 @@ pub(super) async fn page(
                 name: "stored bytes",
                 values: storage,
             }],
-            None,
+            storage_limit,
             &byte_count,
             format!("latest {}", bytes(last_storage as i64)),
         ),
@@ -339,19 +416,28 @@ pub(super) async fn page(
             )
         },
     ];
+    if room.is_some() {
+        // Active users are counted per project and month, not per room.
+        charts.retain(|c| c.id != "mau");
+    }
     let range_label = if by_hour {
         "the last 48 hours"
     } else {
         "the last 30 days"
     };
+    let room_param = room
+        .as_deref()
+        .map(|r| format!("&room={}", query_value(r)))
+        .unwrap_or_default();
     Ok(render(&UsagePage {
         chrome: ctx.chrome,
+        room_picker,
         scope_label,
         range_label: range_label.to_owned(),
         project_tabs,
         by_hour,
-        hour_href: format!("{base}?project={project_param}&by=hour"),
-        day_href: format!("{base}?project={project_param}&by=day"),
+        hour_href: format!("{base}?project={project_param}&by=hour{room_param}"),
+        day_href: format!("{base}?project={project_param}&by=day{room_param}"),
         charts,
     }))
 }

@@ -62,13 +62,27 @@ impl RoomActor {
                 let matching: Vec<ConnId> = self
                     .conns
                     .iter()
-                    .filter(|(_, c)| filter.matches(&c.identity))
+                    .filter(|(id, c)| filter.matches(**id, &c.identity))
                     .map(|(id, _)| *id)
                     .collect();
                 for id in &matching {
                     self.remove_conn(*id, Some(reason.clone()));
                 }
                 let _ = reply.send(Ok(matching.len()));
+            }
+            AdminMsg::SetReadOnly { read_only, reply } => {
+                if self.read_only != read_only {
+                    tracing::debug!(read_only, "room setting changed");
+                    self.read_only = read_only;
+                    // Told again if it writes after the next change.
+                    for c in self.conns.values_mut() {
+                        c.told_read_only = false;
+                    }
+                }
+                let _ = reply.send(Ok(()));
+            }
+            AdminMsg::Watch { reply } => {
+                let _ = reply.send(Ok(self.changes.subscribe()));
             }
             AdminMsg::Delete { reply } => {
                 let deleted = self.delete().await;
@@ -160,6 +174,7 @@ impl RoomActor {
     }
 
     fn presence(&self) -> Vec<PresenceEntry> {
+        let node = self.engine.cluster.as_ref().map(|c| c.node_id());
         let mut entries: Vec<PresenceEntry> = self
             .conns
             .iter()
@@ -176,10 +191,13 @@ impl RoomActor {
                 states.sort_by_key(|(client_id, _)| *client_id);
                 PresenceEntry {
                     connection_id: *id,
-                    node: None,
                     user_id: c.identity.user_id.clone(),
                     user_info: c.identity.user_info.clone(),
                     states,
+                    key_id: c.identity.key_id.clone(),
+                    rights: c.info.rights,
+                    connected_at: c.info.since_ms,
+                    node,
                 }
             })
             .collect();
@@ -205,10 +223,13 @@ impl RoomActor {
                 let user_info = user.filter(|u| u.as_object().is_some_and(|o| !o.is_empty()));
                 Some(PresenceEntry {
                     connection_id: 0,
-                    node: Some(node),
                     user_id,
                     user_info,
                     states: vec![(client_id, state)],
+                    key_id: None,
+                    rights: Default::default(),
+                    connected_at: 0,
+                    node: Some(node),
                 })
             })
             .collect();

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::{Conn, RoomActor};
 use crate::rooms::doc;
 use crate::rooms::identity::Identity;
-use crate::rooms::msg::RoomLimits;
+use crate::rooms::msg::{ConnInfo, RoomLimits};
 use crate::rooms::outbox::OutboxTx;
 use crate::rooms::{CloseReason, ConnId};
 
@@ -25,6 +25,7 @@ impl RoomActor {
         conn: ConnId,
         outbox: OutboxTx,
         identity: Arc<Identity>,
+        info: ConnInfo,
         limits: Option<RoomLimits>,
         reply: oneshot::Sender<Result<(), CloseReason>>,
     ) {
@@ -53,6 +54,8 @@ impl RoomActor {
                     outbox,
                     awareness_ids: HashSet::new(),
                     identity,
+                    info,
+                    told_read_only: false,
                 },
             );
             self.publish_connections();

@@ -12,7 +12,10 @@ impl RoomActor {
     pub(super) async fn on_tick(&mut self) -> Flow {
         self.expire_awareness();
         self.maybe_catch_up();
+        // A watched room (an open inspector) stays: its watcher would only load it
+        // again.
         let idle = self.conns.is_empty()
+            && self.changes.receiver_count() == 0
             && self.inflight.is_empty()
             && self.compaction.is_none()
             && self.catchup.is_none()

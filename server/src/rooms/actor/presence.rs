@@ -106,6 +106,7 @@ impl RoomActor {
         if changes.is_empty() {
             return;
         }
+        self.changed();
         let frame = Bytes::from(Message::Awareness(&awareness::encode_changes(changes)).encode());
         if publish {
             self.publish(Kind::Awareness, &frame);

@@ -252,6 +252,7 @@ impl RoomActor {
     /// Applies what a catch-up found; `Stop` if the room is gone.
     pub(super) fn on_caught_up(&mut self, done: CatchUpResult) -> Flow {
         self.catchup = None;
+        self.changed();
         let metrics = self.link.as_ref().map(|l| l.cluster().metrics());
         if let Some(metrics) = metrics {
             metrics.catchups.fetch_add(1, Ordering::Relaxed);

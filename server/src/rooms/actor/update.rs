@@ -11,6 +11,11 @@ use crate::rooms::cluster::Kind;
 use crate::rooms::doc::{self, ApplyError};
 use crate::rooms::{validate, CloseReason, ConnId};
 
+/// What a connection that writes in a read-only room is told (a y-protocols auth
+/// message, which stock clients report and keep the connection).
+pub(crate) const READ_ONLY_ROOM: &str =
+    "read-only: this room is read-only for now; changes are not applied";
+
 impl RoomActor {
     pub(super) async fn on_update(
         &mut self,
@@ -20,8 +25,17 @@ impl RoomActor {
         frame: Bytes,
         saved: Option<u64>,
     ) -> Flow {
-        if !self.conns.contains_key(&conn) {
+        let Some(c) = self.conns.get_mut(&conn) else {
             return Flow::Continue; // closed meanwhile (e.g. too slow): drop its input
+        };
+        if self.read_only && !c.info.rights.admin {
+            // Refused before any check against the document: nothing is applied, and no
+            // resync is asked for (it would only be refused again).
+            if !std::mem::replace(&mut c.told_read_only, true) {
+                let denied = Message::AuthDenied(READ_ONLY_ROOM).encode();
+                self.send_to(conn, Bytes::from(denied));
+            }
+            return Flow::Continue;
         }
         if let Err(reason) = self.check_document_size(payload.len()) {
             self.remove_conn(conn, Some(reason));

@@ -82,6 +82,13 @@ pub enum WireFilter {
     Key(String),
     /// Connections whose grant names this user.
     User(String),
+    /// One connection of one node (connection ids are per node).
+    Connection {
+        /// The node's id.
+        node: u64,
+        /// The connection's id on that node.
+        conn: u64,
+    },
 }
 
 /// A cluster-wide instruction, acted on by every node.
@@ -105,6 +112,15 @@ pub enum ControlEvent {
     /// (which finds it gone: its connections get 4404 and it unloads). The durable twin
     /// of the room channel's [`Kind::Deleted`].
     RoomDeleted {
+        /// The project.
+        project_id: String,
+        /// The room's name.
+        room: String,
+    },
+    /// A room's settings (read-only) changed in the database: a node that has it
+    /// loaded reads them again (the database holds the value, so reordered or
+    /// repeated messages end in the same state).
+    RoomSettingsChanged {
         /// The project.
         project_id: String,
         /// The room's name.
@@ -242,5 +258,20 @@ mod tests {
         assert_eq!(decode_record(&text), Some((u64::MAX - 1, deleted)));
         assert_eq!(decode_record(&encode_record(3, &event)), Some((3, event)));
         assert!(decode_record(r#"{"type":"close"}"#).is_none());
+        for event in [
+            ControlEvent::Close {
+                project_id: "prj_1".into(),
+                filter: WireFilter::Connection { node: 9, conn: 12 },
+                code: 4403,
+                reason: "closed by an administrator".into(),
+            },
+            ControlEvent::RoomSettingsChanged {
+                project_id: "prj_1".into(),
+                room: "a/b".into(),
+            },
+        ] {
+            let (_, _, back) = decode_control(&encode_control(7, None, &event)).unwrap();
+            assert_eq!(back, event);
+        }
     }
 }

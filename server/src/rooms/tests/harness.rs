@@ -106,6 +106,7 @@ pub(super) fn grant(project: &str) -> Grant {
         project_id: project.to_owned(),
         can_write: true,
         can_presence: true,
+        can_admin: false,
         expires_at: None,
         user_id: None,
         user_info: None,

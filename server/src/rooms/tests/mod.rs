@@ -4,6 +4,7 @@
 mod admin;
 mod harness;
 mod hostile_presence;
+mod inspect;
 mod limits;
 mod presence;
 mod session_ext;

@@ -13,13 +13,14 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use super::rows::{
-    all, audit_row, key_row, member_row, one, project_row, signing_key_row, tenant_row, user_row,
+    all, audit_row, key_row, member_row, one, project_row, session_row, signing_key_row,
+    tenant_row, user_row,
 };
 use super::{inserts, DbRow, Store};
 use crate::ids::{KeyId, ProjectId, TenantId, UserId};
 use crate::store::control::{
     AuditRow, ControlStore, KeyFilter, KeyRow, MemberRow, NewAccount, ProjectPatch, ProjectRow,
-    Role, SigningKeyRow, TenantRow, UserRow,
+    Role, SessionRow, SigningKeyRow, TenantRow, UserRow,
 };
 use crate::store::rows::{conflict, stored};
 use crate::store::StoreResult;
@@ -98,30 +99,60 @@ impl ControlStore for Store {
         Ok(())
     }
 
-    async fn create_session(
-        &self,
-        id_hash: &[u8; 32],
-        user_id: &UserId,
-        created_at: i64,
-        expires_at: i64,
-    ) -> StoreResult<()> {
-        inserts::session(id_hash, user_id, created_at, expires_at)
+    async fn create_session(&self, session: &SessionRow) -> StoreResult<()> {
+        inserts::session(session)
             .execute(&self.pool)
             .await
             .map_err(conflict("session already exists"))?;
         Ok(())
     }
 
-    async fn session_user(&self, id_hash: &[u8; 32], now: i64) -> StoreResult<Option<UserRow>> {
+    async fn session_user(
+        &self,
+        id_hash: &[u8; 32],
+        now: i64,
+    ) -> StoreResult<Option<(UserRow, Option<i64>)>> {
         let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id
+            "SELECT {USER_COLUMNS}, s.last_seen_at FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.id_hash = $1 AND s.expires_at > $2"
         ))
         .bind(id_hash.as_slice())
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        one(row, user_row)
+        row.map(|row| Ok((user_row(&row)?, row.try_get("last_seen_at")?)))
+            .transpose()
+    }
+
+    async fn touch_session(&self, id_hash: &[u8; 32], at: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id_hash = $2")
+            .bind(at)
+            .bind(id_hash.as_slice())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn list_sessions(&self, user_id: &UserId, now: i64) -> StoreResult<Vec<SessionRow>> {
+        let rows = sqlx::query(
+            "SELECT id_hash, user_id, created_at, expires_at, user_agent, ip, last_seen_at
+             FROM sessions WHERE user_id = $1 AND expires_at > $2
+             ORDER BY created_at DESC, id_hash",
+        )
+        .bind(user_id.as_str())
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        all(&rows, session_row)
+    }
+
+    async fn delete_other_sessions(&self, user_id: &UserId, keep: &[u8; 32]) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2")
+            .bind(user_id.as_str())
+            .bind(keep.as_slice())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     async fn delete_session(&self, id_hash: &[u8; 32]) -> StoreResult<bool> {

@@ -23,15 +23,16 @@ impl Store {
         })
     }
 
-    async fn room_id(&self, project_id: &str, room: &str) -> StoreResult<RoomId> {
-        let select = "SELECT id FROM rooms WHERE project_id = $1 AND name = $2";
+    /// The room's id and read-only setting, creating the room if it is new.
+    async fn room_id(&self, project_id: &str, room: &str) -> StoreResult<(RoomId, bool)> {
+        let select = "SELECT id, read_only FROM rooms WHERE project_id = $1 AND name = $2";
         if let Some(row) = sqlx::query(select)
             .bind(project_id)
             .bind(room)
             .fetch_optional(&self.pool)
             .await?
         {
-            return Ok(row.try_get("id")?);
+            return Ok((row.try_get("id")?, row.try_get("read_only")?));
         }
         // A concurrent insert of the same room makes this wait for it (SQLite's write
         // lock, Postgres's unique index) and do nothing; the SELECT after it then finds
@@ -50,7 +51,7 @@ impl Store {
             .bind(room)
             .fetch_one(&self.pool)
             .await?;
-        Ok(row.try_get("id")?)
+        Ok((row.try_get("id")?, row.try_get("read_only")?))
     }
 
     /// Reads the snapshot and the log rows `<= upto` from one snapshot of the database:
@@ -102,14 +103,16 @@ async fn read_doc(conn: &mut Conn<Store>, room_id: RoomId, upto: Seq) -> StoreRe
         room_id,
         snapshot,
         updates,
+        read_only: false,
     })
 }
 
 #[async_trait]
 impl DocStore for Store {
     async fn load(&self, project_id: &str, room: &str) -> StoreResult<StoredDoc> {
-        let room_id = self.room_id(project_id, room).await?;
-        self.read(room_id, Seq::MAX).await
+        let (room_id, read_only) = self.room_id(project_id, room).await?;
+        let doc = self.read(room_id, Seq::MAX).await?;
+        Ok(StoredDoc { read_only, ..doc })
     }
 
     async fn append(&self, batch: &[Append]) -> StoreResult<Vec<Seq>> {
@@ -205,6 +208,31 @@ impl DocStore for Store {
         Ok(row.map(|r| r.try_get("id")).transpose()?)
     }
 
+    async fn set_read_only(
+        &self,
+        project_id: &str,
+        room: &str,
+        read_only: bool,
+    ) -> StoreResult<bool> {
+        let done =
+            sqlx::query("UPDATE rooms SET read_only = $1 WHERE project_id = $2 AND name = $3")
+                .bind(read_only)
+                .bind(project_id)
+                .bind(room)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn read_only(&self, project_id: &str, room: &str) -> StoreResult<Option<bool>> {
+        let row = sqlx::query("SELECT read_only FROM rooms WHERE project_id = $1 AND name = $2")
+            .bind(project_id)
+            .bind(room)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("read_only")).transpose()?)
+    }
+
     async fn list_rooms(
         &self,
         project_id: &str,
@@ -217,7 +245,7 @@ impl DocStore for Store {
         // wildcards to escape). On Postgres `name` is COLLATE "C", so the order and the
         // range are bytewise, like SQLite's; the casts type a NULL cursor there.
         let rows = sqlx::query(
-            "SELECT id, name, created_at FROM rooms
+            "SELECT id, name, created_at, read_only FROM rooms
              WHERE project_id = $1
                AND (CAST($2 AS TEXT) IS NULL
                     OR (name >= $2 AND substr(name, 1, length($2)) = $2))
@@ -236,6 +264,7 @@ impl DocStore for Store {
                     id: r.try_get("id")?,
                     name: r.try_get("name")?,
                     created_at: r.try_get("created_at")?,
+                    read_only: r.try_get("read_only")?,
                 })
             })
             .collect()

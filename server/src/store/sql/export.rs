@@ -69,7 +69,7 @@ impl ExportTx for Tx {
             .fetch("SELECT id, email, password_hash, created_at FROM users ORDER BY id")
             .await?;
         let sessions = self
-            .fetch("SELECT id_hash, user_id, created_at, expires_at FROM sessions ORDER BY id_hash")
+            .fetch("SELECT id_hash, user_id, created_at, expires_at, user_agent, ip, last_seen_at FROM sessions ORDER BY id_hash")
             .await?;
         let tenants = self
             .fetch("SELECT id, name, plan, created_at FROM tenants ORDER BY id")
@@ -166,7 +166,7 @@ impl ExportTx for Tx {
 
     async fn rooms(&mut self) -> StoreResult<Vec<RoomEntry>> {
         let rows = self
-            .fetch("SELECT id, project_id, name, created_at FROM rooms ORDER BY id")
+            .fetch("SELECT id, project_id, name, created_at, read_only FROM rooms ORDER BY id")
             .await?;
         all(&rows, |row| {
             Ok(RoomEntry {
@@ -174,6 +174,7 @@ impl ExportTx for Tx {
                 project_id: row.try_get("project_id")?,
                 name: row.try_get("name")?,
                 created_at: row.try_get("created_at")?,
+                read_only: row.try_get("read_only")?,
             })
         })
     }
@@ -221,10 +222,7 @@ impl ImportTx for Tx {
             inserts::user(user).execute(&mut *tx).await?;
         }
         for session in &rows.sessions {
-            let (created, expires) = (session.created_at, session.expires_at);
-            inserts::session(&session.id_hash, &session.user_id, created, expires)
-                .execute(&mut *tx)
-                .await?;
+            inserts::session(session).execute(&mut *tx).await?;
         }
         for tenant in &rows.tenants {
             inserts::tenant(tenant).execute(&mut *tx).await?;
@@ -324,13 +322,17 @@ impl ImportTx for Tx {
 
     async fn room(&mut self, room: &RoomEntry, contents: &RoomContents) -> StoreResult<()> {
         let tx = &mut *self.0;
-        sqlx::query("INSERT INTO rooms (id, project_id, name, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(room.id)
-            .bind(&room.project_id)
-            .bind(&room.name)
-            .bind(room.created_at)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO rooms (id, project_id, name, created_at, read_only)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(room.id)
+        .bind(&room.project_id)
+        .bind(&room.name)
+        .bind(room.created_at)
+        .bind(room.read_only)
+        .execute(&mut *tx)
+        .await?;
         if let Some(snapshot) = &contents.snapshot {
             sqlx::query(
                 "INSERT INTO room_snapshots (room_id, upto_seq, data, updated_at) VALUES ($1, $2, $3, $4)",

@@ -17,19 +17,19 @@ pub(super) fn user(user: &UserRow) -> Query<'_> {
         .bind(user.created_at)
 }
 
-pub(super) fn session<'q>(
-    id_hash: &'q [u8],
-    user_id: &'q UserId,
-    created_at: i64,
-    expires_at: i64,
-) -> Query<'q> {
+pub(super) fn session(session: &crate::store::export::SessionRow) -> Query<'_> {
     sqlx::query(
-        "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO sessions (id_hash, user_id, created_at, expires_at, user_agent, ip,
+                               last_seen_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(id_hash)
-    .bind(user_id.as_str())
-    .bind(created_at)
-    .bind(expires_at)
+    .bind(session.id_hash.as_slice())
+    .bind(session.user_id.as_str())
+    .bind(session.created_at)
+    .bind(session.expires_at)
+    .bind(session.user_agent.as_deref())
+    .bind(session.ip.as_deref())
+    .bind(session.last_seen_at)
 }
 
 pub(super) fn tenant(tenant: &TenantRow) -> Query<'_> {

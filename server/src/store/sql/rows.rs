@@ -151,6 +151,9 @@ pub(super) fn session_row(row: &DbRow) -> Result<crate::store::export::SessionRo
         user_id: UserId::from_db(row.try_get("user_id")?),
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
+        user_agent: row.try_get("user_agent")?,
+        ip: row.try_get("ip")?,
+        last_seen_at: row.try_get("last_seen_at")?,
     })
 }
 

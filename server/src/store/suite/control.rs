@@ -7,7 +7,7 @@ use crate::control::apikey::{self, KeyKind};
 use crate::ids::{KeyId, ProjectId, TenantId, UserId};
 use crate::store::control::{
     AuditRow, KeyFilter, KeyKindRow, KeyRow, NewAccount, ProjectPatch, ProjectRow, Role,
-    SigningKeyRow, TenantRow, UserRow,
+    SessionRow, SigningKeyRow, TenantRow, UserRow,
 };
 use crate::store::export::Table;
 use crate::store::{Append, StoreError, StoreResult};
@@ -128,16 +128,80 @@ pub(super) async fn session_story(test: TestStore) {
     let store = test.control();
     let alice = account("alice@example.com", 1_000);
     store.create_account(&alice).await.unwrap();
+    let bob = account("bob@example.com", 1_000);
+    store.create_account(&bob).await.unwrap();
     let (id_hash, other_hash) = ([7u8; 32], [8u8; 32]);
+    let session = |hash: [u8; 32], user: &UserRow, created_at: i64, ua: Option<&str>| SessionRow {
+        id_hash: hash.to_vec(),
+        user_id: user.id.clone(),
+        created_at,
+        expires_at: 5_000,
+        user_agent: ua.map(str::to_owned),
+        ip: ua.map(|_| "192.0.2.7".to_owned()),
+        last_seen_at: ua.map(|_| created_at),
+    };
     store
-        .create_session(&id_hash, &alice.user.id, 1_000, 5_000)
+        .create_session(&session(id_hash, &alice.user, 1_000, None))
         .await
         .unwrap();
 
     let user = store.session_user(&id_hash, 4_999).await.unwrap();
-    assert_eq!(user.as_ref(), Some(&alice.user));
+    assert_eq!(user, Some((alice.user.clone(), None)));
     assert_eq!(store.session_user(&id_hash, 5_000).await.unwrap(), None);
     assert_eq!(store.session_user(&other_hash, 1_000).await.unwrap(), None);
+    store.touch_session(&id_hash, 1_500).await.unwrap();
+    assert_eq!(
+        store.session_user(&id_hash, 2_000).await.unwrap(),
+        Some((alice.user.clone(), Some(1_500)))
+    );
+
+    // Listing: the user's live sessions, newest first, with what they signed in with.
+    let (second, bobs) = ([9u8; 32], [10u8; 32]);
+    store
+        .create_session(&session(second, &alice.user, 2_000, Some("Firefox")))
+        .await
+        .unwrap();
+    store
+        .create_session(&session(bobs, &bob.user, 2_000, Some("Edge")))
+        .await
+        .unwrap();
+    let listed = store.list_sessions(&alice.user.id, 2_500).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(
+        listed[0],
+        session(second, &alice.user, 2_000, Some("Firefox"))
+    );
+    assert_eq!(listed[1].id_hash, id_hash.to_vec());
+    assert_eq!(listed[1].last_seen_at, Some(1_500));
+    assert!(store
+        .list_sessions(&alice.user.id, 5_000)
+        .await
+        .unwrap()
+        .is_empty());
+    // Ending the others keeps the one named and every other user's.
+    assert_eq!(
+        store
+            .delete_other_sessions(&alice.user.id, &second)
+            .await
+            .unwrap(),
+        1
+    );
+    let left = store.list_sessions(&alice.user.id, 2_500).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id_hash, second.to_vec());
+    assert_eq!(
+        store
+            .list_sessions(&bob.user.id, 2_500)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store.delete_session(&second).await.unwrap());
+    store
+        .create_session(&session(id_hash, &alice.user, 1_000, None))
+        .await
+        .unwrap();
 
     assert!(store.delete_session(&id_hash).await.unwrap());
     assert!(!store.delete_session(&id_hash).await.unwrap());

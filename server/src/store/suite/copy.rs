@@ -114,14 +114,21 @@ async fn populate(source: &TestStore) -> Populated {
     control.insert_key(&pat, &hash).await.unwrap();
     control.touch_key(&pat.id, 1_700).await.unwrap();
     control.revoke_key(a, &pat.id, 1_800).await.unwrap();
-    control
-        .create_session(&[1; 32], &alice.user.id, 2_000, i64::MAX)
-        .await
-        .unwrap();
-    control
-        .create_session(&[2; 32], &bob.user.id, 2_000, 3_000)
-        .await
-        .unwrap();
+    for (hash, user, expires_at, agent) in [
+        ([1u8; 32], &alice.user, i64::MAX, Some("Firefox")),
+        ([2u8; 32], &bob.user, 3_000, None),
+    ] {
+        let session = crate::store::control::SessionRow {
+            id_hash: hash.to_vec(),
+            user_id: user.id.clone(),
+            created_at: 2_000,
+            expires_at,
+            user_agent: agent.map(str::to_owned),
+            ip: agent.map(|_| "192.0.2.9".to_owned()),
+            last_seen_at: agent.map(|_| 2_500),
+        };
+        control.create_session(&session).await.unwrap();
+    }
     for (kid, at) in [("k1", 10), ("k2", 20)] {
         let row = SigningKeyRow {
             kid: kid.to_owned(),
@@ -239,6 +246,11 @@ async fn populate(source: &TestStore) -> Populated {
     .await
     .unwrap();
     docs.load(web.id.as_str(), "empty").await.unwrap();
+    // A setting travels with the room.
+    assert!(docs
+        .set_read_only(web.id.as_str(), "empty", true)
+        .await
+        .unwrap());
     let gone = docs.load(web.id.as_str(), "gone").await.unwrap();
     docs.append(&[Append {
         room_id: gone.room_id,
@@ -376,7 +388,7 @@ pub(super) async fn copy_story(dest: TestStore) {
     );
     assert_eq!(
         to.session_user(&[1; 32], 5_000).await.unwrap(),
-        Some(made.alice.user.clone())
+        Some((made.alice.user.clone(), Some(2_500)))
     );
     assert_eq!(
         to.session_user(&[2; 32], 5_000).await.unwrap(),
@@ -421,10 +433,12 @@ pub(super) async fn copy_story(dest: TestStore) {
             dest.docs().load(project, name).await.unwrap(),
         );
         assert_eq!(
-            (x.room_id, x.snapshot, x.updates),
-            (y.room_id, y.snapshot, y.updates)
+            (x.room_id, x.snapshot, x.updates, x.read_only),
+            (y.room_id, y.snapshot, y.updates, y.read_only)
         );
+        assert_eq!(y.read_only, name == "empty", "{name}");
     }
+
     let notes = dest
         .docs()
         .load(made.alice.project.id.as_str(), "notes")

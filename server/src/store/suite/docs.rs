@@ -469,3 +469,36 @@ pub(super) async fn room_version_story(store: TestStore) {
     assert_eq!(docs.room_version(fresh).await.unwrap(), Some(empty));
     store.stores.close().await;
 }
+
+pub(super) async fn read_only_setting_story(store: TestStore) {
+    let docs = store.docs();
+    // A room that does not exist has no setting, and setting one creates nothing.
+    assert_eq!(docs.read_only("prj", "doc").await.unwrap(), None);
+    assert!(!docs.set_read_only("prj", "doc", true).await.unwrap());
+    assert_eq!(docs.find_room("prj", "doc").await.unwrap(), None);
+
+    let first = docs.load("prj", "doc").await.unwrap();
+    assert!(!first.read_only, "rooms start writable");
+    docs.load("prj_other", "doc").await.unwrap();
+    assert!(docs.set_read_only("prj", "doc", true).await.unwrap());
+    assert_eq!(docs.read_only("prj", "doc").await.unwrap(), Some(true));
+    // Per room: the other project's room of the same name is untouched.
+    assert_eq!(
+        docs.read_only("prj_other", "doc").await.unwrap(),
+        Some(false)
+    );
+    // Loading reads it, and so does the listing.
+    let loaded = docs.load("prj", "doc").await.unwrap();
+    assert_eq!((loaded.room_id, loaded.read_only), (first.room_id, true));
+    let listed = docs.list_rooms("prj", None, None, 10).await.unwrap();
+    assert!(listed[0].read_only);
+    // Setting it twice is the same; turning it off works.
+    assert!(docs.set_read_only("prj", "doc", true).await.unwrap());
+    assert!(docs.set_read_only("prj", "doc", false).await.unwrap());
+    assert!(!docs.load("prj", "doc").await.unwrap().read_only);
+    // Deleting the room takes the setting with it.
+    docs.set_read_only("prj", "doc", true).await.unwrap();
+    docs.delete_room(first.room_id).await.unwrap();
+    assert_eq!(docs.read_only("prj", "doc").await.unwrap(), None);
+    assert!(!docs.load("prj", "doc").await.unwrap().read_only);
+}
