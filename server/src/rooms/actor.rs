@@ -146,6 +146,9 @@ pub(crate) struct RoomActor {
     catchup_failures: u32,
     last_catchup: Instant,
     version: Option<crate::store::RoomVersion>,
+    /// Durable updates and their writers since the last report to the events sink
+    /// (reported at most once a tick, never per update).
+    changes: super::events::ChangeTally,
 }
 
 impl RoomActor {
@@ -231,6 +234,9 @@ impl RoomActor {
         let snapshot_bytes = stored.snapshot.as_ref().map_or(0, |(_, b)| b.len());
         let doc = doc::build(&stored);
         tracing::debug!(log_updates, log_bytes, "room loaded");
+        if stored.created {
+            engine.emit(&key, super::events::RoomEvent::Created);
+        }
         let now = Instant::now();
         let storage = engine
             .meter
@@ -267,6 +273,7 @@ impl RoomActor {
             catchup_failures: 0,
             last_catchup: now,
             version: None,
+            changes: Default::default(),
         }
     }
 
@@ -313,7 +320,17 @@ impl RoomActor {
                 break;
             }
         }
+        self.report_changes();
         tracing::debug!("room stopped");
+    }
+
+    /// Hands the tally of durable updates to the events sink, if there is one.
+    fn report_changes(&mut self) {
+        if self.changes.seqs.is_some() {
+            let tally = std::mem::take(&mut self.changes);
+            self.engine
+                .emit(&self.key, super::events::RoomEvent::DocumentUpdated(tally));
+        }
     }
 
     async fn handle(&mut self, msg: RoomMsg) -> Flow {

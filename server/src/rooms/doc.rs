@@ -134,12 +134,14 @@ mod tests {
             room_id: 1,
             snapshot: None,
             updates,
+            created: false,
         };
         let merged = merge(&stored);
         let rebuilt = build(&StoredDoc {
             room_id: 1,
             snapshot: Some((20, Bytes::from(merged))),
             updates: vec![],
+            created: false,
         });
         let expected = source
             .get_or_insert_text("t")

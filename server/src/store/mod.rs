@@ -20,6 +20,7 @@ pub mod sqlite;
 #[cfg(test)]
 mod suite;
 pub mod usage;
+pub mod webhooks;
 
 pub use open::{Backend, DatabaseUrl, Stores};
 
@@ -83,6 +84,8 @@ pub struct StoredDoc {
     /// snapshot's `upto_seq`: on Postgres concurrent commits become visible out of seq
     /// order, and a compaction leaves a row it did not read.
     pub updates: Vec<(Seq, Bytes)>,
+    /// Whether this load created the room's row (the room is new).
+    pub created: bool,
 }
 
 impl StoredDoc {

@@ -12,6 +12,7 @@ impl RoomActor {
     pub(super) async fn on_tick(&mut self) -> Flow {
         self.expire_awareness();
         self.maybe_catch_up();
+        self.report_changes();
         let idle = self.conns.is_empty()
             && self.inflight.is_empty()
             && self.compaction.is_none()

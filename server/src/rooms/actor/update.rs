@@ -61,6 +61,8 @@ impl RoomActor {
             except: Some(conn),
             frame,
         };
+        let writer = self.conns.get(&conn).and_then(|c| c.identity.user_id.clone());
+        self.changes.wrote(writer.as_deref());
         self.persist(payload, std::iter::once(relay).chain(publish))
             .await;
         Flow::Continue
@@ -80,6 +82,12 @@ impl RoomActor {
         };
         let after = self.stored_bytes().saturating_add(len as u64);
         if after > limits.max_document_bytes {
+            self.engine.emit(
+                &self.key,
+                crate::rooms::events::RoomEvent::LimitReached {
+                    limit: "document_bytes",
+                },
+            );
             return Err(CloseReason::new(
                 close::TOO_LARGE,
                 format!(

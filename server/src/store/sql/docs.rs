@@ -23,7 +23,8 @@ impl Store {
         })
     }
 
-    async fn room_id(&self, project_id: &str, room: &str) -> StoreResult<RoomId> {
+    /// The room's id, creating its row if new; whether this call created it.
+    async fn room_id(&self, project_id: &str, room: &str) -> StoreResult<(RoomId, bool)> {
         let select = "SELECT id FROM rooms WHERE project_id = $1 AND name = $2";
         if let Some(row) = sqlx::query(select)
             .bind(project_id)
@@ -31,12 +32,12 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
         {
-            return Ok(row.try_get("id")?);
+            return Ok((row.try_get("id")?, false));
         }
         // A concurrent insert of the same room makes this wait for it (SQLite's write
         // lock, Postgres's unique index) and do nothing; the SELECT after it then finds
         // the row (on Postgres a new snapshot under READ COMMITTED).
-        sqlx::query(
+        let created = sqlx::query(
             "INSERT INTO rooms (project_id, name, created_at) VALUES ($1, $2, $3)
              ON CONFLICT (project_id, name) DO NOTHING",
         )
@@ -44,13 +45,15 @@ impl Store {
         .bind(room)
         .bind(unix_ms())
         .execute(&self.pool)
-        .await?;
+        .await?
+        .rows_affected()
+            == 1;
         let row = sqlx::query(select)
             .bind(project_id)
             .bind(room)
             .fetch_one(&self.pool)
             .await?;
-        Ok(row.try_get("id")?)
+        Ok((row.try_get("id")?, created))
     }
 
     /// Reads the snapshot and the log rows `<= upto` from one snapshot of the database:
@@ -102,14 +105,16 @@ async fn read_doc(conn: &mut Conn<Store>, room_id: RoomId, upto: Seq) -> StoreRe
         room_id,
         snapshot,
         updates,
+        created: false,
     })
 }
 
 #[async_trait]
 impl DocStore for Store {
     async fn load(&self, project_id: &str, room: &str) -> StoreResult<StoredDoc> {
-        let room_id = self.room_id(project_id, room).await?;
-        self.read(room_id, Seq::MAX).await
+        let (room_id, created) = self.room_id(project_id, room).await?;
+        let doc = self.read(room_id, Seq::MAX).await?;
+        Ok(StoredDoc { created, ..doc })
     }
 
     async fn append(&self, batch: &[Append]) -> StoreResult<Vec<Seq>> {

@@ -25,3 +25,4 @@ mod inserts;
 mod invitations;
 mod rows;
 mod usage;
+mod webhooks;
