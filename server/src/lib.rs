@@ -133,6 +133,13 @@ pub async fn serve(
             }
         });
     }
+    // Room events become project events (webhooks, GET /v1/events): the engine tells
+    // the hub, which records them off the rooms' path; every node delivers the outbox.
+    rooms.set_events(Arc::new(control.events().clone()));
+    let background = CancellationToken::new();
+    tokio::spawn(control.events().clone().run(background.clone()));
+    tokio::spawn(control.clone().run_deliveries(background.clone()));
+    tokio::spawn(control.clone().run_event_pruning(background.clone()));
     let tokens = TokenAuthorizer::new(control.clone());
     let authorizer: Arc<dyn Authorizer> = if config.allow_anonymous {
         tracing::warn!(
@@ -177,6 +184,7 @@ pub async fn serve(
     let engine = async {
         stop.cancelled().await;
         tracing::info!("shutting down: flushing rooms and closing connections");
+        background.cancel();
         rooms.shutdown(config.shutdown_timeout).await;
     };
     let (served, ()) = tokio::join!(async { http.await }, engine);
