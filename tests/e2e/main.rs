@@ -25,3 +25,4 @@ mod sdk;
 mod sdk_support;
 mod store_copy;
 mod usage;
+mod webhooks;
