@@ -426,6 +426,43 @@ mod tests {
         );
     }
 
+    /// The check after DNS: a name that resolves to loopback is refused by the strict
+    /// resolver and allowed by the permissive one; an IP literal (which never reaches the
+    /// resolver) is refused before any connection.
+    #[tokio::test]
+    async fn names_resolving_to_internal_addresses_are_dropped() {
+        let name = |n: &str| n.parse::<Name>().unwrap();
+        let strict = GuardedResolver {
+            policy: TargetPolicy::default(),
+        };
+        let refused = strict.resolve(name("localhost")).await.err().unwrap();
+        assert!(refused.to_string().contains("loopback"), "{refused}");
+        let open = GuardedResolver {
+            policy: TargetPolicy {
+                allow_private: true,
+                allow_http: true,
+            },
+        };
+        let addrs: Vec<SocketAddr> = open.resolve(name("localhost")).await.unwrap().collect();
+        assert!(!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()));
+
+        let client = Client::new(
+            TargetPolicy {
+                allow_private: false,
+                allow_http: true,
+            },
+            Duration::from_secs(2),
+        )
+        .unwrap();
+        let attempt = client
+            .send("http://127.0.0.1:9/x", "evt_1", 0, b"{}", &[vec![1; 32]])
+            .await;
+        assert!(
+            matches!(&attempt, Attempt::Failed(why) if why.contains("loopback")),
+            "{attempt:?}"
+        );
+    }
+
     #[test]
     fn jitter_is_in_range() {
         for _ in 0..100 {
