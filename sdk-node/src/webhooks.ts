@@ -151,7 +151,7 @@ function header(headers: WebhookHeaders, name: string): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-function base64(text: string): Uint8Array {
+function base64(text: string): Uint8Array<ArrayBuffer> {
   const raw = atob(text);
   const bytes = new Uint8Array(raw.length);
   for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
@@ -190,7 +190,7 @@ export async function verifyWebhook(
   const signed = new Uint8Array(prefix.length + bytes.length);
   signed.set(prefix, 0);
   signed.set(bytes, prefix.length);
-  const candidates: Uint8Array[] = [];
+  const candidates: Uint8Array<ArrayBuffer>[] = [];
   for (const part of signatures.split(' ')) {
     const [version, value] = part.split(',', 2);
     if (version !== 'v1' || !value) continue;
