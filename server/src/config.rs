@@ -258,7 +258,11 @@ fn webhook_options(
             allow_http: flag(cli.webhook_allow_http, file.webhook_allow_http),
         },
         backoff: crate::control::webhooks::backoff::Backoff {
-            base: pick(cli.webhook_retry_base, file.webhook_retry_base, d.backoff.base),
+            base: pick(
+                cli.webhook_retry_base,
+                file.webhook_retry_base,
+                d.backoff.base,
+            ),
             retry_for: pick(
                 cli.webhook_retry_for,
                 file.webhook_retry_for,
@@ -276,7 +280,9 @@ fn webhook_options(
         ("event-retention", config.retention),
     ] {
         if value.is_zero() {
-            return Err(ConfigError::Invalid(format!("{name} must be more than zero")));
+            return Err(ConfigError::Invalid(format!(
+                "{name} must be more than zero"
+            )));
         }
     }
     Ok(config)

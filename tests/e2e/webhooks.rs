@@ -128,7 +128,12 @@ async fn create_webhook(server: &Server, sk: &str, url: &str, events: Value) -> 
 
 async fn feed(server: &Server, sk: &str, query: &str) -> Value {
     server
-        .call("GET", &format!("/v1/events?{query}"), Cred::Bearer(sk), None)
+        .call(
+            "GET",
+            &format!("/v1/events?{query}"),
+            Cred::Bearer(sk),
+            None,
+        )
         .await
         .expect(200)
         .json()
@@ -178,7 +183,12 @@ async fn events_arrive_signed_after_the_receiver_recovers() {
     receiver.command(json!({"secret": secret})).await;
     // The secret is shown once: never in a read.
     let read = server
-        .call("GET", &format!("/v1/webhooks/{webhook}"), Cred::Bearer(sk), None)
+        .call(
+            "GET",
+            &format!("/v1/webhooks/{webhook}"),
+            Cred::Bearer(sk),
+            None,
+        )
         .await
         .expect(200)
         .json();
@@ -196,12 +206,22 @@ async fn events_arrive_signed_after_the_receiver_recovers() {
         .await
         .expect(204);
 
-    let wanted = ["room.created", "user.entered", "document.updated", "user.left", "room.deleted"];
+    let wanted = [
+        "room.created",
+        "user.entered",
+        "document.updated",
+        "user.left",
+        "room.deleted",
+    ];
     let r = &receiver;
-    eventually("every event is delivered", Duration::from_secs(30), || async move {
-        let types = r.accepted_types();
-        wanted.iter().all(|t| types.iter().any(|x| x == t))
-    })
+    eventually(
+        "every event is delivered",
+        Duration::from_secs(30),
+        || async move {
+            let types = r.accepted_types();
+            wanted.iter().all(|t| types.iter().any(|x| x == t))
+        },
+    )
     .await;
     let reports = receiver.reports();
     assert!(
@@ -218,7 +238,9 @@ async fn events_arrive_signed_after_the_receiver_recovers() {
     assert_eq!(by_type("user.left")["data"]["room"], "hooks/doc");
     let updated = by_type("document.updated");
     assert_eq!(updated["data"]["userIds"], json!(["ada"]));
-    assert!(updated["data"]["fromSeq"].as_i64().unwrap() <= updated["data"]["toSeq"].as_i64().unwrap());
+    assert!(
+        updated["data"]["fromSeq"].as_i64().unwrap() <= updated["data"]["toSeq"].as_i64().unwrap()
+    );
     assert!(updated["data"]["documentUrl"]
         .as_str()
         .unwrap()
@@ -238,7 +260,10 @@ async fn events_arrive_signed_after_the_receiver_recovers() {
 
     // The deliveries list shows the retries and the answers.
     let listed = deliveries(&server, sk, &webhook).await;
-    assert!(listed.iter().all(|d| d["status"] == "delivered"), "{listed:?}");
+    assert!(
+        listed.iter().all(|d| d["status"] == "delivered"),
+        "{listed:?}"
+    );
     assert!(listed.iter().any(|d| d["attempts"].as_i64().unwrap() > 1));
     assert!(listed.iter().all(|d| d["responseStatus"] == 200));
 
@@ -249,11 +274,22 @@ async fn events_arrive_signed_after_the_receiver_recovers() {
     assert_eq!(feed_seqs, (1..=feed_seqs.len() as i64).collect::<Vec<_>>());
     // The feed also has the key created before the webhook existed.
     assert_eq!(events[0]["type"], "key.created");
-    let feed_ids: HashSet<String> = events[1..].iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(feed_ids, seen, "the feed and the webhook carry the same events");
+    let feed_ids: HashSet<String> = events[1..]
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        feed_ids, seen,
+        "the feed and the webhook carry the same events"
+    );
     let cursor = feed_seqs[1];
     let rest = feed(&server, sk, &format!("after={cursor}&limit=2")).await;
-    let rest_seqs: Vec<i64> = rest["data"].as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    let rest_seqs: Vec<i64> = rest["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
     assert_eq!(rest_seqs, vec![cursor + 1, cursor + 2]);
     assert_eq!(rest["nextAfter"], cursor + 2);
 
@@ -283,32 +319,46 @@ async fn pending_deliveries_survive_a_sigkill() {
     receiver.command(json!({"fail": -1})).await;
     let created = create_webhook(&server, sk, &receiver.url(), json!(["room.*", "user.*"])).await;
     let webhook = created["id"].as_str().unwrap().to_owned();
-    receiver
-        .command(json!({"secret": created["secret"]}))
-        .await;
+    receiver.command(json!({"secret": created["secret"]})).await;
     visit(&server, sk, "ada", "kill/doc").await;
     let (s, w) = (&server, webhook.as_str());
-    eventually("deliveries are pending and tried", Duration::from_secs(20), || async move {
-        let listed = deliveries(s, sk, w).await;
-        // One room: its deliveries go in order, so only the first is being tried.
-        listed.len() == 3
-            && listed.iter().all(|d| d["status"] == "pending")
-            && listed.iter().any(|d| d["attempts"].as_i64().unwrap() >= 2)
-    })
+    eventually(
+        "deliveries are pending and tried",
+        Duration::from_secs(20),
+        || async move {
+            let listed = deliveries(s, sk, w).await;
+            // One room: its deliveries go in order, so only the first is being tried.
+            listed.len() == 3
+                && listed.iter().all(|d| d["status"] == "pending")
+                && listed.iter().any(|d| d["attempts"].as_i64().unwrap() >= 2)
+        },
+    )
     .await;
     // Only the wanted types: no document.updated.
-    assert!(deliveries(&server, sk, &webhook).await.iter().all(|d| d["eventType"] != "document.updated"));
+    assert!(deliveries(&server, sk, &webhook)
+        .await
+        .iter()
+        .all(|d| d["eventType"] != "document.updated"));
     server.kill9();
     receiver.command(json!({"fail": 0})).await;
     server.restart();
     let r = &receiver;
-    eventually("the pending events arrive after the restart", Duration::from_secs(30), || async move {
-        let types = r.accepted_types();
-        ["room.created", "user.entered", "user.left"].iter().all(|t| types.iter().any(|x| x == t))
-    })
+    eventually(
+        "the pending events arrive after the restart",
+        Duration::from_secs(30),
+        || async move {
+            let types = r.accepted_types();
+            ["room.created", "user.entered", "user.left"]
+                .iter()
+                .all(|t| types.iter().any(|x| x == t))
+        },
+    )
     .await;
     let listed = deliveries(&server, sk, &webhook).await;
-    assert!(listed.iter().all(|d| d["status"] == "delivered"), "{listed:?}");
+    assert!(
+        listed.iter().all(|d| d["status"] == "delivered"),
+        "{listed:?}"
+    );
 }
 
 /// An endpoint that fails for the whole retry period is disabled, with a reason and an
@@ -328,13 +378,33 @@ async fn an_endpoint_failing_for_the_retry_period_is_disabled() {
     receiver.command(json!({"secret": created["secret"]})).await;
     visit(&server, sk, "ada", "fail/doc").await;
     let (s, w) = (&server, webhook.as_str());
-    eventually("the endpoint is disabled", Duration::from_secs(20), || async move {
-        let read = s.call("GET", &format!("/v1/webhooks/{w}"), Cred::Bearer(sk), None).await.expect(200).json();
-        read["enabled"] == false
-    })
+    eventually(
+        "the endpoint is disabled",
+        Duration::from_secs(20),
+        || async move {
+            let read = s
+                .call("GET", &format!("/v1/webhooks/{w}"), Cred::Bearer(sk), None)
+                .await
+                .expect(200)
+                .json();
+            read["enabled"] == false
+        },
+    )
     .await;
-    let read = server.call("GET", &format!("/v1/webhooks/{webhook}"), Cred::Bearer(sk), None).await.expect(200).json();
-    assert!(read["disabledReason"].as_str().unwrap().contains("500"), "{read}");
+    let read = server
+        .call(
+            "GET",
+            &format!("/v1/webhooks/{webhook}"),
+            Cred::Bearer(sk),
+            None,
+        )
+        .await
+        .expect(200)
+        .json();
+    assert!(
+        read["disabledReason"].as_str().unwrap().contains("500"),
+        "{read}"
+    );
     let listed = deliveries(&server, sk, &webhook).await;
     assert_eq!(listed[0]["status"], "failed");
     let audit = server
@@ -348,13 +418,22 @@ async fn an_endpoint_failing_for_the_retry_period_is_disabled() {
         .expect(200)
         .json();
     assert!(
-        audit["data"].as_array().unwrap().iter().any(|e| e["action"] == "webhook.disabled"),
+        audit["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "webhook.disabled"),
         "{audit}"
     );
     // Re-enabled and retried, the failed delivery goes through.
     receiver.command(json!({"fail": 0})).await;
     server
-        .call("PATCH", &format!("/v1/webhooks/{webhook}"), Cred::Bearer(sk), Some(json!({"enabled": true})))
+        .call(
+            "PATCH",
+            &format!("/v1/webhooks/{webhook}"),
+            Cred::Bearer(sk),
+            Some(json!({"enabled": true})),
+        )
         .await
         .expect(200);
     let delivery = listed[0]["id"].as_str().unwrap();
@@ -368,9 +447,11 @@ async fn an_endpoint_failing_for_the_retry_period_is_disabled() {
         .await
         .expect(202);
     let r = &receiver;
-    eventually("the retried delivery arrives", Duration::from_secs(20), || async move {
-        r.accepted_types().iter().any(|t| t == "room.created")
-    })
+    eventually(
+        "the retried delivery arrives",
+        Duration::from_secs(20),
+        || async move { r.accepted_types().iter().any(|t| t == "room.created") },
+    )
     .await;
 }
 
@@ -392,23 +473,44 @@ async fn internal_targets_are_refused_without_the_operator_flag() {
         "http://100.64.0.1/",
     ] {
         let refused = server
-            .call("POST", "/v1/webhooks", Cred::Bearer(sk), Some(json!({"url": url, "events": ["*"]})))
+            .call(
+                "POST",
+                "/v1/webhooks",
+                Cred::Bearer(sk),
+                Some(json!({"url": url, "events": ["*"]})),
+            )
             .await
             .expect(400)
             .json();
-        assert!(refused["detail"].as_str().unwrap().contains("public"), "{url}: {refused}");
+        assert!(
+            refused["detail"].as_str().unwrap().contains("public"),
+            "{url}: {refused}"
+        );
     }
     let dir2 = tempfile::tempdir().unwrap();
     let strict = Server::start_strict(&dir2, &[]);
     let (_, p2) = strict.project().await;
     let refused = strict
-        .call("POST", "/v1/webhooks", Cred::Bearer(&p2.key.key), Some(json!({"url": "http://example.com/", "events": ["*"]})))
+        .call(
+            "POST",
+            "/v1/webhooks",
+            Cred::Bearer(&p2.key.key),
+            Some(json!({"url": "http://example.com/", "events": ["*"]})),
+        )
         .await
         .expect(400)
         .json();
-    assert!(refused["detail"].as_str().unwrap().contains("https"), "{refused}");
+    assert!(
+        refused["detail"].as_str().unwrap().contains("https"),
+        "{refused}"
+    );
     let unknown = strict
-        .call("POST", "/v1/webhooks", Cred::Bearer(&p2.key.key), Some(json!({"url": "https://example.com/", "events": ["room.exploded"]})))
+        .call(
+            "POST",
+            "/v1/webhooks",
+            Cred::Bearer(&p2.key.key),
+            Some(json!({"url": "https://example.com/", "events": ["room.exploded"]})),
+        )
         .await
         .expect(400);
     assert!(unknown.text().contains("unknown event type"));
@@ -423,7 +525,12 @@ async fn internal_targets_are_refused_without_the_operator_flag() {
     let webhook = created["id"].as_str().unwrap().to_owned();
     let old = created["secret"].as_str().unwrap().to_owned();
     let rolled = open
-        .call("POST", &format!("/v1/webhooks/{webhook}/roll-secret"), Cred::Bearer(sk3), Some(json!({"overlapSeconds": 3600})))
+        .call(
+            "POST",
+            &format!("/v1/webhooks/{webhook}/roll-secret"),
+            Cred::Bearer(sk3),
+            Some(json!({"overlapSeconds": 3600})),
+        )
         .await
         .expect(200)
         .json();
@@ -434,7 +541,12 @@ async fn internal_targets_are_refused_without_the_operator_flag() {
         receiver.command(json!({"secret": secret})).await;
         tokio::time::sleep(Duration::from_millis(100)).await; // the command is read first
         let tested = open
-            .call("POST", &format!("/v1/webhooks/{webhook}/test"), Cred::Bearer(sk3), None)
+            .call(
+                "POST",
+                &format!("/v1/webhooks/{webhook}/test"),
+                Cred::Bearer(sk3),
+                None,
+            )
             .await
             .expect(200)
             .json();
@@ -442,32 +554,61 @@ async fn internal_targets_are_refused_without_the_operator_flag() {
         assert_eq!(tested["status"], 200);
     }
     let r = &receiver;
-    eventually("both test reports", Duration::from_secs(10), || async move {
-        r.accepted().iter().filter(|r| r["type"] == "webhook.test").count() == 2
-    })
+    eventually(
+        "both test reports",
+        Duration::from_secs(10),
+        || async move {
+            r.accepted()
+                .iter()
+                .filter(|r| r["type"] == "webhook.test")
+                .count()
+                == 2
+        },
+    )
     .await;
-    let tests: Vec<Value> = receiver.accepted().into_iter().filter(|r| r["type"] == "webhook.test").collect();
+    let tests: Vec<Value> = receiver
+        .accepted()
+        .into_iter()
+        .filter(|r| r["type"] == "webhook.test")
+        .collect();
     assert_eq!(tests.len(), 2);
-    assert!(tests.iter().all(|t| t["signatures"] == 2), "two signatures during the roll");
+    assert!(
+        tests.iter().all(|t| t["signatures"] == 2),
+        "two signatures during the roll"
+    );
     // A secret that is neither fails verification.
-    receiver.command(json!({"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})).await;
+    receiver
+        .command(json!({"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}))
+        .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let tested = open
-        .call("POST", &format!("/v1/webhooks/{webhook}/test"), Cred::Bearer(sk3), None)
+        .call(
+            "POST",
+            &format!("/v1/webhooks/{webhook}/test"),
+            Cred::Bearer(sk3),
+            None,
+        )
         .await
         .expect(200)
         .json();
     assert_eq!(tested["delivered"], false);
     let r = &receiver;
-    eventually("the refusal is reported", Duration::from_secs(10), || async move {
-        r.reports().iter().any(|r| r["verified"] == false)
-    })
+    eventually(
+        "the refusal is reported",
+        Duration::from_secs(10),
+        || async move { r.reports().iter().any(|r| r["verified"] == false) },
+    )
     .await;
     // Another project's key sees none of it.
     let (_, other) = open.project().await;
-    open.call("GET", &format!("/v1/webhooks/{webhook}"), Cred::Bearer(&other.key.key), None)
-        .await
-        .expect(404);
+    open.call(
+        "GET",
+        &format!("/v1/webhooks/{webhook}"),
+        Cred::Bearer(&other.key.key),
+        None,
+    )
+    .await
+    .expect(404);
 }
 
 /// `GET /v1/events/stream`: server-sent events with the seq as `id`, resuming after
@@ -480,16 +621,30 @@ async fn the_event_stream_resumes_from_last_event_id() {
     let sk = project.key.key.as_str();
     visit(&server, sk, "ada", "sse/doc").await;
     let (s, k) = (&server, sk);
-    eventually("four events recorded", Duration::from_secs(20), || async move {
-        feed(s, k, "after=0").await["data"].as_array().unwrap().len() >= 4
-    })
+    eventually(
+        "four events recorded",
+        Duration::from_secs(20),
+        || async move {
+            feed(s, k, "after=0").await["data"]
+                .as_array()
+                .unwrap()
+                .len()
+                >= 4
+        },
+    )
     .await;
     let first = sse_ids(&server, sk, None, 4).await;
-    assert_eq!(first.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+    assert_eq!(
+        first.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
     assert_eq!(first[0].1, "key.created", "the project's first key");
     assert_eq!(first[1].1, "room.created");
     let resumed = sse_ids(&server, sk, Some(2), 2).await;
-    assert_eq!(resumed.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![3, 4]);
+    assert_eq!(
+        resumed.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        vec![3, 4]
+    );
 }
 
 /// Reads `count` events from the stream (raw HTTP: the stream does not end).
@@ -570,31 +725,50 @@ async fn two_nodes_deliver_each_event_once() {
         rooms.push(room);
     }
     let r = &receiver;
-    eventually("every room's events arrive", Duration::from_secs(40), || async move {
-        let created: HashSet<String> = r
-            .accepted()
-            .iter()
-            .filter(|e| e["type"] == "room.created")
-            .map(|e| e["data"]["room"].as_str().unwrap().to_owned())
-            .collect();
-        let left = r.accepted().iter().filter(|e| e["type"] == "user.left").count();
-        created.len() == 6 && left == 6
-    })
+    eventually(
+        "every room's events arrive",
+        Duration::from_secs(40),
+        || async move {
+            let created: HashSet<String> = r
+                .accepted()
+                .iter()
+                .filter(|e| e["type"] == "room.created")
+                .map(|e| e["data"]["room"].as_str().unwrap().to_owned())
+                .collect();
+            let left = r
+                .accepted()
+                .iter()
+                .filter(|e| e["type"] == "user.left")
+                .count();
+            created.len() == 6 && left == 6
+        },
+    )
     .await;
     // A moment for any duplicate to show up, then count.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut counts: HashMap<String, usize> = HashMap::new();
     for report in receiver.reports() {
         assert_eq!(report["verified"], true, "{report}");
-        *counts.entry(report["id"].as_str().unwrap().to_owned()).or_default() += 1;
+        *counts
+            .entry(report["id"].as_str().unwrap().to_owned())
+            .or_default() += 1;
     }
     let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "delivered more than once: {twice:?}");
     let fa = feed(a, sk, "after=0&limit=1000").await;
     let fb = feed(b, sk, "after=0&limit=1000").await;
     assert_eq!(fa["data"], fb["data"]);
-    let seqs: Vec<i64> = fa["data"].as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect();
-    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "no gap, no duplicate seq");
+    let seqs: Vec<i64> = fa["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as i64).collect::<Vec<_>>(),
+        "no gap, no duplicate seq"
+    );
     // Every event but the key created before the webhook.
     assert_eq!(counts.len(), seqs.len() - 1, "every event delivered");
 }

@@ -236,7 +236,7 @@ impl EventHub {
                 Ok(()) => failures = 0,
                 Err(error) => {
                     failures += 1;
-                    if failures == 1 || failures % 60 == 0 {
+                    if failures == 1 || failures.is_multiple_of(60) {
                         tracing::warn!(%error, failures, "recording events failed; retrying");
                     }
                 }
@@ -330,9 +330,7 @@ impl RoomEvents for EventHub {
                 match state.documents.get_mut(key) {
                     Some((_, open)) => open.merge(tally),
                     None => {
-                        state
-                            .documents
-                            .insert(key.clone(), (Instant::now(), tally));
+                        state.documents.insert(key.clone(), (Instant::now(), tally));
                         drop(state);
                         // The writer computes its next wake-up from the windows.
                         self.inner.queued.notify_one();
@@ -340,7 +338,12 @@ impl RoomEvents for EventHub {
                 }
             }
             RoomEvent::Created => {
-                self.publish(&project(), "room.created", Some(room), json!({ "room": room }));
+                self.publish(
+                    &project(),
+                    "room.created",
+                    Some(room),
+                    json!({ "room": room }),
+                );
             }
             RoomEvent::Deleted => {
                 // A change still in its window goes first: it happened before.
@@ -348,7 +351,12 @@ impl RoomEvents for EventHub {
                 if let Some((_, tally)) = open {
                     self.document_event(key, tally);
                 }
-                self.publish(&project(), "room.deleted", Some(room), json!({ "room": room }));
+                self.publish(
+                    &project(),
+                    "room.deleted",
+                    Some(room),
+                    json!({ "room": room }),
+                );
             }
             RoomEvent::UserEntered {
                 connection_id,
@@ -420,10 +428,23 @@ mod tests {
 
     #[test]
     fn patterns_name_known_types() {
-        for ok in ["*", "room.created", "member.*", "user.*", "document.updated"] {
+        for ok in [
+            "*",
+            "room.created",
+            "member.*",
+            "user.*",
+            "document.updated",
+        ] {
             assert!(valid_pattern(ok), "{ok}");
         }
-        for bad in ["", "room", "rooms.*", "*.created", "room.created ", "member*"] {
+        for bad in [
+            "",
+            "room",
+            "rooms.*",
+            "*.created",
+            "room.created ",
+            "member*",
+        ] {
             assert!(!valid_pattern(bad), "{bad}");
         }
     }

@@ -404,7 +404,10 @@ async fn admit(
                 .await
             {
                 Ok(rooms) if rooms.len() >= cap => {
-                    engine.emit(key, super::events::RoomEvent::LimitReached { limit: "rooms" });
+                    engine.emit(
+                        key,
+                        super::events::RoomEvent::LimitReached { limit: "rooms" },
+                    );
                     return Err(CloseReason::new(
                         close::RATE_LIMITED,
                         close::with_retry_after(

@@ -214,7 +214,8 @@ pub enum KeyFilter {
 /// Lookups that find nothing return `None` / `false`, never an error.
 #[async_trait]
 pub trait ControlStore:
-    super::invitations::InvitationStore + super::webhooks::WebhookStore + Send + Sync + 'static {
+    super::invitations::InvitationStore + super::webhooks::WebhookStore + Send + Sync + 'static
+{
     // --- users and sessions ---
 
     /// Creates the user, the tenant, the owner membership and the first project, all

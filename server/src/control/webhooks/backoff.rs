@@ -57,8 +57,8 @@ impl Backoff {
             wait = wait.max(asked.min(self.cap));
         }
         let next = now.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
-        let deadline =
-            created_at.saturating_add(i64::try_from(self.retry_for.as_millis()).unwrap_or(i64::MAX));
+        let deadline = created_at
+            .saturating_add(i64::try_from(self.retry_for.as_millis()).unwrap_or(i64::MAX));
         (next <= deadline).then_some(next)
     }
 }

@@ -44,9 +44,8 @@ impl Resolve for GuardedResolver {
         let policy = self.policy;
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut refused = None;
             let allowed: Vec<SocketAddr> = found
                 .into_iter()
@@ -206,7 +205,9 @@ pub fn outcome(
             retry_after,
         } => {
             // Retry-After only means something on 429 and 503.
-            let honoured = matches!(status, 429 | 503).then_some(*retry_after).flatten();
+            let honoured = matches!(status, 429 | 503)
+                .then_some(*retry_after)
+                .flatten();
             (
                 Some(i64::from(*status)),
                 format!("the endpoint answered {status}"),
@@ -252,7 +253,7 @@ impl ControlPlane {
                 }
                 Err(error) => {
                     failures += 1;
-                    if failures == 1 || failures % 60 == 0 {
+                    if failures == 1 || failures.is_multiple_of(60) {
                         tracing::warn!(%error, "claiming webhook deliveries failed");
                     }
                     Vec::new()
@@ -286,7 +287,13 @@ impl ControlPlane {
             Ok(keys) => {
                 let body = body(&event);
                 self.delivery_client()
-                    .send(&webhook.url, event.id.as_str(), now / 1000, body.as_bytes(), &keys)
+                    .send(
+                        &webhook.url,
+                        event.id.as_str(),
+                        now / 1000,
+                        body.as_bytes(),
+                        &keys,
+                    )
                     .await
             }
             Err(error) => Attempt::Failed(error.to_string()),
@@ -328,7 +335,10 @@ impl ControlPlane {
             humantime::format_duration(self.inner.config.webhooks.backoff.retry_for)
         );
         let store = &self.inner.store;
-        match store.disable_webhook(&webhook.id, &reason, self.now_ms()).await {
+        match store
+            .disable_webhook(&webhook.id, &reason, self.now_ms())
+            .await
+        {
             Ok(Some(row)) => {
                 tracing::warn!(webhook = %row.id, "webhook disabled after sustained failure");
                 if let Ok(Some(tenant)) = store.project_tenant(&row.project_id).await {
@@ -405,7 +415,10 @@ mod tests {
         };
         assert!(matches!(
             outcome(&busy, &b, 0, 10, 0, 0.0),
-            AttemptOutcome::Retry { next_attempt_at: 600_010, .. }
+            AttemptOutcome::Retry {
+                next_attempt_at: 600_010,
+                ..
+            }
         ));
         let redirect = Attempt::Answered {
             status: 302,
@@ -413,7 +426,10 @@ mod tests {
         };
         assert!(matches!(
             outcome(&redirect, &b, 0, 10, 0, 0.0),
-            AttemptOutcome::Retry { status: Some(302), .. }
+            AttemptOutcome::Retry {
+                status: Some(302),
+                ..
+            }
         ));
         let down = Attempt::Failed("connection refused".into());
         let late = i64::try_from(b.retry_for.as_millis()).unwrap();

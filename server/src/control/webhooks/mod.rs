@@ -109,7 +109,11 @@ impl ControlPlane {
     }
 
     /// Seals a new signing key under the KEK when there is one.
-    fn seal_secret(&self, id: &WebhookId, key: &[u8; signing::KEY_BYTES]) -> ControlResult<Vec<u8>> {
+    fn seal_secret(
+        &self,
+        id: &WebhookId,
+        key: &[u8; signing::KEY_BYTES],
+    ) -> ControlResult<Vec<u8>> {
         Ok(match &self.inner.config.kek {
             Some(kek) => kek.seal(id.as_str(), key)?,
             None => key.to_vec(),
@@ -123,12 +127,10 @@ impl ControlPlane {
         }
         let config = &self.inner.config;
         let opened = match (&config.kek, &config.old_kek) {
-            (Some(kek), old) => kek
-                .open(id.as_str(), stored)
-                .or_else(|e| match old {
-                    Some(old) => old.open(id.as_str(), stored),
-                    None => Err(e),
-                }),
+            (Some(kek), old) => kek.open(id.as_str(), stored).or_else(|e| match old {
+                Some(old) => old.open(id.as_str(), stored),
+                None => Err(e),
+            }),
             (None, _) => {
                 return Err(ControlError::Internal(
                     "a webhook secret is sealed but no KEK is configured".into(),
@@ -142,9 +144,14 @@ impl ControlPlane {
 
     /// The keys that sign a delivery now: the current one, and the previous one until
     /// its overlap ends.
-    pub(crate) fn signing_keys(&self, webhook: &WebhookRow, now_ms: i64) -> ControlResult<Vec<Vec<u8>>> {
+    pub(crate) fn signing_keys(
+        &self,
+        webhook: &WebhookRow,
+        now_ms: i64,
+    ) -> ControlResult<Vec<Vec<u8>>> {
         let mut keys = vec![self.open_secret(&webhook.id, &webhook.secret)?];
-        if let (Some(previous), Some(until)) = (&webhook.previous_secret, webhook.previous_expires_at)
+        if let (Some(previous), Some(until)) =
+            (&webhook.previous_secret, webhook.previous_expires_at)
         {
             if until > now_ms {
                 keys.push(self.open_secret(&webhook.id, previous)?);
@@ -384,7 +391,11 @@ impl ControlPlane {
 
     /// Sends a signed `webhook.test` event to the endpoint now (not stored, not retried)
     /// and says how it went.
-    pub async fn test_webhook(&self, project: &ProjectId, id: &WebhookId) -> ControlResult<TestResult> {
+    pub async fn test_webhook(
+        &self,
+        project: &ProjectId,
+        id: &WebhookId,
+    ) -> ControlResult<TestResult> {
         let webhook = self.webhook(project, id).await?;
         let now = self.now_ms();
         let event_id = crate::ids::EventId::generate()?;
@@ -400,7 +411,13 @@ impl ControlPlane {
         let keys = self.signing_keys(&webhook, now)?;
         let attempt = self
             .delivery_client()
-            .send(&webhook.url, event_id.as_str(), now / 1000, body.as_bytes(), &keys)
+            .send(
+                &webhook.url,
+                event_id.as_str(),
+                now / 1000,
+                body.as_bytes(),
+                &keys,
+            )
             .await;
         Ok(match attempt {
             deliver::Attempt::Answered { status, .. } => TestResult {

@@ -97,10 +97,34 @@ mod tests {
     fn tampering_with_any_part_fails_verification() {
         let key = parse_secret(SPEC_SECRET).unwrap();
         let body = SPEC_BODY.as_bytes();
-        assert!(!verify(&key, "msg_other", SPEC_TIMESTAMP, body, SPEC_SIGNATURE));
-        assert!(!verify(&key, SPEC_ID, SPEC_TIMESTAMP + 1, body, SPEC_SIGNATURE));
-        assert!(!verify(&key, SPEC_ID, SPEC_TIMESTAMP, b"{\"test\": 1}", SPEC_SIGNATURE));
-        assert!(!verify(b"other key", SPEC_ID, SPEC_TIMESTAMP, body, SPEC_SIGNATURE));
+        assert!(!verify(
+            &key,
+            "msg_other",
+            SPEC_TIMESTAMP,
+            body,
+            SPEC_SIGNATURE
+        ));
+        assert!(!verify(
+            &key,
+            SPEC_ID,
+            SPEC_TIMESTAMP + 1,
+            body,
+            SPEC_SIGNATURE
+        ));
+        assert!(!verify(
+            &key,
+            SPEC_ID,
+            SPEC_TIMESTAMP,
+            b"{\"test\": 1}",
+            SPEC_SIGNATURE
+        ));
+        assert!(!verify(
+            b"other key",
+            SPEC_ID,
+            SPEC_TIMESTAMP,
+            body,
+            SPEC_SIGNATURE
+        ));
         assert!(!verify(&key, SPEC_ID, SPEC_TIMESTAMP, body, "v2,abc"));
     }
 
@@ -113,7 +137,13 @@ mod tests {
         assert!(parts.iter().all(|p| p.starts_with("v1,")));
         assert!(verify(&old, "evt_1", 1700000000, b"{}", &header));
         assert!(verify(&new, "evt_1", 1700000000, b"{}", &header));
-        assert!(!verify(&[3u8; KEY_BYTES], "evt_1", 1700000000, b"{}", &header));
+        assert!(!verify(
+            &[3u8; KEY_BYTES],
+            "evt_1",
+            1700000000,
+            b"{}",
+            &header
+        ));
     }
 
     #[test]

@@ -84,10 +84,7 @@ impl Webhook {
             disabled_reason: row.disabled_reason.clone(),
             disabled_at: row.disabled_at.map(time),
             last_success_at: row.last_success_at.map(time),
-            previous_secret_expires_at: row
-                .previous_expires_at
-                .filter(|at| *at > now)
-                .map(time),
+            previous_secret_expires_at: row.previous_expires_at.filter(|at| *at > now).map(time),
             created_at: time(row.created_at),
             updated_at: time(row.updated_at),
         }

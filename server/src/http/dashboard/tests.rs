@@ -342,7 +342,10 @@ async fn the_webhooks_page_adds_shows_once_disables_and_deletes() {
 
     let (status, _, refused) = send(
         &app,
-        post(&base, "url=http%3A%2F%2F127.0.0.1%2Fhook&events=room.created"),
+        post(
+            &base,
+            "url=http%3A%2F%2F127.0.0.1%2Fhook&events=room.created",
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);

@@ -178,7 +178,11 @@ pub(super) async fn create(
         .filter(|t| !t.is_empty())
         .map(str::to_owned)
         .collect();
-    let events = if events.is_empty() { vec!["*".to_owned()] } else { events };
+    let events = if events.is_empty() {
+        vec!["*".to_owned()]
+    } else {
+        events
+    };
     match state
         .control
         .create_webhook(
@@ -290,8 +294,12 @@ pub(super) async fn test(
     match result {
         Ok(tested) => {
             let notice = match (tested.delivered, tested.status, tested.error) {
-                (true, Some(status), _) => format!("Test delivered: the endpoint answered {status}."),
-                (false, Some(status), _) => format!("Test not accepted: the endpoint answered {status}."),
+                (true, Some(status), _) => {
+                    format!("Test delivered: the endpoint answered {status}.")
+                }
+                (false, Some(status), _) => {
+                    format!("Test not accepted: the endpoint answered {status}.")
+                }
                 (_, None, Some(error)) => format!("Test failed: {error}"),
                 _ => "Test failed.".to_owned(),
             };

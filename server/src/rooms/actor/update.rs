@@ -61,7 +61,10 @@ impl RoomActor {
             except: Some(conn),
             frame,
         };
-        let writer = self.conns.get(&conn).and_then(|c| c.identity.user_id.clone());
+        let writer = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.identity.user_id.clone());
         self.changes.wrote(writer.as_deref());
         self.persist(payload, std::iter::once(relay).chain(publish))
             .await;

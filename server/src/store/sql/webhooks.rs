@@ -8,8 +8,8 @@ use super::{DbRow, Store};
 use crate::ids::{DeliveryId, EventId, ProjectId, TenantId, WebhookId};
 use crate::store::rows::{conflict, stored};
 use crate::store::webhooks::{
-    AttemptOutcome, ClaimedDelivery, DeliveryRow, DeliveryStatus, EventRow, NewEvent,
-    WebhookPatch, WebhookRow, WebhookStore,
+    AttemptOutcome, ClaimedDelivery, DeliveryRow, DeliveryStatus, EventRow, NewEvent, WebhookPatch,
+    WebhookRow, WebhookStore,
 };
 use crate::store::StoreResult;
 
@@ -17,7 +17,8 @@ const EVENT_COLUMNS: &str = "id, project_id, seq, type, room, data, created_at";
 const WEBHOOK_COLUMNS: &str = "id, project_id, url, description, event_types, secret, \
                                previous_secret, previous_expires_at, disabled_at, \
                                disabled_reason, last_success_at, created_at, updated_at";
-const DELIVERY_COLUMNS: &str = "d.id, d.webhook_id, d.event_id, d.event_seq, e.type AS event_type, \
+const DELIVERY_COLUMNS: &str =
+    "d.id, d.webhook_id, d.event_id, d.event_seq, e.type AS event_type, \
                                 d.status, d.attempts, d.next_attempt_at, d.last_status, \
                                 d.last_error, d.last_attempt_at, d.created_at, d.delivered_at";
 
@@ -480,7 +481,13 @@ impl WebhookStore for Store {
                 status,
                 error,
                 next_attempt_at,
-            } => ("pending", *status, Some(error.as_str()), *next_attempt_at, None),
+            } => (
+                "pending",
+                *status,
+                Some(error.as_str()),
+                *next_attempt_at,
+                None,
+            ),
             AttemptOutcome::Failed { status, error } => {
                 ("failed", *status, Some(error.as_str()), at, None)
             }

@@ -5,9 +5,7 @@
 use super::control::account;
 use super::TestStore;
 use crate::ids::{EventId, ProjectId, WebhookId};
-use crate::store::webhooks::{
-    AttemptOutcome, DeliveryStatus, NewEvent, WebhookPatch, WebhookRow,
-};
+use crate::store::webhooks::{AttemptOutcome, DeliveryStatus, NewEvent, WebhookPatch, WebhookRow};
 
 fn endpoint(project: &ProjectId, types: &[&str], at: i64) -> WebhookRow {
     WebhookRow {
@@ -64,7 +62,10 @@ pub(super) async fn webhook_story(test: TestStore) {
         )
         .await
         .unwrap();
-    assert_eq!(recorded.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(
+        recorded.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
     let more = store
         .record_events(project, &[event("key.created", None, 101)])
         .await
@@ -79,7 +80,14 @@ pub(super) async fn webhook_story(test: TestStore) {
     let listed = store.list_events(project, 1, 2).await.unwrap();
     assert_eq!(listed.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
     assert_eq!(listed[0], recorded[1]);
-    assert_eq!(store.list_deliveries(project, &all.id, None, 50).await.unwrap().len(), 4);
+    assert_eq!(
+        store
+            .list_deliveries(project, &all.id, None, 50)
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
     assert_eq!(
         store
             .list_deliveries(project, &rooms_only.id, None, 50)
@@ -91,7 +99,11 @@ pub(super) async fn webhook_story(test: TestStore) {
 
     // One claim takes each due delivery once; room "a"'s second event waits for its
     // first; nothing is due before its time.
-    assert!(store.claim_deliveries(99, 1000, 100).await.unwrap().is_empty());
+    assert!(store
+        .claim_deliveries(99, 1000, 100)
+        .await
+        .unwrap()
+        .is_empty());
     let claimed = store.claim_deliveries(200, 1000, 100).await.unwrap();
     let seqs = |c: &[crate::store::webhooks::ClaimedDelivery], w: &WebhookId| {
         let mut s: Vec<i64> = c
@@ -105,7 +117,11 @@ pub(super) async fn webhook_story(test: TestStore) {
     assert_eq!(seqs(&claimed, &all.id), [1, 3, 4]);
     assert_eq!(seqs(&claimed, &rooms_only.id), [1, 3]);
     assert!(
-        store.claim_deliveries(200, 1000, 100).await.unwrap().is_empty(),
+        store
+            .claim_deliveries(200, 1000, 100)
+            .await
+            .unwrap()
+            .is_empty(),
         "leased"
     );
     let first = claimed
@@ -126,20 +142,24 @@ pub(super) async fn webhook_story(test: TestStore) {
         .await
         .unwrap();
     // Still pending: seq 2 of room "a" waits; at 300 the retry is due again.
-    assert!(store.claim_deliveries(250, 2000, 100).await.unwrap().is_empty());
+    assert!(store
+        .claim_deliveries(250, 2000, 100)
+        .await
+        .unwrap()
+        .is_empty());
     let again = store.claim_deliveries(300, 2000, 100).await.unwrap();
     assert_eq!(seqs(&again, &all.id), [1]);
     store
-        .finish_attempt(&again[0].delivery.id, &AttemptOutcome::Delivered { status: 204 }, 301)
+        .finish_attempt(
+            &again[0].delivery.id,
+            &AttemptOutcome::Delivered { status: 204 },
+            301,
+        )
         .await
         .unwrap();
     let next = store.claim_deliveries(302, 2000, 100).await.unwrap();
     assert_eq!(seqs(&next, &all.id), [2], "then the room's next event");
-    let row = store
-        .webhook(project, &all.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let row = store.webhook(project, &all.id).await.unwrap().unwrap();
     assert_eq!(row.last_success_at, Some(301));
     let delivered = store
         .list_deliveries(project, &all.id, None, 50)
@@ -155,7 +175,9 @@ pub(super) async fn webhook_story(test: TestStore) {
 
     // An expired lease frees the delivery for another node.
     let stolen = store.claim_deliveries(2001, 3000, 100).await.unwrap();
-    assert!(stolen.iter().any(|c| c.webhook.id == all.id && c.event.seq == 2));
+    assert!(stolen
+        .iter()
+        .any(|c| c.webhook.id == all.id && c.event.seq == 2));
 
     // Failed, then retried by hand; a disabled endpoint is never claimed.
     let d3 = stolen
@@ -206,7 +228,10 @@ pub(super) async fn webhook_story(test: TestStore) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((enabled.disabled_at, enabled.description.as_str()), (None, "again"));
+    assert_eq!(
+        (enabled.disabled_at, enabled.description.as_str()),
+        (None, "again")
+    );
     assert_eq!(enabled.url, "https://example.com/hook");
     let patched = store
         .update_webhook(
@@ -249,7 +274,14 @@ pub(super) async fn webhook_story(test: TestStore) {
     // Pruning deletes old events with their deliveries; deleting an endpoint, its own.
     assert_eq!(store.prune_events(101).await.unwrap(), 3);
     assert_eq!(store.list_events(project, 0, 10).await.unwrap().len(), 1);
-    assert_eq!(store.list_deliveries(project, &all.id, None, 50).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .list_deliveries(project, &all.id, None, 50)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert!(store.delete_webhook(project, &all.id).await.unwrap());
     assert!(!store.delete_webhook(project, &all.id).await.unwrap());
     assert!(store.webhook(project, &all.id).await.unwrap().is_none());
