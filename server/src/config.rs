@@ -239,6 +239,11 @@ pub struct ServeOptions {
     /// [default: 7days]
     #[arg(long, env = "TANDEM_EVENT_RETENTION", value_name = "DURATION")]
     pub event_retention: Option<HumanDuration>,
+
+    /// Attach the document's JSON view to document.updated events when it is at most
+    /// this many bytes (0: never; consumers fetch documentUrl) [default: 0]
+    #[arg(long, env = "TANDEM_WEBHOOK_DOCUMENT_JSON_BYTES", value_name = "BYTES")]
+    pub webhook_document_json_bytes: Option<usize>,
 }
 
 /// The webhook settings from the options.
@@ -271,6 +276,10 @@ fn webhook_options(
             ..d.backoff
         },
         retention: pick(cli.event_retention, file.event_retention, d.retention),
+        document_json_bytes: cli
+            .webhook_document_json_bytes
+            .or(file.webhook_document_json_bytes)
+            .unwrap_or(d.document_json_bytes),
         ..d
     };
     for (name, value) in [

@@ -136,6 +136,7 @@ pub async fn serve(
     // Room events become project events (webhooks, GET /v1/events): the engine tells
     // the hub, which records them off the rooms' path; every node delivers the outbox.
     rooms.set_events(Arc::new(control.events().clone()));
+    control.events().set_documents(Arc::new(rooms.clone()));
     let background = CancellationToken::new();
     tokio::spawn(control.events().clone().run(background.clone()));
     tokio::spawn(control.clone().run_deliveries(background.clone()));

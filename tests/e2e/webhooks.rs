@@ -171,7 +171,9 @@ async fn visit(server: &Server, sk: &str, user: &str, room: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_arrive_signed_after_the_receiver_recovers() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_strict(&dir, FLAGS);
+    let mut flags = FLAGS.to_vec();
+    flags.extend(["--webhook-document-json-bytes", "65536"]);
+    let server = Server::start_strict(&dir, &flags);
     let (_, project) = server.project().await;
     let sk = project.key.key.as_str();
     let mut receiver = Receiver::start().await;
@@ -196,6 +198,21 @@ async fn events_arrive_signed_after_the_receiver_recovers() {
     assert_eq!(read["enabled"], true);
 
     visit(&server, sk, "ada", "hooks/doc").await;
+    // The edit's debounce window closes before the delete (which would close it early,
+    // without the document: the room is gone by then).
+    let (s, k) = (&server, sk);
+    eventually(
+        "document.updated is recorded",
+        Duration::from_secs(10),
+        || async move {
+            feed(s, k, "after=0").await["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["type"] == "document.updated")
+        },
+    )
+    .await;
     server
         .call(
             "DELETE",
@@ -238,6 +255,12 @@ async fn events_arrive_signed_after_the_receiver_recovers() {
     assert_eq!(by_type("user.left")["data"]["room"], "hooks/doc");
     let updated = by_type("document.updated");
     assert_eq!(updated["data"]["userIds"], json!(["ada"]));
+    // A small document travels with the event (--webhook-document-json-bytes).
+    let document = &updated["data"]["document"];
+    assert!(
+        document.is_object() && document.to_string().contains("\"ada\""),
+        "{updated}"
+    );
     assert!(
         updated["data"]["fromSeq"].as_i64().unwrap() <= updated["data"]["toSeq"].as_i64().unwrap()
     );

@@ -65,6 +65,22 @@ pub struct HubConfig {
     pub debounce: Duration,
     /// Put before the links in events (`--public-url`), else they are paths.
     pub public_url: Option<String>,
+    /// Attach the document's JSON view to `document.updated` up to this size (0: never).
+    pub document_json_bytes: usize,
+}
+
+/// Reads a room's document as JSON for `document.updated` (the engine's `Rooms`).
+#[async_trait::async_trait]
+pub trait DocumentJson: Send + Sync + 'static {
+    /// The JSON view, `None` if the room is gone or unavailable.
+    async fn document_json(&self, key: &RoomKey) -> Option<Value>;
+}
+
+#[async_trait::async_trait]
+impl DocumentJson for crate::rooms::Rooms {
+    async fn document_json(&self, key: &RoomKey) -> Option<Value> {
+        self.to_json(key).await.ok().flatten()
+    }
 }
 
 #[derive(Default)]
@@ -86,6 +102,8 @@ struct Inner {
     queued: Notify,
     /// Told after events were recorded (the delivery worker and feed readers wait here).
     recorded: Notify,
+    /// Where the JSON view of small documents comes from, once set.
+    documents: std::sync::OnceLock<Arc<dyn DocumentJson>>,
 }
 
 /// The hub. Cheap to clone.
@@ -110,6 +128,7 @@ impl EventHub {
                 state: Mutex::new(State::default()),
                 queued: Notify::new(),
                 recorded: Notify::new(),
+                documents: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -118,6 +137,12 @@ impl EventHub {
     /// recorded by other nodes, which this node cannot hear).
     pub fn recorded(&self) -> &Notify {
         &self.inner.recorded
+    }
+
+    /// Lets `document.updated` carry small documents' JSON (with
+    /// `--webhook-document-json-bytes`).
+    pub fn set_documents(&self, documents: Arc<dyn DocumentJson>) {
+        let _ = self.inner.documents.set(documents);
     }
 
     /// Wakes the delivery worker (a delivery became due: a retry).
@@ -171,30 +196,45 @@ impl EventHub {
         (path.clone(), format!("{path}/update"))
     }
 
-    fn document_event(&self, key: &RoomKey, tally: ChangeTally) {
+    fn document_event(&self, key: &RoomKey, tally: ChangeTally, document: Option<Value>) {
         let Some((from, to)) = tally.seqs else {
             return;
         };
         let (document_url, update_url) = self.room_links(&key.name);
+        let mut data = json!({
+            "room": &*key.name,
+            "fromSeq": from,
+            "toSeq": to,
+            "updates": tally.updates,
+            "userIds": tally.writers,
+            "documentUrl": document_url,
+            "updateUrl": update_url,
+        });
+        if let Some(document) = document {
+            data["document"] = document;
+        }
         self.publish(
             &ProjectId::from_db(key.project_id.to_string()),
             "document.updated",
             Some(&key.name),
-            json!({
-                "room": &*key.name,
-                "fromSeq": from,
-                "toSeq": to,
-                "updates": tally.updates,
-                "userIds": tally.writers,
-                "documentUrl": document_url,
-                "updateUrl": update_url,
-            }),
+            data,
         );
+    }
+
+    /// The JSON view to attach to a window's event, if the document is small enough.
+    async fn small_document(&self, key: &RoomKey, tally: &ChangeTally) -> Option<Value> {
+        let max = self.inner.config.document_json_bytes;
+        if max == 0 || tally.stored_bytes > max as u64 {
+            return None;
+        }
+        let documents = self.inner.documents.get()?;
+        let json = documents.document_json(key).await?;
+        (json.to_string().len() <= max).then_some(json)
     }
 
     /// Moves the debounce windows that are over into the queue; how long until the next
     /// one ends.
-    fn close_windows(&self, now: Instant) -> Option<Duration> {
+    async fn close_windows(&self, now: Instant) -> Option<Duration> {
         let debounce = self.inner.config.debounce;
         let mut due = Vec::new();
         let mut next = None::<Duration>;
@@ -213,7 +253,8 @@ impl EventHub {
             });
         }
         for (key, tally) in due {
-            self.document_event(&key, tally);
+            let document = self.small_document(&key, &tally).await;
+            self.document_event(&key, tally, document);
         }
         next
     }
@@ -226,6 +267,7 @@ impl EventHub {
         loop {
             let wait = self
                 .close_windows(Instant::now())
+                .await
                 .unwrap_or(Duration::from_secs(1))
                 .min(Duration::from_secs(1));
             let stopping = stop.is_cancelled();
@@ -255,7 +297,7 @@ impl EventHub {
     fn close_all(&self) {
         let windows: Vec<_> = self.lock().documents.drain().collect();
         for (key, (_, tally)) in windows {
-            self.document_event(&key, tally);
+            self.document_event(&key, tally, None);
         }
     }
 
@@ -349,7 +391,7 @@ impl RoomEvents for EventHub {
                 // A change still in its window goes first: it happened before.
                 let open = self.lock().documents.remove(key);
                 if let Some((_, tally)) = open {
-                    self.document_event(key, tally);
+                    self.document_event(key, tally, None);
                 }
                 self.publish(
                     &project(),

@@ -186,6 +186,7 @@ impl ControlPlane {
             super::events::HubConfig {
                 debounce: config.webhooks.debounce,
                 public_url: config.public_url.clone(),
+                document_json_bytes: config.webhooks.document_json_bytes,
             },
         );
         let delivery =

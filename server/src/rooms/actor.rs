@@ -327,6 +327,7 @@ impl RoomActor {
     /// Hands the tally of durable updates to the events sink, if there is one.
     fn report_changes(&mut self) {
         if self.changes.seqs.is_some() {
+            self.changes.stored_bytes = self.stored_bytes();
             let tally = std::mem::take(&mut self.changes);
             self.engine
                 .emit(&self.key, super::events::RoomEvent::DocumentUpdated(tally));

@@ -23,6 +23,9 @@ pub struct ChangeTally {
     /// The user ids of the writers (distinct, at most [`MAX_WRITERS`]); anonymous
     /// writers and the REST API are not named.
     pub writers: Vec<String>,
+    /// The document's stored size when the tally was handed over (bytes of snapshot and
+    /// log), so a consumer can decide cheaply whether to attach the document itself.
+    pub stored_bytes: u64,
 }
 
 /// The most writers one tally names.
@@ -56,6 +59,7 @@ impl ChangeTally {
             });
         }
         self.updates += later.updates;
+        self.stored_bytes = later.stored_bytes;
         for writer in later.writers {
             self.wrote(Some(&writer));
         }

@@ -32,6 +32,9 @@ pub struct WebhookConfig {
     pub retention: Duration,
     /// The longest overlap a secret roll may keep the old secret signing.
     pub max_roll_overlap: Duration,
+    /// `document.updated` carries the document's JSON view when it is at most this
+    /// many bytes (and the stored document too); 0: never.
+    pub document_json_bytes: usize,
 }
 
 impl Default for WebhookConfig {
@@ -43,6 +46,7 @@ impl Default for WebhookConfig {
             timeout: Duration::from_secs(15),
             retention: Duration::from_secs(7 * 24 * 3600),
             max_roll_overlap: Duration::from_secs(7 * 24 * 3600),
+            document_json_bytes: 0,
         }
     }
 }
