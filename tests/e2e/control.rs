@@ -294,7 +294,10 @@ const V1_ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/webhooks/{webhookId}"),
     ("POST", "/v1/webhooks/{webhookId}/roll-secret"),
     ("GET", "/v1/webhooks/{webhookId}/deliveries"),
-    ("POST", "/v1/webhooks/{webhookId}/deliveries/{deliveryId}/retry"),
+    (
+        "POST",
+        "/v1/webhooks/{webhookId}/deliveries/{deliveryId}/retry",
+    ),
     ("POST", "/v1/webhooks/{webhookId}/test"),
     ("GET", "/v1/events"),
     ("GET", "/v1/events/stream"),
