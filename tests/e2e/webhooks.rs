@@ -331,6 +331,34 @@ async fn events_arrive_signed_after_the_receiver_recovers() {
     assert_eq!(first["data"]["room"], "hooks/other");
 }
 
+/// A graceful stop (SIGTERM) inside a debounce window still records the window's
+/// `document.updated` (and the leave it caused), and they are in the feed after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigterm_inside_the_debounce_window_loses_no_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_strict(&dir, &["--webhook-debounce", "1h"]);
+    let (_, project) = server.project().await;
+    let sk = project.key.key.as_str();
+    let token = server
+        .token(sk, "ada", json!({"term/doc": ["room:write"]}), None)
+        .await;
+    let mut client = Client::connect(&server.ws_url_token("term/doc", &token)).await;
+    client.map_set("k", "v").await;
+    client.round_trip().await;
+    assert!(server.sigterm(), "a graceful stop");
+    drop(client);
+    server.restart();
+    let events = feed(&server, sk, "after=0").await;
+    let types: Vec<&str> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert!(types.contains(&"document.updated"), "{types:?}");
+    assert!(types.contains(&"user.left"), "{types:?}");
+}
+
 /// Deliveries pending when the server is SIGKILLed are delivered after it restarts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_deliveries_survive_a_sigkill() {

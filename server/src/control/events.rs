@@ -360,6 +360,21 @@ impl EventHub {
 }
 
 impl RoomEvents for EventHub {
+    fn flush(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            self.close_all();
+            for attempt in 0..5u32 {
+                match self.record_queued().await {
+                    Ok(()) => return,
+                    Err(error) => {
+                        tracing::warn!(%error, attempt, "writing the last events failed");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        })
+    }
+
     fn room_event(&self, key: &RoomKey, event: RoomEvent) {
         if &*key.project_id == ANONYMOUS_PROJECT {
             return;

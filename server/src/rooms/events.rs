@@ -94,6 +94,12 @@ pub enum RoomEvent {
 pub trait RoomEvents: Send + Sync + 'static {
     /// `event` happened in `room`.
     fn room_event(&self, room: &RoomKey, event: RoomEvent);
+
+    /// Writes whatever is still held, at shutdown: after every room has stopped (and
+    /// told its last changes), before the store closes.
+    fn flush(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// Drops everything (no control plane: tests of the engine, `--allow-anonymous`).

@@ -394,6 +394,11 @@ impl Rooms {
         if let Some(cluster) = &self.engine.cluster {
             cluster.stop();
         }
+        if let Some(sink) = self.engine.events.get() {
+            if tokio::time::timeout(timeout, sink.flush()).await.is_err() {
+                tracing::error!("writing the last room events timed out; they are lost");
+            }
+        }
         self.engine.store.close().await;
     }
 }

@@ -73,8 +73,15 @@ impl RoomActor {
         if let Some(compaction) = self.compaction.take() {
             let _ = compaction.await;
         }
-        for (_, c) in self.conns.drain() {
+        for (conn, c) in self.conns.drain() {
             c.outbox.close(CloseReason::new(code, reason));
+            self.engine.emit(
+                &self.key,
+                crate::rooms::events::RoomEvent::UserLeft {
+                    connection_id: conn,
+                    user_id: c.identity.user_id.clone(),
+                },
+            );
         }
         self.publish_connections();
     }
