@@ -9,6 +9,7 @@ import { TandemError } from './errors.js';
 import { Http, type Ok, type RetryOptions } from './http.js';
 import { Keys } from './keys.js';
 import { Rooms } from './rooms.js';
+import { Events, Webhooks } from './webhooks.js';
 import { TenantClient, rangeQuery, type UsageRange } from './tenant.js';
 import type { Me, ProjectUsage } from './types.js';
 
@@ -17,6 +18,7 @@ export type { RetryOptions } from './http.js';
 export type { Authorization, AuthorizeOptions, AuthCallback, AuthDecision, AuthRequest, NodeRequestLike, NodeResponseLike } from './auth.js';
 export { RoomList, Rooms, type ListRoomsOptions } from './rooms.js';
 export { Keys } from './keys.js';
+export { DeliveryList, Events, Webhooks, verifyWebhook, type VerifyOptions, type WebhookHeaders } from './webhooks.js';
 export { AuditLog, TenantClient, type UsageRange } from './tenant.js';
 export type * from './types.js';
 export type { paths, components, operations } from './schema.js';
@@ -40,6 +42,10 @@ export class Tandem {
   readonly rooms: Rooms;
   /** The project's keys (secret key). */
   readonly keys: Keys;
+  /** The project's webhook endpoints and deliveries (secret key). */
+  readonly webhooks: Webhooks;
+  /** The project's change feed (secret key). */
+  readonly events: Events;
   readonly #project: Http;
   readonly #management: Http;
 
@@ -55,6 +61,8 @@ export class Tandem {
     this.#management = new Http({ ...common, credential: options.pat });
     this.rooms = new Rooms(this.#project);
     this.keys = new Keys(this.#project);
+    this.webhooks = new Webhooks(this.#project);
+    this.events = new Events(this.#project);
   }
 
   /** Mints a client token for one of your users (POST /v1/tokens). */

@@ -26,6 +26,13 @@ export type Tenant = S['Tenant'];
 export type Project = S['Project'];
 export type Me = S['Me'];
 export type Broadcasted = S['Broadcasted'];
+export type Webhook = S['Webhook'];
+export type WebhookWithSecret = S['WebhookWithSecret'];
+export type Delivery = S['Delivery'];
+export type DeliveryPage = S['DeliveryPage'];
+export type TestDelivery = S['TestDelivery'];
+export type ProjectEvent = S['ProjectEvent'];
+export type EventPage = S['EventPage'];
 
 /** Room name (exact) or prefix ending in `*` → scopes. */
 export type Permissions = CreateToken['permissions'];

@@ -229,6 +229,92 @@ pub struct ServeOptions {
     /// 429 [default: 30]
     #[arg(long, env = "TANDEM_LOGIN_FAILURES_PER_IP", value_name = "COUNT")]
     pub login_failures_per_ip: Option<u32>,
+
+    /// At most one document.updated event per room per this long (it carries the
+    /// window's seq range and writers) [default: 2s]
+    #[arg(long, env = "TANDEM_WEBHOOK_DEBOUNCE", value_name = "DURATION")]
+    pub webhook_debounce: Option<HumanDuration>,
+
+    /// Deliver webhooks to loopback, private, link-local and other internal addresses
+    /// too (tests, on-premises receivers). Off, such targets are refused after DNS
+    /// [default: false]
+    #[arg(long, env = "TANDEM_WEBHOOK_ALLOW_PRIVATE", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub webhook_allow_private: Option<bool>,
+
+    /// Allow plain http:// webhook URLs (otherwise https:// only) [default: false]
+    #[arg(long, env = "TANDEM_WEBHOOK_ALLOW_HTTP", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub webhook_allow_http: Option<bool>,
+
+    /// The delay before a failed webhook delivery's first retry; it doubles (with
+    /// jitter) up to 6 h [default: 5s]
+    #[arg(long, env = "TANDEM_WEBHOOK_RETRY_BASE", value_name = "DURATION")]
+    pub webhook_retry_base: Option<HumanDuration>,
+
+    /// How long after an event its delivery is retried before it fails (and the
+    /// endpoint, if it has not succeeded since, is disabled) [default: 3days]
+    #[arg(long, env = "TANDEM_WEBHOOK_RETRY_FOR", value_name = "DURATION")]
+    pub webhook_retry_for: Option<HumanDuration>,
+
+    /// How long project events are kept for GET /v1/events (and deliveries)
+    /// [default: 7days]
+    #[arg(long, env = "TANDEM_EVENT_RETENTION", value_name = "DURATION")]
+    pub event_retention: Option<HumanDuration>,
+
+    /// Attach the document's JSON view to document.updated events when it is at most
+    /// this many bytes (0: never; consumers fetch documentUrl) [default: 0]
+    #[arg(long, env = "TANDEM_WEBHOOK_DOCUMENT_JSON_BYTES", value_name = "BYTES")]
+    pub webhook_document_json_bytes: Option<usize>,
+}
+
+/// The webhook settings from the options.
+fn webhook_options(
+    cli: &ServeOptions,
+    file: &ServeOptions,
+) -> Result<crate::control::webhooks::WebhookConfig, ConfigError> {
+    let d = crate::control::webhooks::WebhookConfig::default();
+    let pick = |a: Option<HumanDuration>, b: Option<HumanDuration>, default: Duration| {
+        a.or(b).map_or(default, |h| h.0)
+    };
+    let flag = |a: Option<bool>, b: Option<bool>| a.or(b).unwrap_or(false);
+    let config = crate::control::webhooks::WebhookConfig {
+        debounce: pick(cli.webhook_debounce, file.webhook_debounce, d.debounce),
+        policy: crate::control::webhooks::ssrf::TargetPolicy {
+            allow_private: flag(cli.webhook_allow_private, file.webhook_allow_private),
+            allow_http: flag(cli.webhook_allow_http, file.webhook_allow_http),
+        },
+        backoff: crate::control::webhooks::backoff::Backoff {
+            base: pick(
+                cli.webhook_retry_base,
+                file.webhook_retry_base,
+                d.backoff.base,
+            ),
+            retry_for: pick(
+                cli.webhook_retry_for,
+                file.webhook_retry_for,
+                d.backoff.retry_for,
+            ),
+            ..d.backoff
+        },
+        retention: pick(cli.event_retention, file.event_retention, d.retention),
+        document_json_bytes: cli
+            .webhook_document_json_bytes
+            .or(file.webhook_document_json_bytes)
+            .unwrap_or(d.document_json_bytes),
+        ..d
+    };
+    for (name, value) in [
+        ("webhook-debounce", config.debounce),
+        ("webhook-retry-base", config.backoff.base),
+        ("webhook-retry-for", config.backoff.retry_for),
+        ("event-retention", config.retention),
+    ] {
+        if value.is_zero() {
+            return Err(ConfigError::Invalid(format!(
+                "{name} must be more than zero"
+            )));
+        }
+    }
+    Ok(config)
 }
 
 /// Why the configuration is unusable.
@@ -305,6 +391,7 @@ impl Config {
     }
 
     fn merge(cli: ServeOptions, file: ServeOptions) -> Result<Self, ConfigError> {
+        let webhooks = webhook_options(&cli, &file)?;
         let d = RoomsConfig::default();
         let dur = |a: Option<HumanDuration>, b: Option<HumanDuration>, default: Duration| {
             a.or(b).map_or(default, |h| h.0)
@@ -430,6 +517,7 @@ impl Config {
                 .login_failures_per_ip
                 .or(file.login_failures_per_ip)
                 .unwrap_or(c.login_failures_per_ip),
+            webhooks,
             ..c
         };
         if control.token_max_ttl < Duration::from_secs(60) {

@@ -93,6 +93,22 @@ prefixed_id!(
     "inv_"
 );
 
+prefixed_id!(
+    /// A webhook endpoint of a project.
+    WebhookId,
+    "whk_"
+);
+prefixed_id!(
+    /// An event of a project (the change feed, and the `webhook-id` of its deliveries).
+    EventId,
+    "evt_"
+);
+prefixed_id!(
+    /// One event's delivery to one webhook endpoint.
+    DeliveryId,
+    "dlv_"
+);
+
 fn random_hex() -> Result<String, RandomError> {
     let mut bytes = [0u8; 12];
     fill_random(&mut bytes)?;

@@ -139,6 +139,14 @@ pub async fn serve(
             }
         });
     }
+    // Room events become project events (webhooks, GET /v1/events): the engine tells
+    // the hub, which records them off the rooms' path; every node delivers the outbox.
+    rooms.set_events(Arc::new(control.events().clone()));
+    control.events().set_documents(Arc::new(rooms.clone()));
+    let background = CancellationToken::new();
+    tokio::spawn(control.events().clone().run(background.clone()));
+    tokio::spawn(control.clone().run_deliveries(background.clone()));
+    tokio::spawn(control.clone().run_event_pruning(background.clone()));
     let tokens = TokenAuthorizer::new(control.clone());
     let authorizer: Arc<dyn Authorizer> = if config.allow_anonymous {
         tracing::warn!(
@@ -200,6 +208,7 @@ pub async fn serve(
     let engine = async {
         stop.cancelled().await;
         tracing::info!("shutting down: flushing rooms and closing connections");
+        background.cancel();
         rooms.shutdown(config.shutdown_timeout).await;
     };
     let (served, ()) = tokio::join!(http, engine);

@@ -28,7 +28,8 @@ export async function startServer() {
   const dataDir = mkdtempSync(join(tmpdir(), 'tandem-dashboard-'));
   const child = spawn(
     bin,
-    ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--usage-flush-interval', '1s'],
+    // Webhooks to a receiver on 127.0.0.1 over http (webhooks.test.mjs).
+    ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--usage-flush-interval', '1s', '--webhook-allow-private', '--webhook-allow-http'],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.TEST_LOG ? 'debug' : 'warn' } },
   );
   let out = '';

@@ -292,6 +292,20 @@ const V1_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/rooms/{roomId}/users"),
     ("POST", "/v1/rooms/{roomId}/events"),
     ("GET", "/v1/usage"),
+    ("GET", "/v1/webhooks"),
+    ("POST", "/v1/webhooks"),
+    ("GET", "/v1/webhooks/{webhookId}"),
+    ("PATCH", "/v1/webhooks/{webhookId}"),
+    ("DELETE", "/v1/webhooks/{webhookId}"),
+    ("POST", "/v1/webhooks/{webhookId}/roll-secret"),
+    ("GET", "/v1/webhooks/{webhookId}/deliveries"),
+    (
+        "POST",
+        "/v1/webhooks/{webhookId}/deliveries/{deliveryId}/retry",
+    ),
+    ("POST", "/v1/webhooks/{webhookId}/test"),
+    ("GET", "/v1/events"),
+    ("GET", "/v1/events/stream"),
 ];
 
 fn spec_operations(spec: &Value) -> BTreeSet<(String, String)> {

@@ -28,7 +28,7 @@ mod driver;
 mod http;
 
 pub use api::{enc, session_cookie, Account, Project};
-pub use driver::{node, Driver};
+pub use driver::{js_dir, node, Driver};
 pub use http::{Cred, HttpResponse};
 
 /// A running `tandem serve`.

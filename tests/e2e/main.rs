@@ -29,3 +29,4 @@ mod sdk_support;
 mod sdk_tls;
 mod store_copy;
 mod usage;
+mod webhooks;

@@ -37,7 +37,7 @@ export async function waitFor(cond, label, ms = 15000) {
  * Starts `tandem serve` (without --allow-anonymous); resolves to
  * { base, secret, email, password, stop, pid }. `plans` is a plans TOML text.
  */
-export async function startServer({ plans } = {}) {
+export async function startServer({ plans, args: extra = [] } = {}) {
   const target = process.env.CARGO_TARGET_DIR || join(homedir(), '.cache/tandem/target');
   const bin = process.env.TANDEM_BIN || join(target, 'debug', 'tandem');
   const dataDir = mkdtempSync(join(tmpdir(), 'tandem-node-sdk-'));
@@ -47,6 +47,7 @@ export async function startServer({ plans } = {}) {
     writeFileSync(file, plans);
     args.push('--plans', file);
   }
+  args.push(...extra);
   const child = spawn(bin, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.TEST_LOG ? 'debug' : 'warn' },

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod apikey;
 pub mod clock;
 pub mod error;
+pub mod events;
 pub mod hosted;
 pub mod invitations;
 pub mod kek;
@@ -26,6 +27,7 @@ pub mod throttle;
 pub mod token;
 pub mod tokens;
 pub mod usage;
+pub mod webhooks;
 
 pub use error::{ControlError, ControlResult};
 pub use plane::{ControlConfig, ControlPlane};

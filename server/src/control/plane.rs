@@ -44,6 +44,8 @@ pub struct ControlConfig {
     /// The KEK being rotated out (`--old-kek-file`): seeds sealed under it are re-sealed
     /// under `kek` at start.
     pub old_kek: Option<Arc<super::kek::Kek>>,
+    /// Webhooks and the change feed.
+    pub webhooks: super::webhooks::WebhookConfig,
 }
 
 impl Default for ControlConfig {
@@ -62,6 +64,7 @@ impl Default for ControlConfig {
             plans: super::plans::Plans::default(),
             kek: None,
             old_kek: None,
+            webhooks: Default::default(),
         }
     }
 }
@@ -73,6 +76,10 @@ pub(crate) struct Inner {
     pub(crate) keys: KeyRing,
     pub(crate) throttle: LoginThrottle,
     pub(crate) key_watch: super::keywatch::KeyWatch,
+    /// The project event hub (webhooks and the change feed).
+    pub(crate) events: super::events::EventHub,
+    /// The webhook HTTP client (with the SSRF guard).
+    pub(crate) delivery: super::webhooks::deliver::Client,
 }
 
 /// The control plane. Cheap to clone.
@@ -179,6 +186,17 @@ impl ControlPlane {
         )
         .await?;
         let throttle = LoginThrottle::new(clock.clone());
+        let events = super::events::EventHub::new(
+            store.clone(),
+            super::events::HubConfig {
+                debounce: config.webhooks.debounce,
+                public_url: config.public_url.clone(),
+                document_json_bytes: config.webhooks.document_json_bytes,
+            },
+        );
+        let delivery =
+            super::webhooks::deliver::Client::new(config.webhooks.policy, config.webhooks.timeout)
+                .map_err(super::ControlError::Internal)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -187,6 +205,8 @@ impl ControlPlane {
                 keys,
                 throttle,
                 key_watch: Default::default(),
+                events,
+                delivery,
             }),
         })
     }
@@ -199,6 +219,16 @@ impl ControlPlane {
     /// The store (for the authorizer and bootstrap).
     pub(crate) fn store(&self) -> &Arc<dyn ControlStore> {
         &self.inner.store
+    }
+
+    /// The project event hub: the engine's events sink, and the change feed.
+    pub fn events(&self) -> &super::events::EventHub {
+        &self.inner.events
+    }
+
+    /// The webhook HTTP client.
+    pub(crate) fn delivery_client(&self) -> &super::webhooks::deliver::Client {
+        &self.inner.delivery
     }
 
     /// The token key ring.
@@ -246,6 +276,40 @@ impl ControlPlane {
         };
         if let Err(error) = self.inner.store.append_audit(&row).await {
             tracing::error!(%error, action = event.action, "writing the audit log failed");
+        }
+        self.publish_audited(&row).await;
+    }
+
+    /// Key and member changes are project events too (webhooks, the change feed): a
+    /// project key's for its project, a member's for every project of the tenant.
+    async fn publish_audited(&self, row: &AuditRow) {
+        let event_type = row.action.as_str();
+        let key_event = matches!(event_type, "key.created" | "key.rolled" | "key.revoked");
+        if !(key_event || event_type.starts_with("member.")) {
+            return;
+        }
+        let details: serde_json::Value =
+            serde_json::from_str(&row.details).unwrap_or(serde_json::Value::Null);
+        let data = serde_json::json!({
+            "target": row.target,
+            "actor": row.actor,
+            "details": details,
+        });
+        let projects = match (&row.project_id, key_event) {
+            (Some(project), _) => vec![project.clone()],
+            (None, true) => return, // a personal access token: no project
+            (None, false) => match self.inner.store.list_projects(&row.tenant_id).await {
+                Ok(projects) => projects.into_iter().map(|p| p.id).collect(),
+                Err(error) => {
+                    tracing::warn!(%error, "listing projects for a member event failed");
+                    return;
+                }
+            },
+        };
+        for project in projects {
+            self.inner
+                .events
+                .publish(&project, event_type, None, data.clone());
         }
     }
 }

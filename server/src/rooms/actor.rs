@@ -164,6 +164,9 @@ pub(crate) struct RoomActor {
     /// Bumped on every change a watcher (the inspector) may want to see; a room with
     /// watchers stays loaded.
     changes: tokio::sync::watch::Sender<u64>,
+    /// Durable updates and their writers since the last report to the events sink
+    /// (reported at most once a tick, never per update).
+    tally: super::events::ChangeTally,
 }
 
 impl RoomActor {
@@ -250,6 +253,9 @@ impl RoomActor {
         let doc = doc::build(&stored);
         let read_only = stored.read_only;
         tracing::debug!(log_updates, log_bytes, read_only, "room loaded");
+        if stored.created {
+            engine.emit(&key, super::events::RoomEvent::Created);
+        }
         let now = Instant::now();
         let storage = engine
             .meter
@@ -289,6 +295,7 @@ impl RoomActor {
             version: None,
             read_only,
             changes: tokio::sync::watch::Sender::new(0),
+            tally: Default::default(),
         }
     }
 
@@ -341,7 +348,18 @@ impl RoomActor {
                 break;
             }
         }
+        self.report_changes();
         tracing::debug!("room stopped");
+    }
+
+    /// Hands the tally of durable updates to the events sink, if there is one.
+    fn report_changes(&mut self) {
+        if self.tally.seqs.is_some() {
+            self.tally.stored_bytes = self.stored_bytes();
+            let tally = std::mem::take(&mut self.tally);
+            self.engine
+                .emit(&self.key, super::events::RoomEvent::DocumentUpdated(tally));
+        }
     }
 
     async fn handle(&mut self, msg: RoomMsg) -> Flow {

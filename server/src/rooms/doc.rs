@@ -135,6 +135,7 @@ mod tests {
             snapshot: None,
             updates,
             read_only: false,
+            created: false,
         };
         let merged = merge(&stored);
         let rebuilt = build(&StoredDoc {
@@ -142,6 +143,7 @@ mod tests {
             snapshot: Some((20, Bytes::from(merged))),
             updates: vec![],
             read_only: false,
+            created: false,
         });
         let expected = source
             .get_or_insert_text("t")

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod auth;
 pub mod cluster;
+pub mod events;
 pub mod inspect;
 pub mod limits;
 pub(crate) mod meter;
@@ -148,8 +149,20 @@ pub(crate) struct Engine {
     pub(crate) meter: Arc<Meter>,
     /// The other nodes, when running as one of many (`--redis-url`).
     pub(crate) cluster: Option<cluster::Cluster>,
+    /// Where room events go (webhooks and the change feed), once the control plane
+    /// set it ([`Rooms::set_events`]); unset, they are dropped.
+    events: std::sync::OnceLock<Arc<dyn events::RoomEvents>>,
     /// The usage flusher and how to stop it (a deadline for its last flush).
     flusher: std::sync::Mutex<Option<Flushing>>,
+}
+
+impl Engine {
+    /// Tells the events sink, if any, what happened in `room` (never waits).
+    pub(crate) fn emit(&self, room: &RoomKey, event: events::RoomEvent) {
+        if let Some(sink) = self.events.get() {
+            sink.room_event(room, event);
+        }
+    }
 }
 
 struct Flushing {
@@ -288,6 +301,7 @@ impl Rooms {
                 metrics,
                 meter,
                 cluster,
+                events: std::sync::OnceLock::new(),
                 flusher: std::sync::Mutex::new(flusher),
             }),
         }
@@ -345,6 +359,13 @@ impl Rooms {
         self.engine.project_connections.count(project)
     }
 
+    /// Sends room events to `sink` from now on (once; later calls are ignored).
+    pub fn set_events(&self, sink: Arc<dyn events::RoomEvents>) {
+        if self.engine.events.set(sink).is_err() {
+            tracing::warn!("room events already have a sink");
+        }
+    }
+
     pub(crate) fn next_conn_id(&self) -> ConnId {
         self.engine.next_conn.fetch_add(1, Ordering::Relaxed)
     }
@@ -388,6 +409,11 @@ impl Rooms {
         }
         if let Some(cluster) = &self.engine.cluster {
             cluster.stop();
+        }
+        if let Some(sink) = self.engine.events.get() {
+            if tokio::time::timeout(timeout, sink.flush()).await.is_err() {
+                tracing::error!("writing the last room events timed out; they are lost");
+            }
         }
         self.engine.store.close().await;
     }

@@ -464,6 +464,12 @@ async fn admit(
 ) -> Result<Option<(Option<ConnSlot>, Option<ConnSlot>)>, CloseReason> {
     let engine = rooms.engine();
     let refused = || {
+        engine.emit(
+            key,
+            super::events::RoomEvent::LimitReached {
+                limit: "connections",
+            },
+        );
         rate_limited(
             &format!(
                 "connection limit: {} per project reached",
@@ -521,6 +527,10 @@ async fn admit(
                 .await
             {
                 Ok(rooms) if rooms.len() >= cap => {
+                    engine.emit(
+                        key,
+                        super::events::RoomEvent::LimitReached { limit: "rooms" },
+                    );
                     return Err(CloseReason::new(
                         close::RATE_LIMITED,
                         close::with_retry_after(

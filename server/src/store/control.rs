@@ -226,7 +226,9 @@ pub enum KeyFilter {
 /// (the email is taken, a project name exists…); everything else is `Unavailable`.
 /// Lookups that find nothing return `None` / `false`, never an error.
 #[async_trait]
-pub trait ControlStore: super::invitations::InvitationStore + Send + Sync + 'static {
+pub trait ControlStore:
+    super::invitations::InvitationStore + super::webhooks::WebhookStore + Send + Sync + 'static
+{
     // --- users and sessions ---
 
     /// Creates the user, the tenant, the owner membership and the first project, all

@@ -47,6 +47,11 @@ pub const SQLITE: &[Migration] = &[
         sql: include_str!("../../migrations/sqlite/0004_invitations.sql"),
     },
     Migration {
+        version: 5,
+        name: "0005_webhooks.sql",
+        sql: include_str!("../../migrations/sqlite/0005_webhooks.sql"),
+    },
+    Migration {
         version: 8,
         name: "0008_security.sql",
         sql: include_str!("../../migrations/sqlite/0008_security.sql"),
@@ -79,6 +84,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 4,
         name: "0004_invitations.sql",
         sql: include_str!("../../migrations/postgres/0004_invitations.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "0005_webhooks.sql",
+        sql: include_str!("../../migrations/postgres/0005_webhooks.sql"),
     },
     Migration {
         version: 8,

@@ -21,6 +21,7 @@ pub mod sqlite;
 #[cfg(test)]
 mod suite;
 pub mod usage;
+pub mod webhooks;
 
 pub use open::{Backend, DatabaseUrl, Stores};
 
@@ -86,6 +87,8 @@ pub struct StoredDoc {
     pub updates: Vec<(Seq, Bytes)>,
     /// The room's read-only setting (read by `load`; `false` from other reads).
     pub read_only: bool,
+    /// Whether this load created the room's row (the room is new).
+    pub created: bool,
 }
 
 impl StoredDoc {

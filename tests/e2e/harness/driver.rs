@@ -162,7 +162,9 @@ pub fn js_dir() -> &'static Path {
     static READY: OnceLock<PathBuf> = OnceLock::new();
     READY.get_or_init(|| {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/js");
-        if !dir.join("node_modules/y-websocket").exists() {
+        if !dir.join("node_modules/y-websocket").exists()
+            || !dir.join("node_modules/standardwebhooks").exists()
+        {
             let status = Command::new("npm")
                 .args(["ci", "--no-audit", "--no-fund"])
                 .current_dir(&dir)

@@ -12,6 +12,7 @@ pub mod sessions;
 pub mod tokens;
 pub mod usage;
 pub mod views;
+pub mod webhooks;
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::OpenApi;
@@ -40,6 +41,7 @@ use crate::control::ControlError;
         (name = "project", description = "Client tokens, keys and usage (project secret key)"),
         (name = "rooms", description = "Rooms and their documents (project secret key)"),
         (name = "realtime", description = "The WebSocket endpoint (y-websocket protocol)"),
+        (name = "webhooks", description = "Webhook endpoints (Standard Webhooks signatures), their deliveries, and the project's change feed (project secret key)"),
     )
 )]
 struct ApiDoc;
@@ -150,6 +152,7 @@ pub fn router(max_update_bytes: usize, ip_layers: IpLayers) -> OpenApiRouter<App
         .merge(rooms::router(max_update_bytes))
         .merge(connections::router())
         .merge(usage::router())
+        .merge(webhooks::router())
 }
 
 /// The routes and the finished spec.

@@ -19,6 +19,7 @@ mod session;
 mod tenant;
 mod tokens;
 mod usage;
+mod webhooks;
 
 use axum::extract::Path;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -62,6 +63,26 @@ pub fn router(public_url: Option<&str>) -> Router<AppState> {
         .route(
             &format!("{project}/keys/{{key}}/revoke"),
             post(projects::revoke_key),
+        )
+        .route(
+            &format!("{project}/webhooks"),
+            get(webhooks::list).post(webhooks::create),
+        )
+        .route(
+            &format!("{project}/webhooks/{{webhook}}/enable"),
+            post(webhooks::enable),
+        )
+        .route(
+            &format!("{project}/webhooks/{{webhook}}/delete"),
+            post(webhooks::delete),
+        )
+        .route(
+            &format!("{project}/webhooks/{{webhook}}/test"),
+            post(webhooks::test),
+        )
+        .route(
+            &format!("{project}/webhooks/{{webhook}}/deliveries/{{delivery}}/retry"),
+            post(webhooks::retry),
         )
         .route(&format!("{project}/rooms"), get(rooms::list))
         .route(&format!("{project}/room"), get(rooms::show))
@@ -150,6 +171,11 @@ pub(crate) const STATE_CHANGING: &[&str] = &[
     "/dashboard/t/{tenant}/p/{project}/room/read-only?name=r",
     "/dashboard/t/{tenant}/account/sessions/end-others",
     "/dashboard/t/{tenant}/account/sessions/{session}/end",
+    "/dashboard/t/{tenant}/p/{project}/webhooks",
+    "/dashboard/t/{tenant}/p/{project}/webhooks/whk_000000000000000000000000/enable",
+    "/dashboard/t/{tenant}/p/{project}/webhooks/whk_000000000000000000000000/delete",
+    "/dashboard/t/{tenant}/p/{project}/webhooks/whk_000000000000000000000000/test",
+    "/dashboard/t/{tenant}/p/{project}/webhooks/whk_000000000000000000000000/deliveries/dlv_000000000000000000000000/retry",
 ];
 
 /// Pages may not be framed, load nothing from other origins, and are never stored by

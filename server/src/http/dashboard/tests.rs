@@ -330,3 +330,70 @@ async fn signup_sets_a_host_prefixed_cookie_over_https() {
         assert!(!text.contains("data-secret"));
     }
 }
+
+/// The webhooks page: an endpoint added by form shows its secret once (the next view
+/// does not), with the event types; an internal URL is refused with the reason on the
+/// page; a disabled endpoint shows the notice; deleting removes it.
+#[tokio::test]
+async fn the_webhooks_page_adds_shows_once_disables_and_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, control) = app(&dir, ControlConfig::default()).await;
+    let a = account(&control).await;
+    let base = format!("/dashboard/t/{}/p/{}/webhooks", a.tenant, a.project);
+    let post = |uri: &str, body: &str| {
+        Request::post(uri)
+            .header("sec-fetch-site", "same-origin")
+            .header(header::CONTENT_TYPE, FORM)
+            .header(header::COOKIE, &a.cookie)
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    };
+    let get = |uri: &str| {
+        Request::get(uri)
+            .header(header::COOKIE, &a.cookie)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, _, empty) = send(&app, get(&base)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(empty.contains("No webhooks"));
+
+    let (status, _, refused) = send(
+        &app,
+        post(
+            &base,
+            "url=http%3A%2F%2F127.0.0.1%2Fhook&events=room.created",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(refused.contains("https://"), "the reason is shown");
+
+    let (status, _, created) = send(
+        &app,
+        post(
+            &base,
+            "url=https%3A%2F%2Fhooks.example.com%2Ft&events=room.*%2C+document.updated&description=indexer",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(created.contains("whsec_"), "the secret is shown once");
+    assert!(created.contains("room.*, document.updated"));
+    let project = crate::ids::ProjectId::parse(&a.project).unwrap();
+    let hooks = control.list_webhooks(&project).await.unwrap();
+    assert_eq!(hooks.len(), 1);
+    let id = hooks[0].id.to_string();
+    let (_, _, again) = send(&app, get(&base)).await;
+    assert!(!again.contains("whsec_"), "never again");
+    assert!(again.contains("hooks.example.com") && again.contains("indexer"));
+
+    let (status, _, _) = send(&app, post(&format!("{base}/{id}/enable"), "enabled=false")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, paused) = send(&app, get(&base)).await;
+    assert!(paused.contains("data-disabled") && paused.contains("Deliveries are paused"));
+
+    let (status, _, _) = send(&app, post(&format!("{base}/{id}/delete"), "x=1")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(control.list_webhooks(&project).await.unwrap().is_empty());
+}

@@ -265,6 +265,9 @@ impl RoomActor {
                 // Nothing stored any more (what metering reports from now on).
                 (self.snapshot_bytes, self.log_bytes, self.remote_bytes) = (0, 0, 0);
                 self.publish(crate::rooms::cluster::Kind::Deleted, &[]);
+                self.report_changes();
+                self.engine
+                    .emit(&self.key, crate::rooms::events::RoomEvent::Deleted);
                 Ok(true)
             }
             Err(error) => {
@@ -308,6 +311,9 @@ pub(super) async fn delete_unloaded(
         Ok(Some(room_id)) => store.delete_room(room_id).await.map(|()| true),
         Err(error) => Err(error),
     };
+    if let Ok(true) = &result {
+        engine.emit(key, crate::rooms::events::RoomEvent::Deleted);
+    }
     if let (Ok(true), Some(cluster)) = (&result, &engine.cluster) {
         // Loaded on other nodes perhaps: they close its connections.
         cluster.publish_room(key, crate::rooms::cluster::Kind::Deleted, &[]);

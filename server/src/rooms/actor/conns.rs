@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use super::{Conn, RoomActor};
 use crate::rooms::doc;
+use crate::rooms::events::RoomEvent;
 use crate::rooms::identity::Identity;
 use crate::rooms::msg::{ConnInfo, RoomLimits};
 use crate::rooms::outbox::OutboxTx;
@@ -33,6 +34,12 @@ impl RoomActor {
             self.limits = Some(limits);
             let cap = usize::try_from(limits.connections_per_room).unwrap_or(usize::MAX);
             if self.conns.len() >= cap {
+                self.engine.emit(
+                    &self.key,
+                    RoomEvent::LimitReached {
+                        limit: "room_connections",
+                    },
+                );
                 let _ = reply.send(Err(crate::rooms::limits::rate_limited(
                     &format!("connection limit: {cap} per room reached"),
                     std::time::Duration::from_secs(30),
@@ -48,6 +55,13 @@ impl RoomActor {
         // The queue is new and larger than two frames; a failure means the
         // connection is already gone.
         if initial.into_iter().all(|f| outbox.push(f)) {
+            self.engine.emit(
+                &self.key,
+                RoomEvent::UserEntered {
+                    connection_id: conn,
+                    user_id: identity.user_id.clone(),
+                },
+            );
             self.conns.insert(
                 conn,
                 Conn {
@@ -101,6 +115,13 @@ impl RoomActor {
             c.outbox.close(reason);
         }
         self.publish_connections();
+        self.engine.emit(
+            &self.key,
+            RoomEvent::UserLeft {
+                connection_id: conn,
+                user_id: c.identity.user_id.clone(),
+            },
+        );
         self.forget_awareness(&mut c.awareness_ids);
         if self.conns.is_empty() {
             self.idle_since = Instant::now();

@@ -65,6 +65,7 @@ impl RoomActor {
             Ok(seq) => {
                 self.persisted += 1;
                 self.last_seq = self.last_seq.max(seq);
+                self.tally.stored(seq);
                 self.log_updates += 1;
                 self.log_bytes += done.bytes;
                 self.release();

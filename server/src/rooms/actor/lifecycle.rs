@@ -12,6 +12,7 @@ impl RoomActor {
     pub(super) async fn on_tick(&mut self) -> Flow {
         self.expire_awareness();
         self.maybe_catch_up();
+        self.report_changes();
         // A watched room (an open inspector) stays: its watcher would only load it
         // again.
         let idle = self.conns.is_empty()
@@ -75,8 +76,15 @@ impl RoomActor {
         if let Some(compaction) = self.compaction.take() {
             let _ = compaction.await;
         }
-        for (_, c) in self.conns.drain() {
+        for (conn, c) in self.conns.drain() {
             c.outbox.close(CloseReason::new(code, reason));
+            self.engine.emit(
+                &self.key,
+                crate::rooms::events::RoomEvent::UserLeft {
+                    connection_id: conn,
+                    user_id: c.identity.user_id.clone(),
+                },
+            );
         }
         self.publish_connections();
     }

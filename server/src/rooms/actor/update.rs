@@ -76,6 +76,11 @@ impl RoomActor {
             except: Some(conn),
             frame,
         };
+        let writer = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.identity.user_id.clone());
+        self.tally.wrote(writer.as_deref());
         let saved = saved.map(|upto| Deferred::Saved { conn, upto });
         self.persist(payload, std::iter::once(relay).chain(publish).chain(saved))
             .await;
@@ -96,6 +101,12 @@ impl RoomActor {
         };
         let after = self.stored_bytes().saturating_add(len as u64);
         if after > limits.max_document_bytes {
+            self.engine.emit(
+                &self.key,
+                crate::rooms::events::RoomEvent::LimitReached {
+                    limit: "document_bytes",
+                },
+            );
             return Err(CloseReason::new(
                 close::TOO_LARGE,
                 format!(

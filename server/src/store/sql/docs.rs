@@ -23,8 +23,9 @@ impl Store {
         })
     }
 
-    /// The room's id and read-only setting, creating the room if it is new.
-    async fn room_id(&self, project_id: &str, room: &str) -> StoreResult<(RoomId, bool)> {
+    /// The room's id and read-only setting, creating its row if new; whether this call
+    /// created it.
+    async fn room_id(&self, project_id: &str, room: &str) -> StoreResult<(RoomId, bool, bool)> {
         let select = "SELECT id, read_only FROM rooms WHERE project_id = $1 AND name = $2";
         if let Some(row) = sqlx::query(select)
             .bind(project_id)
@@ -32,12 +33,12 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
         {
-            return Ok((row.try_get("id")?, row.try_get("read_only")?));
+            return Ok((row.try_get("id")?, row.try_get("read_only")?, false));
         }
         // A concurrent insert of the same room makes this wait for it (SQLite's write
         // lock, Postgres's unique index) and do nothing; the SELECT after it then finds
         // the row (on Postgres a new snapshot under READ COMMITTED).
-        sqlx::query(
+        let created = sqlx::query(
             "INSERT INTO rooms (project_id, name, created_at) VALUES ($1, $2, $3)
              ON CONFLICT (project_id, name) DO NOTHING",
         )
@@ -45,13 +46,15 @@ impl Store {
         .bind(room)
         .bind(unix_ms())
         .execute(&self.pool)
-        .await?;
+        .await?
+        .rows_affected()
+            == 1;
         let row = sqlx::query(select)
             .bind(project_id)
             .bind(room)
             .fetch_one(&self.pool)
             .await?;
-        Ok((row.try_get("id")?, row.try_get("read_only")?))
+        Ok((row.try_get("id")?, row.try_get("read_only")?, created))
     }
 
     /// Reads the snapshot and the log rows `<= upto` from one snapshot of the database:
@@ -104,15 +107,20 @@ async fn read_doc(conn: &mut Conn<Store>, room_id: RoomId, upto: Seq) -> StoreRe
         snapshot,
         updates,
         read_only: false,
+        created: false,
     })
 }
 
 #[async_trait]
 impl DocStore for Store {
     async fn load(&self, project_id: &str, room: &str) -> StoreResult<StoredDoc> {
-        let (room_id, read_only) = self.room_id(project_id, room).await?;
+        let (room_id, read_only, created) = self.room_id(project_id, room).await?;
         let doc = self.read(room_id, Seq::MAX).await?;
-        Ok(StoredDoc { read_only, ..doc })
+        Ok(StoredDoc {
+            read_only,
+            created,
+            ..doc
+        })
     }
 
     async fn append(&self, batch: &[Append]) -> StoreResult<Vec<Seq>> {

@@ -26,3 +26,4 @@ mod inserts;
 mod invitations;
 mod rows;
 mod usage;
+mod webhooks;

@@ -17,6 +17,7 @@ mod invitations;
 mod migrations;
 pub(crate) mod pg;
 mod usage;
+mod webhooks;
 
 /// A store under test and where it lives (removed when dropped).
 pub(crate) struct TestStore {
@@ -151,6 +152,7 @@ macro_rules! stories {
             copy::copy_refuses_a_destination_with_only_usage,
             copy::verify_catches_a_difference,
             usage::usage_story,
+            webhooks::webhook_story,
         );
     };
     (@each $open:path; $($module:ident :: $story:ident),* $(,)?) => {
