@@ -15,6 +15,7 @@ mod control_rooms;
 mod control_tokens;
 mod durability;
 mod harness;
+mod history;
 mod hostile_presence;
 mod interop;
 mod lifecycle;

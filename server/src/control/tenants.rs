@@ -319,6 +319,31 @@ impl ControlPlane {
         })
         .await;
     }
+
+    /// Records a change to a room's history made with a key (`room.restored`,
+    /// `room.forked`, `room.version_named`) in the tenant's audit log.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn audit_room_history(
+        &self,
+        tenant_id: &TenantId,
+        project_id: &ProjectId,
+        key_id: &str,
+        action: &'static str,
+        room: &str,
+        details: serde_json::Value,
+        meta: &RequestMeta,
+    ) {
+        self.audit(AuditEvent {
+            tenant_id,
+            project_id: Some(project_id),
+            actor: key_id,
+            action,
+            target: Some(room),
+            meta,
+            details,
+        })
+        .await;
+    }
 }
 
 fn require(access: &TenantAccess, needed: Role) -> ControlResult<()> {

@@ -3,6 +3,7 @@
 //! the spec cannot list a route the server does not serve (or miss one).
 
 pub mod auth;
+pub mod history;
 pub mod invitations;
 pub mod keys;
 pub mod management;
@@ -145,6 +146,7 @@ pub fn router(max_update_bytes: usize, ip_layers: IpLayers) -> OpenApiRouter<App
         .merge(keys::router())
         .merge(tokens::router())
         .merge(rooms::router(max_update_bytes))
+        .merge(history::router())
         .merge(usage::router())
 }
 

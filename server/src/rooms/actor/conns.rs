@@ -47,12 +47,19 @@ impl RoomActor {
         // The queue is new and larger than two frames; a failure means the
         // connection is already gone.
         if initial.into_iter().all(|f| outbox.push(f)) {
+            let author = Arc::new(crate::store::Attribution {
+                user_id: identity.user_id.clone(),
+                key_id: identity.key_id.clone(),
+                conn_id: i64::try_from(conn).ok(),
+                via: crate::store::Via::Socket,
+            });
             self.conns.insert(
                 conn,
                 Conn {
                     outbox,
                     awareness_ids: HashSet::new(),
                     identity,
+                    author,
                 },
             );
             self.publish_connections();

@@ -19,9 +19,9 @@ impl RoomActor {
         payload: Bytes,
         frame: Bytes,
     ) -> Flow {
-        if !self.conns.contains_key(&conn) {
+        let Some(author) = self.conns.get(&conn).map(|c| c.author.clone()) else {
             return Flow::Continue; // closed meanwhile (e.g. too slow): drop its input
-        }
+        };
         if let Err(reason) = self.check_document_size(payload.len()) {
             self.remove_conn(conn, Some(reason));
             return Flow::Continue;
@@ -61,7 +61,7 @@ impl RoomActor {
             except: Some(conn),
             frame,
         };
-        self.persist(payload, std::iter::once(relay).chain(publish))
+        self.persist(payload, author, std::iter::once(relay).chain(publish))
             .await;
         Flow::Continue
     }

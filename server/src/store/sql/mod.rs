@@ -21,6 +21,7 @@ use super::{Db, DbRow, Store};
 mod control;
 mod docs;
 mod export;
+mod history;
 mod inserts;
 mod invitations;
 mod rows;

@@ -12,6 +12,7 @@ use super::Stores;
 mod control;
 mod copy;
 mod docs;
+mod history;
 mod invitations;
 mod migrations;
 pub(crate) mod pg;
@@ -133,6 +134,8 @@ macro_rules! stories {
             docs::racing_compactions_story,
             docs::a_row_committed_late_survives_compaction,
             docs::room_version_story,
+            history::history_story,
+            history::history_keeps_a_late_row,
             control::account_story,
             control::session_story,
             control::member_story,
