@@ -286,10 +286,8 @@ pub struct ChangeView {
     /// Where the text range (UTF-16 code units) or array slice starts.
     index: Option<usize>,
     /// Before: the value, the removed text or the removed items.
-    #[schema(value_type = Object)]
     before: serde_json::Value,
     /// After: the value, the inserted text or the inserted items.
-    #[schema(value_type = Object)]
     after: serde_json::Value,
     /// Who wrote the updates that made this change.
     authors: Vec<AuthorView>,
