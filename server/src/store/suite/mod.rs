@@ -13,6 +13,7 @@ mod control;
 mod copy;
 mod docs;
 mod history;
+mod history_bench;
 mod invitations;
 mod migrations;
 pub(crate) mod pg;
