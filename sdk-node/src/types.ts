@@ -26,6 +26,13 @@ export type Tenant = S['Tenant'];
 export type Project = S['Project'];
 export type Me = S['Me'];
 export type Broadcasted = S['Broadcasted'];
+export type Version = S['VersionView'];
+export type VersionPage = S['VersionPageView'];
+export type NamedVersion = S['NamedVersion'];
+export type Diff = S['DiffView'];
+export type Change = S['ChangeView'];
+export type Restored = S['RestoredView'];
+export type Forked = S['Forked'];
 
 /** Room name (exact) or prefix ending in `*` → scopes. */
 export type Permissions = CreateToken['permissions'];

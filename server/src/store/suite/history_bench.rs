@@ -111,15 +111,25 @@ async fn history_bench() {
         let live_bytes =
             live.snapshot.as_ref().map_or(0, |(_, d)| d.len()) + live.log_bytes();
         let history = store.history_bytes(room).await.unwrap();
-        let rows = store.read_at(room, last / 2).await.unwrap().unwrap();
+        let checkpoints: i64 = store
+            .checkpoints(room)
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.bytes)
+            .sum();
+        // Half-way through a compaction interval: a checkpoint plus ~250 rows.
+        let middle = ((n / 2 + COMPACT_EVERY / 2) as i64 - 1) * 10;
+        let rows = store.read_at(room, middle).await.unwrap().unwrap();
         println!(
             "history_bench n={n}: filled in {filled:?}; live document {live_bytes} B, \
-             history {history} B ({:.1}x the live document); at the middle: one \
-             checkpoint + {} rows",
+             history {history} B ({:.1}x the live document; checkpoints {checkpoints} B, \
+             folded rows {} B); at the middle: one checkpoint + {} rows",
             history as f64 / live_bytes as f64,
+            history - checkpoints,
             rows.updates.len()
         );
-        for (what, at) in [("start", 5), ("middle", last / 2), ("end", last)] {
+        for (what, at) in [("start", 5), ("middle", middle), ("end", last)] {
             let t = time_at(&store, room, at, 15).await;
             println!("history_bench n={n}: document at the {what}: median {t:?}");
         }
