@@ -95,7 +95,11 @@ fn normalized(mut view: Value) -> Value {
 async fn get_json(server: &Server, sk: &str, path: &str) -> (u16, Value) {
     let r = server.call("GET", path, Cred::Bearer(sk), None).await;
     let status = r.status;
-    let body = if r.body.is_empty() { Value::Null } else { r.json() };
+    let body = if r.body.is_empty() {
+        Value::Null
+    } else {
+        r.json()
+    };
     (status, body)
 }
 
@@ -125,7 +129,9 @@ async fn binary_at(server: &Server, sk: &str, room: &str, at: &str) -> (String, 
 }
 
 async fn post(server: &Server, sk: &str, path: &str, body: Value) -> (u16, Value) {
-    let r = server.call("POST", path, Cred::Bearer(sk), Some(body)).await;
+    let r = server
+        .call("POST", path, Cred::Bearer(sk), Some(body))
+        .await;
     let status = r.status;
     (status, r.json())
 }
@@ -174,31 +180,40 @@ async fn history_with_two_stock_clients() {
     // Four steps, each by both users; after each, what both clients show and when.
     let mut steps: Vec<(i64, Seen)> = Vec::new();
     let mut record = |at: i64, seen: Seen| steps.push((at, seen));
-    a.ok(json!({"cmd": "text_insert", "index": 0, "text": "Hello"})).await;
-    a.ok(json!({"cmd": "text_insert", "index": 5, "text": "!"})).await;
+    a.ok(json!({"cmd": "text_insert", "index": 0, "text": "Hello"}))
+        .await;
+    a.ok(json!({"cmd": "text_insert", "index": 5, "text": "!"}))
+        .await;
     b.ok(json!({"cmd": "wait_text", "equals": "Hello!"})).await;
     let s = converged(&mut a, &mut b).await;
     record(now_ms(), s);
     tokio::time::sleep(Duration::from_millis(40)).await;
 
-    b.ok(json!({"cmd": "map_set", "key": "title", "value": "Draft"})).await;
-    b.ok(json!({"cmd": "map_set", "key": "count", "value": 1})).await;
+    b.ok(json!({"cmd": "map_set", "key": "title", "value": "Draft"}))
+        .await;
+    b.ok(json!({"cmd": "map_set", "key": "count", "value": 1}))
+        .await;
     a.ok(json!({"cmd": "wait_map_size", "size": 2})).await;
     let s = converged(&mut a, &mut b).await;
     record(now_ms(), s);
     tokio::time::sleep(Duration::from_millis(40)).await;
 
-    a.ok(json!({"cmd": "text_insert", "index": 5, "text": " world"})).await;
-    b.ok(json!({"cmd": "wait_text", "equals": "Hello world!"})).await;
-    b.ok(json!({"cmd": "map_set", "key": "status", "value": "ok"})).await;
+    a.ok(json!({"cmd": "text_insert", "index": 5, "text": " world"}))
+        .await;
+    b.ok(json!({"cmd": "wait_text", "equals": "Hello world!"}))
+        .await;
+    b.ok(json!({"cmd": "map_set", "key": "status", "value": "ok"}))
+        .await;
     a.ok(json!({"cmd": "wait_map_size", "size": 3})).await;
     let s = converged(&mut a, &mut b).await;
     record(now_ms(), s);
     tokio::time::sleep(Duration::from_millis(40)).await;
 
-    b.ok(json!({"cmd": "text_delete", "index": 0, "len": 6})).await;
+    b.ok(json!({"cmd": "text_delete", "index": 0, "len": 6}))
+        .await;
     a.ok(json!({"cmd": "wait_text", "equals": "world!"})).await;
-    a.ok(json!({"cmd": "map_set", "key": "title", "value": "Final"})).await;
+    a.ok(json!({"cmd": "map_set", "key": "title", "value": "Final"}))
+        .await;
     a.ok(json!({"cmd": "map_delete", "key": "count"})).await;
     b.ok(json!({"cmd": "wait_map_size", "size": 2})).await;
     let s = converged(&mut a, &mut b).await;
@@ -235,16 +250,28 @@ async fn history_with_two_stock_clients() {
     assert_eq!(diff["changes"].as_array().unwrap().len(), 2, "{diff}");
     let (_, diff) = get_json(&server, &sk, &diff_path(steps[1].0, steps[2].0)).await;
     let text = find_change(&diff, "text", None);
-    assert_eq!((text["kind"].as_str(), text["index"].as_u64()), (Some("text"), Some(5)));
+    assert_eq!(
+        (text["kind"].as_str(), text["index"].as_u64()),
+        (Some("text"), Some(5))
+    );
     assert_eq!(text["after"], " world");
     assert_eq!(change_authors(text), ["alice"]);
-    assert_eq!(change_authors(find_change(&diff, "map", Some("status"))), ["bob"]);
+    assert_eq!(
+        change_authors(find_change(&diff, "map", Some("status"))),
+        ["bob"]
+    );
     let (_, diff) = get_json(&server, &sk, &diff_path(steps[2].0, steps[3].0)).await;
     let text = find_change(&diff, "text", None);
-    assert_eq!((text["before"].as_str(), text["after"].as_str()), (Some("Hello "), Some("")));
+    assert_eq!(
+        (text["before"].as_str(), text["after"].as_str()),
+        (Some("Hello "), Some(""))
+    );
     assert_eq!(change_authors(text), ["bob"]);
     let title = find_change(&diff, "map", Some("title"));
-    assert_eq!((title["kind"].as_str(), title["after"].as_str()), (Some("changed"), Some("Final")));
+    assert_eq!(
+        (title["kind"].as_str(), title["after"].as_str()),
+        (Some("changed"), Some("Final"))
+    );
     assert_eq!(change_authors(title), ["alice"]);
     assert_eq!(find_change(&diff, "map", Some("count"))["kind"], "removed");
     let writers: Vec<&str> = diff["authors"]
@@ -299,9 +326,11 @@ async fn history_with_two_stock_clients() {
     );
     assert_eq!(live, as_view(&steps[1].1), "nothing else changed");
     // The clients keep editing on top of it.
-    a.ok(json!({"cmd": "text_insert", "index": 0, "text": ">"})).await;
+    a.ok(json!({"cmd": "text_insert", "index": 0, "text": ">"}))
+        .await;
     b.ok(json!({"cmd": "wait_text", "equals": ">Hello!"})).await;
-    b.ok(json!({"cmd": "text_delete", "index": 0, "len": 1})).await;
+    b.ok(json!({"cmd": "text_delete", "index": 0, "len": 1}))
+        .await;
     a.ok(json!({"cmd": "wait_text", "equals": "Hello!"})).await;
 
     // Restore the restore: back to what was there before it.
@@ -355,9 +384,13 @@ async fn history_with_two_stock_clients() {
     .await;
     assert_eq!(status, 201, "{forked}");
     let fork = normalized(
-        get_json(&server, &sk, &format!("/v1/rooms/{}/document", enc("history/fork")))
-            .await
-            .1,
+        get_json(
+            &server,
+            &sk,
+            &format!("/v1/rooms/{}/document", enc("history/fork")),
+        )
+        .await
+        .1,
     );
     assert_eq!(fork, as_view(&steps[1].1));
     let (status, refused) = post(
@@ -367,13 +400,19 @@ async fn history_with_two_stock_clients() {
         json!({"at": rfc3339(steps[1].0), "to": "history/fork"}),
     )
     .await;
-    assert_eq!((status, refused["code"].as_str()), (409, Some("room_exists")));
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (409, Some("room_exists"))
+    );
 
     // Older than the free plan's 7 days: refused.
     let week_ago = rfc3339(now_ms() - 8 * 24 * 3600 * 1000);
     let path = format!("/v1/rooms/{}/document?at={}", enc(room), enc(&week_ago));
     let (status, gone) = get_json(&server, &sk, &path).await;
-    assert_eq!((status, gone["code"].as_str()), (410, Some("outside_history")));
+    assert_eq!(
+        (status, gone["code"].as_str()),
+        (410, Some("outside_history"))
+    );
     let (status, _) = get_json(
         &server,
         &sk,

@@ -45,8 +45,9 @@ pub struct Limits {
 impl Limits {
     /// How long version history is kept, `None` for ever.
     pub fn history_retention(&self) -> Option<std::time::Duration> {
-        (self.history_retention_days > 0)
-            .then(|| std::time::Duration::from_secs(u64::from(self.history_retention_days) * 86_400))
+        (self.history_retention_days > 0).then(|| {
+            std::time::Duration::from_secs(u64::from(self.history_retention_days) * 86_400)
+        })
     }
 }
 

@@ -47,7 +47,14 @@ impl Persister {
         clock: Clock,
     ) -> Self {
         let (tx, rx) = mpsc::channel(max_batch.max(1) * 4);
-        tokio::spawn(run(store, rx, max_batch.max(1), persist_timeout, metrics, clock));
+        tokio::spawn(run(
+            store,
+            rx,
+            max_batch.max(1),
+            persist_timeout,
+            metrics,
+            clock,
+        ));
         Self { tx }
     }
 

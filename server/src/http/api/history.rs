@@ -235,7 +235,13 @@ async fn name_version(
     };
     let named = state
         .rooms
-        .name_version(&key, at, name, auth.key_id.as_str(), auth.limits.history_retention())
+        .name_version(
+            &key,
+            at,
+            name,
+            auth.key_id.as_str(),
+            auth.limits.history_retention(),
+        )
         .await?
         .ok_or(ControlError::NotFound)?;
     state

@@ -178,7 +178,9 @@ impl RoomActor {
                 Flow::Continue
             }
             Err(Refused::Panicked) => {
-                reply(Err(RoomError::InvalidUpdate("yrs could not apply it".to_owned())));
+                reply(Err(RoomError::InvalidUpdate(
+                    "yrs could not apply it".to_owned(),
+                )));
                 self.rebuild().await
             }
         }

@@ -33,11 +33,9 @@ impl RoomActor {
         }
         let engine = self.engine.clone();
         let (room_id, upto, retention) = (self.room_id, self.last_seq, self.retention());
-        self.compaction = Some(
-            self.engine.tracker.spawn(
-                async move { compact(&engine, room_id, upto, retention).await }.in_current_span(),
-            ),
-        );
+        self.compaction = Some(self.engine.tracker.spawn(
+            async move { compact(&engine, room_id, upto, retention).await }.in_current_span(),
+        ));
     }
 
     /// How long this room keeps its history: its plan's retention once a connection
@@ -105,7 +103,11 @@ pub(super) async fn compact(
         let cutoff = engine.config.clock.now_ms().saturating_sub(window);
         match store.prune_history(room_id, cutoff).await {
             Ok(pruned) if pruned.rows + pruned.checkpoints > 0 => {
-                tracing::debug!(rows = pruned.rows, checkpoints = pruned.checkpoints, "history pruned");
+                tracing::debug!(
+                    rows = pruned.rows,
+                    checkpoints = pruned.checkpoints,
+                    "history pruned"
+                );
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "pruning the room's history failed"),

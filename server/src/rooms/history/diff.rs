@@ -127,7 +127,10 @@ pub(super) fn diff(
         }
         let objects = matches!(
             (a, b),
-            (Value::Object(_) | Value::Null, Value::Object(_) | Value::Null)
+            (
+                Value::Object(_) | Value::Null,
+                Value::Object(_) | Value::Null
+            )
         );
         match (a, b) {
             _ if objects => {
@@ -271,7 +274,10 @@ mod tests {
             (6, String::new(), "brave ".to_owned())
         );
         assert_eq!(text_range("abc", "ac"), (1, "b".to_owned(), String::new()));
-        assert_eq!(text_range("😀x", "😀y"), (2, "x".to_owned(), "y".to_owned()));
+        assert_eq!(
+            text_range("😀x", "😀y"),
+            (2, "x".to_owned(), "y".to_owned())
+        );
         assert_eq!(text_range("aaa", "aa"), (2, "a".to_owned(), String::new()));
     }
 

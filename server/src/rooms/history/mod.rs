@@ -125,12 +125,7 @@ impl Rooms {
     }
 
     /// `at` as a time inside the window starting at `start`.
-    async fn resolve(
-        &self,
-        room_id: RoomId,
-        at: At,
-        start: Option<i64>,
-    ) -> Result<i64, RoomError> {
+    async fn resolve(&self, room_id: RoomId, at: At, start: Option<i64>) -> Result<i64, RoomError> {
         let store = &self.engine().store;
         let at_ms = match at {
             At::Time(ms) => ms,
@@ -138,7 +133,9 @@ impl Rooms {
                 .row_time(room_id, seq)
                 .await
                 .map_err(unavailable)?
-                .ok_or_else(|| RoomError::OutsideHistory(format!("no version v…-{seq} in this room's history")))?,
+                .ok_or_else(|| {
+                    RoomError::OutsideHistory(format!("no version v…-{seq} in this room's history"))
+                })?,
             At::Checkpoint(upto) => store
                 .checkpoints(room_id)
                 .await
@@ -146,7 +143,11 @@ impl Rooms {
                 .into_iter()
                 .find(|c| c.upto_seq == upto)
                 .map(|c| c.max_at)
-                .ok_or_else(|| RoomError::OutsideHistory(format!("no checkpoint c{upto} in this room's history")))?,
+                .ok_or_else(|| {
+                    RoomError::OutsideHistory(format!(
+                        "no checkpoint c{upto} in this room's history"
+                    ))
+                })?,
         };
         if start.is_some_and(|start| at_ms < start) {
             return Err(outside("that time"));
@@ -179,7 +180,9 @@ impl Rooms {
         let Some(room_id) = self.room_id(key).await? else {
             return Ok(None);
         };
-        let at_ms = self.resolve(room_id, at, window_start(self, retention)).await?;
+        let at_ms = self
+            .resolve(room_id, at, window_start(self, retention))
+            .await?;
         self.read_at(room_id, at_ms).await.map(Some)
     }
 
@@ -329,7 +332,9 @@ impl Rooms {
         let Some(room_id) = self.room_id(key).await? else {
             return Ok(None);
         };
-        let at_ms = self.resolve(room_id, at, window_start(self, retention)).await?;
+        let at_ms = self
+            .resolve(room_id, at, window_start(self, retention))
+            .await?;
         let named = VersionName {
             at_ms,
             name: name.to_owned(),

@@ -75,12 +75,12 @@ fn revert(live: &Doc, old: &[u8]) -> Result<Vec<u8>, String> {
 mod tests {
     use super::*;
     use crate::rooms::json::doc_to_json;
-    use yrs::StateVector;
     use yrs::types::text::YChange;
     use yrs::types::Attrs;
+    use yrs::StateVector;
     use yrs::{
-        Any, Array, ArrayPrelim, GetString, Map, MapPrelim, Text, TextPrelim, WriteTxn, XmlElementPrelim,
-        XmlFragment, XmlTextPrelim,
+        Any, Array, ArrayPrelim, GetString, Map, MapPrelim, Text, TextPrelim, WriteTxn,
+        XmlElementPrelim, XmlFragment, XmlTextPrelim,
     };
 
     fn state(doc: &Doc) -> Vec<u8> {
@@ -211,11 +211,13 @@ mod tests {
         let old = state(&server);
         let revert = revert_to(&server, &old).unwrap();
         let update = Update::decode_v1(&revert).unwrap();
-        assert!(update.is_empty() || {
-            let before = server.transact().state_vector();
-            server.transact_mut().apply_update(update).unwrap();
-            server.transact().state_vector() == before
-        });
+        assert!(
+            update.is_empty() || {
+                let before = server.transact().state_vector();
+                server.transact_mut().apply_update(update).unwrap();
+                server.transact().state_vector() == before
+            }
+        );
     }
 
     #[test]

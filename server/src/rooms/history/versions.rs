@@ -169,7 +169,9 @@ pub(super) async fn list(
             done.push(burst.version());
         }
     }
-    let mut next_before = done.last().map(|v| format!("v{}-{}", v.first_seq, v.first_seq));
+    let mut next_before = done
+        .last()
+        .map(|v| format!("v{}-{}", v.first_seq, v.first_seq));
     if exhausted && done.len() < limit {
         // The end of the history: the checkpoint it starts from, if what came before it
         // was pruned (else it begins with the room's first update).
@@ -232,7 +234,11 @@ mod tests {
 
     #[test]
     fn names_attach_to_the_version_they_follow() {
-        let mut versions = vec![version(3, 300, 310), version(2, 200, 210), version(1, 100, 110)];
+        let mut versions = vec![
+            version(3, 300, 310),
+            version(2, 200, 210),
+            version(1, 100, 110),
+        ];
         let name = |at_ms: i64, name: &str| VersionName {
             at_ms,
             name: name.to_owned(),
@@ -241,7 +247,12 @@ mod tests {
         };
         attach_names(
             &mut versions,
-            &[name(110, "a"), name(250, "b"), name(400, "c"), name(50, "too early")],
+            &[
+                name(110, "a"),
+                name(250, "b"),
+                name(400, "c"),
+                name(50, "too early"),
+            ],
         );
         assert_eq!(versions[2].names, ["a"]);
         assert_eq!(versions[1].names, ["b"]);

@@ -98,7 +98,10 @@ async fn retention_prunes_exactly_what_is_older_than_the_window() {
     // Times inside the window are exact; older ones are refused.
     let text_at = async |ms: i64| -> Result<String, RoomError> {
         let past = rooms.document_at(&room, At::Time(ms), Some(WINDOW)).await?;
-        Ok(past.unwrap().to_json()["t"].as_str().unwrap_or("").to_owned())
+        Ok(past.unwrap().to_json()["t"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned())
     };
     assert_eq!(text_at(1_010_000).await.unwrap(), "abcd");
     assert_eq!(text_at(1_019_999).await.unwrap(), "abcd");

@@ -22,7 +22,11 @@ fn history_row(row: &DbRow) -> Result<HistoryRow, sqlx::Error> {
             user_id: row.try_get("author")?,
             key_id: row.try_get("key_id")?,
             conn_id: row.try_get("conn_id")?,
-            via: Via::parse(row.try_get::<Option<String>, _>("via")?.as_deref().unwrap_or("")),
+            via: Via::parse(
+                row.try_get::<Option<String>, _>("via")?
+                    .as_deref()
+                    .unwrap_or(""),
+            ),
         },
         bytes: row.try_get("bytes")?,
     })

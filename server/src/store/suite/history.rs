@@ -72,13 +72,19 @@ fn text_of(stored: &StoredDoc) -> String {
 /// Snapshot + rows merged, as a compaction writes it.
 fn merged(stored: &StoredDoc) -> Vec<u8> {
     let doc = Doc::new();
-    let parts = stored.snapshot.iter().map(|(_, d)| d).chain(stored.updates.iter().map(|(_, d)| d));
+    let parts = stored
+        .snapshot
+        .iter()
+        .map(|(_, d)| d)
+        .chain(stored.updates.iter().map(|(_, d)| d));
     for data in parts {
         doc.transact_mut()
             .apply_update(Update::decode_v1(data).unwrap())
             .unwrap();
     }
-    let state = doc.transact().encode_state_as_update_v1(&StateVector::default());
+    let state = doc
+        .transact()
+        .encode_state_as_update_v1(&StateVector::default());
     state
 }
 
@@ -128,7 +134,10 @@ pub(super) async fn history_story(store: TestStore) {
     assert_eq!(docs.history_rows(room, None, 10).await.unwrap(), rows);
     let checkpoints = docs.checkpoints(room).await.unwrap();
     assert_eq!(checkpoints.len(), 1);
-    assert_eq!((checkpoints[0].upto_seq, checkpoints[0].max_at), (seqs[1], 200));
+    assert_eq!(
+        (checkpoints[0].upto_seq, checkpoints[0].max_at),
+        (seqs[1], 200)
+    );
 
     let later = docs
         .append(&[
@@ -154,12 +163,19 @@ pub(super) async fn history_story(store: TestStore) {
         (450, "abcd"),
         (10_000, "abcde"),
     ] {
-        assert_eq!(text_at(&store, room, at).await.as_deref(), Some(expected), "at {at}");
+        assert_eq!(
+            text_at(&store, room, at).await.as_deref(),
+            Some(expected),
+            "at {at}"
+        );
     }
     // Between two times: the writes after the first, oldest first.
     let between = docs.rows_between(room, 150, 400, 100).await.unwrap();
     assert_eq!(
-        between.iter().map(|(r, _)| r.written_at).collect::<Vec<_>>(),
+        between
+            .iter()
+            .map(|(r, _)| r.written_at)
+            .collect::<Vec<_>>(),
         [200, 300, 400]
     );
     assert_eq!(docs.row_time(room, more[0]).await.unwrap(), Some(300));
@@ -185,12 +201,22 @@ pub(super) async fn history_story(store: TestStore) {
     assert_eq!((pruned.rows, pruned.checkpoints), (2, 0));
     assert_eq!(text_at(&store, room, 150).await, None, "before the base");
     for (at, expected) in [(200, "ab"), (350, "abc"), (450, "abcd"), (600, "abcde")] {
-        assert_eq!(text_at(&store, room, at).await.as_deref(), Some(expected), "at {at}");
+        assert_eq!(
+            text_at(&store, room, at).await.as_deref(),
+            Some(expected),
+            "at {at}"
+        );
     }
     let left: Vec<_> = docs.history_rows(room, None, 10).await.unwrap();
-    assert_eq!(left.iter().map(|r| r.written_at).collect::<Vec<_>>(), [500, 400, 300]);
+    assert_eq!(
+        left.iter().map(|r| r.written_at).collect::<Vec<_>>(),
+        [500, 400, 300]
+    );
     let names = docs.version_names(room).await.unwrap();
-    assert_eq!(names.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(), ["late"]);
+    assert_eq!(
+        names.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
+        ["late"]
+    );
     assert!(docs.checkpoints(room).await.unwrap()[0].base);
     assert!(docs.history_bytes(room).await.unwrap() < history);
 
@@ -257,6 +283,10 @@ pub(super) async fn history_keeps_a_late_row(store: TestStore) {
     // At 350 the first checkpoint is the newest written by then; it lacks "b", which
     // the second checkpoint's rows supply.
     for (at, expected) in [(150, "a"), (250, "ab"), (350, "abc"), (450, "abcd")] {
-        assert_eq!(text_at(&store, room, at).await.as_deref(), Some(expected), "at {at}");
+        assert_eq!(
+            text_at(&store, room, at).await.as_deref(),
+            Some(expected),
+            "at {at}"
+        );
     }
 }

@@ -108,8 +108,7 @@ async fn history_bench() {
         let filled = started.elapsed();
         let last = (n as i64 - 1) * 10;
         let live = store.load("prj_bench", &format!("r{n}")).await.unwrap();
-        let live_bytes =
-            live.snapshot.as_ref().map_or(0, |(_, d)| d.len()) + live.log_bytes();
+        let live_bytes = live.snapshot.as_ref().map_or(0, |(_, d)| d.len()) + live.log_bytes();
         let history = store.history_bytes(room).await.unwrap();
         let checkpoints: i64 = store
             .checkpoints(room)
