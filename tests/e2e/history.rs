@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use yrs::updates::decoder::Decode;
-use yrs::{GetString, Map, ReadTxn, Transact, Update};
+use yrs::{GetString, Map, Transact, Update};
 
 use crate::harness::{enc, Cred, Driver, Server};
 

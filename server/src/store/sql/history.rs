@@ -145,7 +145,7 @@ impl HistoryStore for Store {
                 rows.push(history_row(row)?);
             }
         }
-        rows.sort_by(|a, b| b.seq.cmp(&a.seq));
+        rows.sort_by_key(|row| std::cmp::Reverse(row.seq));
         rows.truncate(limit as usize);
         Ok(rows)
     }
