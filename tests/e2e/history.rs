@@ -440,3 +440,92 @@ async fn history_with_two_stock_clients() {
         assert_eq!(view, as_view(seen), "after restart, at {}", rfc3339(*at));
     }
 }
+
+/// In a cluster (three nodes, one Postgres, Redis): edits made through two nodes are in
+/// the history any node reads, and a restore asked of the third node reaches the stock
+/// clients on the other two live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_and_restore_across_a_cluster() {
+    use crate::cluster_support::{stock, Cluster, Options};
+    let Some(cluster) = Cluster::start(
+        "history::history_and_restore_across_a_cluster",
+        Options {
+            strict: true,
+            extra: vec!["--compact-after-updates".into(), "3".into()],
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let (n0, n1, n2) = (cluster.node(0), cluster.node(1), cluster.node(2));
+    let (_, project) = n0.project().await;
+    let sk = project.key.key.clone();
+    let room = "history/cluster";
+    let perms = json!({room: ["room:write"]});
+    let alice = n0.token(&sk, "alice", perms.clone(), None).await;
+    let bob = n1.token(&sk, "bob", perms, None).await;
+    let mut a = stock(&n0.ws_base(), room, Some(&alice)).await;
+    let mut b = stock(&n1.ws_base(), room, Some(&bob)).await;
+
+    a.ok(json!({"cmd": "text_insert", "index": 0, "text": "one"}))
+        .await;
+    b.ok(json!({"cmd": "wait_text", "equals": "one", "timeout_ms": 20_000}))
+        .await;
+    b.ok(json!({"cmd": "map_set", "key": "k", "value": "v1"}))
+        .await;
+    a.ok(json!({"cmd": "wait_map_size", "size": 1, "timeout_ms": 20_000}))
+        .await;
+    let first = converged(&mut a, &mut b).await;
+    let first_at = now_ms();
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    b.ok(json!({"cmd": "text_insert", "index": 3, "text": " two"}))
+        .await;
+    a.ok(json!({"cmd": "map_set", "key": "k", "value": "v2"}))
+        .await;
+    a.ok(json!({"cmd": "map_set", "key": "j", "value": 2}))
+        .await;
+    a.ok(json!({"cmd": "wait_text", "equals": "one two", "timeout_ms": 20_000}))
+        .await;
+    b.ok(json!({"cmd": "wait_map_size", "size": 2, "timeout_ms": 20_000}))
+        .await;
+    let second = converged(&mut a, &mut b).await;
+    let second_at = now_ms();
+
+    // Every node reads the same history.
+    for node in [n0, n1, n2] {
+        for (at, seen) in [(first_at, &first), (second_at, &second)] {
+            let view = document_at(node, &sk, room, &rfc3339(at)).await;
+            assert_eq!(view, as_view(seen));
+        }
+    }
+    // A restore through the third node, which has no client in the room.
+    let (status, body) = post(
+        n2,
+        &sk,
+        &format!("/v1/rooms/{}/restore", enc(room)),
+        json!({"at": rfc3339(first_at)}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    shows(&mut a, &first).await;
+    shows(&mut b, &first).await;
+    let diff = get_json(
+        n1,
+        &sk,
+        &format!(
+            "/v1/rooms/{}/diff?from={}&to={}",
+            enc(room),
+            enc(&rfc3339(first_at)),
+            enc(&rfc3339(second_at))
+        ),
+    )
+    .await
+    .1;
+    assert_eq!(change_authors(find_change(&diff, "text", None)), ["bob"]);
+    assert_eq!(
+        change_authors(find_change(&diff, "map", Some("j"))),
+        ["alice"]
+    );
+}
