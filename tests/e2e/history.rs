@@ -166,7 +166,7 @@ async fn history_with_two_stock_clients() {
     let dir = tempfile::tempdir().unwrap();
     // A checkpoint every four updates, so past documents come from several.
     let mut server = Server::start_strict(&dir, &["--compact-after-updates", "4"]);
-    let (_, project) = server.project().await;
+    let (account, project) = server.project().await;
     let sk = project.key.key.clone();
     let room = "history/doc";
     let perms = json!({room: ["room:write"]});
@@ -347,6 +347,46 @@ async fn history_with_two_stock_clients() {
     shows(&mut b, &steps[3].1).await;
     let after_restores = converged(&mut a, &mut b).await;
     let restores_done = now_ms();
+
+    // The dashboard's inspector shows the timeline, and restores from it.
+    let page = format!(
+        "/dashboard/t/{}/p/{}/room?name={}",
+        account.tenant_id,
+        project.id,
+        enc(room)
+    );
+    let html = server
+        .request_unchecked("GET", &page, &[("Cookie", &account.cookie)], None)
+        .await;
+    assert_eq!(html.status, 200);
+    let html = html.text();
+    assert!(html.contains("Restore this version"), "{html}");
+    let (_, now_listed) =
+        get_json(&server, &sk, &format!("/v1/rooms/{}/versions", enc(room))).await;
+    let newest = now_listed["data"][0]["id"].as_str().unwrap().to_owned();
+    assert!(
+        html.contains(&newest),
+        "the newest version {newest} is on the timeline"
+    );
+    let restore_form = page.replacen("/room?", "/room/restore?", 1);
+    let posted = server
+        .request_unchecked(
+            "POST",
+            &restore_form,
+            &[
+                ("Cookie", &account.cookie),
+                ("Sec-Fetch-Site", "same-origin"),
+            ],
+            Some((
+                "application/x-www-form-urlencoded",
+                format!("at={}", enc(&newest)).into_bytes(),
+            )),
+        )
+        .await;
+    assert_eq!(posted.status, 200, "{}", posted.text());
+    assert!(posted.text().contains("Restored to"), "{}", posted.text());
+    // The newest version is what the clients have: nothing changes for them.
+    assert_eq!(converged(&mut a, &mut b).await, after_restores);
 
     // The restore is a version, written through "restore" by the key.
     let (_, versions) = get_json(&server, &sk, &format!("/v1/rooms/{}/versions", enc(room))).await;
