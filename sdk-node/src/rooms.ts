@@ -1,6 +1,26 @@
 /** Rooms of the secret key's project: listing, documents, live users and events. */
 import { Http, seg, type Ok, type Query } from './http.js';
-import type { ActiveUser, Broadcasted, Room, RoomPage } from './types.js';
+import type {
+  ActiveUser,
+  Broadcasted,
+  Diff,
+  Forked,
+  NamedVersion,
+  Restored,
+  Room,
+  RoomPage,
+  VersionPage,
+} from './types.js';
+
+/**
+ * A point of a room's history: a `Date`, an RFC 3339 time, or a version id from
+ * `rooms.versions` (`v<first>-<last>`, `c<upto>`).
+ */
+export type At = Date | string;
+
+function at(value: At): string {
+  return value instanceof Date ? value.toISOString() : value;
+}
 
 /** Options of `rooms.list`. */
 export interface ListRoomsOptions {
@@ -73,20 +93,26 @@ export class Rooms {
     await this.#http.request<void>('DELETE', `/v1/rooms/${seg(roomId)}`, { as: 'none' });
   }
 
-  /** The document as JSON: each root type by name (maps as objects, arrays, text as strings). */
-  getDocument(roomId: string): Promise<Record<string, unknown>> {
-    return this.#http.request<Ok<'getDocument'>>('GET', `/v1/rooms/${seg(roomId)}/document`) as Promise<
-      Record<string, unknown>
-    >;
+  /**
+   * The document as JSON: each root type by name (maps as objects, arrays, text as
+   * strings); with `at`, as it was then (410 `outside_history` past the retention).
+   */
+  getDocument(roomId: string, options: { at?: At } = {}): Promise<Record<string, unknown>> {
+    const query: Query<'getDocument'> = {};
+    if (options.at !== undefined) query.at = at(options.at);
+    return this.#http.request<Ok<'getDocument'>>('GET', `/v1/rooms/${seg(roomId)}/document`, {
+      query,
+    }) as Promise<Record<string, unknown>>;
   }
 
   /**
    * The document as a Yjs v1 update (`Y.applyUpdate(doc, bytes)`): all of it, or only
    * what `stateVector` (from `Y.encodeStateVector`) lacks.
    */
-  getDocumentUpdate(roomId: string, options: { stateVector?: Uint8Array } = {}): Promise<Uint8Array> {
+  getDocumentUpdate(roomId: string, options: { stateVector?: Uint8Array; at?: At } = {}): Promise<Uint8Array> {
     const query: Query<'getDocumentUpdate'> = {};
     if (options.stateVector !== undefined) query.stateVector = base64(options.stateVector);
+    if (options.at !== undefined) query.at = at(options.at);
     return this.#http.request<Uint8Array>('GET', `/v1/rooms/${seg(roomId)}/document/update`, {
       query,
       as: 'bytes',
@@ -101,6 +127,45 @@ export class Rooms {
     await this.#http.request<void>('POST', `/v1/rooms/${seg(roomId)}/document/update`, {
       bytes: update,
       as: 'none',
+    });
+  }
+
+  /** The room's versions, newest first; pass `nextBefore` as `before` for the next page. */
+  versions(roomId: string, options: { before?: At; limit?: number } = {}): Promise<VersionPage> {
+    const query: Query<'listVersions'> = {};
+    if (options.before !== undefined) query.before = at(options.before);
+    if (options.limit !== undefined) query.limit = options.limit;
+    return this.#http.request<Ok<'listVersions'>>('GET', `/v1/rooms/${seg(roomId)}/versions`, { query });
+  }
+
+  /** Names a point of the room's history (now when `at` is absent). */
+  nameVersion(roomId: string, name: string, options: { at?: At } = {}): Promise<NamedVersion> {
+    const json: { name: string; at?: string } = { name };
+    if (options.at !== undefined) json.at = at(options.at);
+    return this.#http.request<Ok<'nameVersion'>>('POST', `/v1/rooms/${seg(roomId)}/versions`, { json });
+  }
+
+  /** What changed between `from` and `to` (now when absent): keys, text ranges, and by whom. */
+  diff(roomId: string, from: At, to?: At): Promise<Diff> {
+    const query: Query<'diffVersions'> = { from: at(from) };
+    if (to !== undefined) query.to = at(to);
+    return this.#http.request<Ok<'diffVersions'>>('GET', `/v1/rooms/${seg(roomId)}/diff`, { query });
+  }
+
+  /**
+   * Makes the document what it was at `at`, as a new update that every connected client
+   * receives live; restore an earlier point to undo it.
+   */
+  restore(roomId: string, point: At): Promise<Restored> {
+    return this.#http.request<Ok<'restoreVersion'>>('POST', `/v1/rooms/${seg(roomId)}/restore`, {
+      json: { at: at(point) },
+    });
+  }
+
+  /** Copies the room as it was at `at` into the new room `to` (409 `room_exists` if it exists). */
+  fork(roomId: string, point: At, to: string): Promise<Forked> {
+    return this.#http.request<Ok<'forkRoom'>>('POST', `/v1/rooms/${seg(roomId)}/fork`, {
+      json: { at: at(point), to },
     });
   }
 

@@ -362,6 +362,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/rooms/{roomId}/diff": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What changed between two points of the room's history: map keys, text ranges, array
+         *     slices, each with who wrote it.
+         */
+        get: operations["diffVersions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/rooms/{roomId}/document": {
         parameters: {
             query?: never;
@@ -371,7 +391,7 @@ export interface paths {
         };
         /**
          * The document as JSON: each root type by name (maps as objects, arrays as arrays,
-         *     text as strings).
+         *     text as strings); with `at`, as it was then.
          */
         get: operations["getDocument"];
         put?: never;
@@ -424,6 +444,45 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/rooms/{roomId}/fork": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Copies the room as it was at `at` into a new room `to`. */
+        post: operations["forkRoom"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/rooms/{roomId}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Makes the document what it was at `at`, as a new update: stored durably and sent
+         *     live to every connected client, who converge to it without reconnecting. The
+         *     restore is a version of its own (restore an earlier point to undo it) and an audit
+         *     event.
+         */
+        post: operations["restoreVersion"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/rooms/{roomId}/users": {
         parameters: {
             query?: never;
@@ -439,6 +498,27 @@ export interface paths {
         get: operations["listActiveUsers"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/rooms/{roomId}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The room's versions, newest first. */
+        get: operations["listVersions"];
+        put?: never;
+        /**
+         * Names a point of the room's history (now, or `at`); the listing shows the name on
+         *     the version it falls in.
+         */
+        post: operations["nameVersion"];
         delete?: never;
         options?: never;
         head?: never;
@@ -959,6 +1039,18 @@ export interface components {
              */
             nextCursor?: number | null;
         };
+        /** @description A writer and how many updates they wrote in between. */
+        AuthorCount: components["schemas"]["AuthorView"] & {
+            /** Format: int64 */
+            updates: number;
+        };
+        /** @description Who wrote something. */
+        AuthorView: {
+            /** @description The API key: the one a REST write used, or the one that minted the token. */
+            keyId?: string | null;
+            /** @description The token's user id (`sub`), for WebSocket writes by a user. */
+            userId?: string | null;
+        };
         /** @description A custom event. */
         BroadcastEvent: {
             /**
@@ -970,6 +1062,26 @@ export interface components {
         /** @description How many connections the event reached. */
         Broadcasted: {
             delivered: number;
+        };
+        /** @description One change between two points. */
+        ChangeView: {
+            /** @description After: the value, the inserted text or the inserted items. */
+            after: unknown;
+            /** @description Who wrote the updates that made this change. */
+            authors: components["schemas"]["AuthorView"][];
+            /** @description Before: the value, the removed text or the removed items. */
+            before: unknown;
+            /** @description Where the text range (UTF-16 code units) or array slice starts. */
+            index?: number | null;
+            /** @description The map key (map changes only). */
+            key?: string | null;
+            /**
+             * @description `added`, `removed`, `changed` (map keys, whole roots), `text` (one range of a
+             *     text), `array` (one slice of an array).
+             */
+            kind: string;
+            /** @description The root type's name. */
+            root: string;
         };
         /** @description Whom to invite. */
         CreateInvitation: {
@@ -1110,6 +1222,19 @@ export interface components {
              */
             nextCursor?: number | null;
         };
+        /** @description What changed between two points, and by whom. */
+        DiffView: {
+            /**
+             * @description `false` when too many updates lie in between to attribute each change (each then
+             *     lists every writer).
+             */
+            attributed: boolean;
+            /** @description Everyone who wrote in between. */
+            authors: components["schemas"]["AuthorCount"][];
+            changes: components["schemas"]["ChangeView"][];
+            from: string;
+            to: string;
+        };
         /** @example evt_4f1c2b9a0e7d6c5b4a392817 */
         EventId: string;
         /** @description A page of the feed. */
@@ -1120,6 +1245,20 @@ export interface components {
              * @description The seq to pass as `after` next time (the last event's, or `after` if none).
              */
             nextAfter: number;
+        };
+        /** @description A fork: a new room holding this one as it was. */
+        ForkBody: {
+            /** @description An RFC 3339 time or a version id. */
+            at: string;
+            /** @description The new room's name (in the same project; must not exist). */
+            to: string;
+        };
+        /** @description The fork made. */
+        Forked: {
+            /** @description The time it was copied as. */
+            from: string;
+            /** @description The new room. */
+            room: string;
         };
         /**
          * @description Bucket size.
@@ -1284,6 +1423,20 @@ export interface components {
             /** Format: int64 */
             users: number;
         };
+        /** @description A name for a point of the room's history. */
+        NameVersion: {
+            /** @description The point it names (an RFC 3339 time or a version id); now when absent. */
+            at?: string | null;
+            /** @description 1 to 200 characters, e.g. "before the big edit". */
+            name: string;
+        };
+        /** @description A named point of history. */
+        NamedVersion: {
+            /** @description The time it names; use it as `at`. */
+            at: string;
+            createdAt: string;
+            name: string;
+        };
         /** @description One awareness state of a connection. */
         PresenceState: {
             /**
@@ -1354,6 +1507,18 @@ export interface components {
             monthlyActiveUsers: components["schemas"]["MonthlyActiveUsers"][];
             projectId: components["schemas"]["ProjectId"];
             to: string;
+        };
+        /** @description A point to restore. */
+        RestoreBody: {
+            /** @description An RFC 3339 time or a version id. */
+            at: string;
+        };
+        /** @description What a restore did. */
+        RestoredView: {
+            /** @description The time restored. */
+            restored: string;
+            /** @description The size of the update that did it (0: the document already was that). */
+            updateBytes: number;
         };
         /**
          * @description A member's role in a tenant.
@@ -1649,6 +1814,42 @@ export interface components {
         /** @description Users connected to a room. */
         UserList: {
             data: components["schemas"]["ActiveUser"][];
+        };
+        /** @description A page of versions, newest first. */
+        VersionPageView: {
+            data: components["schemas"]["VersionView"][];
+            /** @description Pass as `before` for the next page; absent on the last page. */
+            nextBefore?: string | null;
+        };
+        /**
+         * @description A version: a burst of updates close in time, or the checkpoint the history starts
+         *     from (what came before it is past the retention).
+         */
+        VersionView: {
+            /** @description When its last update was written: the document at this version is the one then. */
+            at: string;
+            /** @description Who wrote them. */
+            authors: components["schemas"]["AuthorView"][];
+            /**
+             * Format: int64
+             * @description Their size in bytes (a checkpoint's: its own).
+             */
+            bytes: number;
+            /** @description When its first update was written. */
+            from: string;
+            /** @description Use as `at`, `from` or `to`. */
+            id: string;
+            /** @description `updates` or `checkpoint`. */
+            kind: string;
+            /** @description Names given to it. */
+            names: string[];
+            /**
+             * Format: int64
+             * @description Updates in it.
+             */
+            updates: number;
+            /** @description How they came: `socket`, `rest`, `restore`, `fork`. */
+            via: string[];
         };
         /** @description A webhook endpoint (never its secret). */
         Webhook: {
@@ -3308,9 +3509,14 @@ export interface operations {
             };
         };
     };
-    getDocument: {
+    diffVersions: {
         parameters: {
-            query?: never;
+            query: {
+                /** @description The earlier point (RFC 3339 time or version id). */
+                from: string;
+                /** @description The later point; now when absent. */
+                to?: string;
+            };
             header?: never;
             path: {
                 /** @description The room name, percent-encoded */
@@ -3320,16 +3526,16 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The document */
+            /** @description The changes */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, unknown>;
+                    "application/json": components["schemas"]["DiffView"];
                 };
             };
-            /** @description Invalid room name */
+            /** @description Invalid room name, `from` or `to` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3349,6 +3555,107 @@ export interface operations {
             };
             /** @description No such room in this project */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A point is older than the history keeps */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded; see Retry-After and the RateLimit fields */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Storage unavailable; retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getDocument: {
+        parameters: {
+            query?: {
+                /**
+                 * @description The document as it was then: an RFC 3339 time or a version id from
+                 *     `GET /v1/rooms/{roomId}/versions`. The live document when absent.
+                 */
+                at?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The room name, percent-encoded */
+                roomId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The document */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, unknown>;
+                };
+            };
+            /** @description Invalid room name or `at` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or revoked key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such room in this project */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `at` is older than the history keeps */
+            410: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3390,6 +3697,11 @@ export interface operations {
             query?: {
                 /** @description A Yjs state vector (v1), base64: only what it lacks is sent. */
                 stateVector?: string;
+                /**
+                 * @description The document as it was then (an RFC 3339 time or a version id), all of it; not
+                 *     with `stateVector`.
+                 */
+                at?: string;
             };
             header?: never;
             path: {
@@ -3409,7 +3721,7 @@ export interface operations {
                     "application/octet-stream": number[];
                 };
             };
-            /** @description Invalid room name, or invalid state vector */
+            /** @description Invalid room name, state vector or `at` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3429,6 +3741,15 @@ export interface operations {
             };
             /** @description No such room in this project */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `at` is older than the history keeps */
+            410: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3644,6 +3965,231 @@ export interface operations {
             };
         };
     };
+    forkRoom: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The room name, percent-encoded */
+                roomId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ForkBody"];
+            };
+        };
+        responses: {
+            /** @description Forked */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Forked"];
+                };
+            };
+            /** @description Invalid room name or `at` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or revoked key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such room in this project */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The room `to` exists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `at` is older than the history keeps */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded; see Retry-After and the RateLimit fields */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Storage unavailable; retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    restoreVersion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The room name, percent-encoded */
+                roomId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RestoreBody"];
+            };
+        };
+        responses: {
+            /** @description Restored and durable */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RestoredView"];
+                };
+            };
+            /** @description Invalid room name or `at` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or revoked key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such room in this project */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `at` is older than the history keeps */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The document would pass the plan's size cap */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded; see Retry-After and the RateLimit fields */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Storage unavailable; retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     listActiveUsers: {
         parameters: {
             query?: never;
@@ -3676,6 +4222,196 @@ export interface operations {
             };
             /** @description Missing, invalid or revoked key */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded; see Retry-After and the RateLimit fields */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Storage unavailable; retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listVersions: {
+        parameters: {
+            query?: {
+                /** @description Only versions before this: the previous page's `nextBefore`, or an RFC 3339 time. */
+                before?: string;
+                /** @description Page size, 1 to 100 (default 20). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The room name, percent-encoded */
+                roomId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of versions */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VersionPageView"];
+                };
+            };
+            /** @description Invalid room name, `before` or `limit` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or revoked key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such room in this project */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded; see Retry-After and the RateLimit fields */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Storage unavailable; retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    nameVersion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The room name, percent-encoded */
+                roomId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NameVersion"];
+            };
+        };
+        responses: {
+            /** @description Named */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NamedVersion"];
+                };
+            };
+            /** @description Invalid room name, name or `at` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or revoked key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such room in this project */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `at` is older than the history keeps */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };

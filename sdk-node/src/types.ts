@@ -33,6 +33,13 @@ export type DeliveryPage = S['DeliveryPage'];
 export type TestDelivery = S['TestDelivery'];
 export type ProjectEvent = S['ProjectEvent'];
 export type EventPage = S['EventPage'];
+export type Version = S['VersionView'];
+export type VersionPage = S['VersionPageView'];
+export type NamedVersion = S['NamedVersion'];
+export type Diff = S['DiffView'];
+export type Change = S['ChangeView'];
+export type Restored = S['RestoredView'];
+export type Forked = S['Forked'];
 
 /** Room name (exact) or prefix ending in `*` → scopes. */
 export type Permissions = CreateToken['permissions'];

@@ -397,6 +397,9 @@ impl Config {
             a.or(b).map_or(default, |h| h.0)
         };
         let rooms = RoomsConfig {
+            version_gap: d.version_gap,
+            history_retention: d.history_retention,
+            clock: d.clock.clone(),
             max_message_bytes: cli
                 .max_message_bytes
                 .or(file.max_message_bytes)

@@ -17,6 +17,7 @@ mod control_sessions;
 mod control_tokens;
 mod durability;
 mod harness;
+mod history;
 mod hostile_presence;
 mod interop;
 mod lifecycle;

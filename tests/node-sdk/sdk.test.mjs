@@ -80,6 +80,56 @@ test('a token outside its permissions is refused by the server', async () => {
   assert.equal(code, 4403);
 });
 
+test('history: versions, document at a time, diff, name, restore (live to a client), fork', async () => {
+  const room = freshRoom('history');
+  const source = new Y.Doc();
+  const notes = source.getText('notes');
+  notes.insert(0, 'first');
+  await tandem.rooms.applyUpdate(room, Y.encodeStateAsUpdate(source));
+  const firstAt = new Date();
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  const before = Y.encodeStateVector(source);
+  notes.insert(5, ' second');
+  await tandem.rooms.applyUpdate(room, Y.encodeStateAsUpdate(source, before));
+
+  assert.equal((await tandem.rooms.getDocument(room, { at: firstAt })).notes, 'first');
+  assert.equal((await tandem.rooms.getDocument(room)).notes, 'first second');
+  const old = new Y.Doc();
+  Y.applyUpdate(old, await tandem.rooms.getDocumentUpdate(room, { at: firstAt }));
+  assert.equal(old.getText('notes').toString(), 'first');
+
+  const page = await tandem.rooms.versions(room);
+  assert.equal(page.data.length, 1);
+  assert.equal(page.data[0].updates, 2);
+  assert.deepEqual(page.data[0].via, ['rest']);
+  const diff = await tandem.rooms.diff(room, firstAt);
+  assert.equal(diff.changes.length, 1);
+  assert.deepEqual(
+    { kind: diff.changes[0].kind, index: diff.changes[0].index, after: diff.changes[0].after },
+    { kind: 'text', index: 5, after: ' second' },
+  );
+  const named = await tandem.rooms.nameVersion(room, 'first draft', { at: firstAt });
+  assert.equal(named.name, 'first draft');
+
+  // A connected stock client sees the restore live.
+  const { token } = await tandem.authorize({ userId: 'ida', permissions: { [room]: ['room:write'] } });
+  const c = stockClient(room, token);
+  await waitFor(async () => c.doc.getText('notes').toString() === 'first second', 'the client synced');
+  const restored = await tandem.rooms.restore(room, firstAt);
+  assert.ok(restored.updateBytes > 0);
+  await waitFor(async () => c.doc.getText('notes').toString() === 'first', 'the restore reached the client');
+  assert.equal((await tandem.rooms.getDocument(room)).notes, 'first');
+
+  const forked = await tandem.rooms.fork(room, page.data[0].id, `${room}-fork`);
+  assert.equal(forked.room, `${room}-fork`);
+  assert.equal((await tandem.rooms.getDocument(`${room}-fork`)).notes, 'first second');
+  await assert.rejects(tandem.rooms.fork(room, firstAt, `${room}-fork`), (e) => e instanceof TandemError && e.status === 409 && e.code === 'room_exists');
+  await assert.rejects(
+    tandem.rooms.getDocument(room, { at: new Date(Date.now() - 30 * 24 * 3600 * 1000) }),
+    (e) => e instanceof TandemError && e.status === 410 && e.code === 'outside_history',
+  );
+});
+
 test('rooms: applyUpdate, get, document JSON and binary, active users, broadcast, delete', async () => {
   const room = freshRoom('rest');
   const source = new Y.Doc();

@@ -32,6 +32,7 @@ struct PlanFile {
     bytes_per_second: Option<u64>,
     byte_burst: Option<u64>,
     rest_requests_per_minute: Option<u32>,
+    history_retention_days: Option<u32>,
 }
 
 /// Why a plans file is unusable.
@@ -75,6 +76,7 @@ fn builtin(name: &str) -> Limits {
             bytes_per_second: 4 * 1024 * 1024,
             byte_burst: 16 * 1024 * 1024,
             rest_requests_per_minute: 3_000,
+            history_retention_days: 90,
         },
         "enterprise" => Limits {
             connections_per_project: 100_000,
@@ -86,6 +88,7 @@ fn builtin(name: &str) -> Limits {
             bytes_per_second: 16 * 1024 * 1024,
             byte_burst: 64 * 1024 * 1024,
             rest_requests_per_minute: 30_000,
+            history_retention_days: 0,
         },
         _ => Limits {
             connections_per_project: 200,
@@ -97,6 +100,7 @@ fn builtin(name: &str) -> Limits {
             bytes_per_second: 1024 * 1024,
             byte_burst: 4 * 1024 * 1024,
             rest_requests_per_minute: 600,
+            history_retention_days: 7,
         },
     }
 }
@@ -161,6 +165,9 @@ impl Plans {
                 rest_requests_per_minute: given
                     .rest_requests_per_minute
                     .unwrap_or(base.rest_requests_per_minute),
+                history_retention_days: given
+                    .history_retention_days
+                    .unwrap_or(base.history_retention_days),
             };
             let invalid = |message: &str| PlansError::Invalid {
                 plan: name.clone(),

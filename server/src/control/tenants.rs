@@ -335,7 +335,8 @@ impl ControlPlane {
     }
 
     /// Writes a room action to the tenant's audit log (`room.read_only`,
-    /// `room.connection_closed`) by `actor` (a key id or a user id), in `project`
+    /// `room.connection_closed`, `room.restored`, `room.forked`, `room.version_named`)
+    /// by `actor` (a key id or a user id), in `project`
     /// (tenant, project).
     pub async fn audit_room_action(
         &self,

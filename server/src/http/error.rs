@@ -173,6 +173,18 @@ impl ApiError {
                     "Document too large",
                     d.clone(),
                 ),
+                RoomError::OutsideHistory(d) => m(
+                    StatusCode::GONE,
+                    "outside_history",
+                    "Not in the room's history",
+                    d.clone(),
+                ),
+                RoomError::RoomExists(d) => m(
+                    StatusCode::CONFLICT,
+                    "room_exists",
+                    "Room exists",
+                    d.clone(),
+                ),
                 RoomError::Unavailable | RoomError::ShuttingDown => Mapped {
                     retry_after: Some(Duration::from_secs(5)),
                     ..m(

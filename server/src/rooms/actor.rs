@@ -40,7 +40,7 @@ use super::msg::{AdminMsg, ConnInfo, Open, RoomError, RoomLimits, RoomMsg};
 use super::outbox::OutboxTx;
 use super::persist::Ack;
 use super::{ConnId, Engine, RoomKey};
-use crate::store::{RoomId, Seq, StoredDoc};
+use crate::store::{Attribution, RoomId, Seq, StoredDoc};
 use compaction::CompactionResult;
 use lifecycle::{refuse_all, storage_unavailable, vacate};
 
@@ -53,6 +53,8 @@ struct Conn {
     /// Whether it was told that the room is read-only (once, like the session tells a
     /// read-only token).
     told_read_only: bool,
+    /// Stored with each of its updates (version history).
+    author: Arc<Attribution>,
 }
 
 /// Who introduced an awareness client id, and so alone may change or remove it.
@@ -140,6 +142,9 @@ pub(crate) struct RoomActor {
     compaction: Option<tokio::task::JoinHandle<CompactionResult>>,
     /// Bytes of the stored snapshot (what the log is folded into).
     snapshot_bytes: usize,
+    /// Bytes the room's version history holds (folded rows, checkpoints): metered as
+    /// storage, not part of the document's size cap.
+    history_bytes: usize,
     /// Bytes handed to the writer and not yet acknowledged.
     inflight_bytes: usize,
     /// The plan's limits for this room, from the latest join.
@@ -214,9 +219,12 @@ impl RoomActor {
                 };
                 match stored {
                     Ok(stored) => {
+                        // What the history holds is metered as storage too.
+                        let history = engine.store.history_bytes(stored.room_id).await;
                         let mut actor =
                             Self::new(engine, key, generation, inbox, connections, stored);
                         actor.link = link;
+                        actor.history_bytes = history.map_or(0, |b| b as usize);
                         // Whoever is present on other nodes introduces themselves.
                         actor.publish(Kind::AwarenessQuery, &[]);
                         actor.run().await
@@ -281,6 +289,7 @@ impl RoomActor {
             log_bytes,
             compaction: None,
             snapshot_bytes,
+            history_bytes: 0,
             inflight_bytes: 0,
             limits: None,
             storage,
@@ -342,7 +351,8 @@ impl RoomActor {
                 },
                 _ = tick.tick() => self.on_tick().await,
             };
-            self.storage.set(self.stored_bytes());
+            self.storage
+                .set(self.stored_bytes() + self.history_bytes as u64);
             self.send_saved();
             if let Flow::Stop = flow {
                 break;

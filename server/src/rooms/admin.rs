@@ -27,6 +27,7 @@ pub use super::msg::{CloseFilter, PresenceEntry, RoomError, MISSING_DEPS};
 use super::registry::RoomHandle;
 use super::{doc, validate};
 use super::{CloseReason, RoomKey, Rooms};
+use crate::store::{Attribution, Via};
 
 /// How many times a request is re-sent after meeting a room as it unloaded.
 const ATTEMPTS: usize = 8;
@@ -36,7 +37,7 @@ pub const PRESENCE_WAIT: std::time::Duration = std::time::Duration::from_secs(1)
 
 /// How a request may find its room.
 #[derive(Clone, Copy)]
-pub(super) enum Need {
+pub(crate) enum Need {
     /// Only a loaded room: an unloaded one answers as empty.
     Loaded,
     /// A room that exists: loaded, or in the store (then loaded).
@@ -150,6 +151,23 @@ impl Rooms {
         update: Bytes,
         max_document_bytes: Option<u64>,
     ) -> Result<(), RoomError> {
+        let author = Attribution {
+            via: Via::Rest,
+            ..Attribution::default()
+        };
+        self.apply_update_as(key, update, max_document_bytes, author)
+            .await
+    }
+
+    /// [`Self::apply_update_limited`], stored as written by `author` (version history).
+    pub async fn apply_update_as(
+        &self,
+        key: &RoomKey,
+        update: Bytes,
+        max_document_bytes: Option<u64>,
+        author: Attribution,
+    ) -> Result<(), RoomError> {
+        let author = Arc::new(author);
         let limit = self.config().max_message_bytes;
         if update.len() > limit {
             let reason = format!("larger than the {limit}-byte message limit");
@@ -162,6 +180,7 @@ impl Rooms {
             .ask(key, Need::Create, |reply| AdminMsg::ApplyUpdate {
                 payload: update.clone(),
                 max_document_bytes,
+                author: author.clone(),
                 reply,
             })
             .await?;
@@ -353,7 +372,7 @@ impl Rooms {
 
     /// Sends a request to the room's actor and waits for the answer; `Ok(None)` when
     /// the room is not there for `need`.
-    pub(super) async fn ask<T>(
+    pub(crate) async fn ask<T>(
         &self,
         key: &RoomKey,
         need: Need,

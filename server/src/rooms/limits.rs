@@ -38,6 +38,17 @@ pub struct Limits {
     pub byte_burst: u64,
     /// REST requests per minute per API key.
     pub rest_requests_per_minute: u32,
+    /// Days of version history kept per room (0: for ever).
+    pub history_retention_days: u32,
+}
+
+impl Limits {
+    /// How long version history is kept, `None` for ever.
+    pub fn history_retention(&self) -> Option<std::time::Duration> {
+        (self.history_retention_days > 0).then(|| {
+            std::time::Duration::from_secs(u64::from(self.history_retention_days) * 86_400)
+        })
+    }
 }
 
 /// A token bucket: `rate` tokens a second, holding at most `burst`.
@@ -239,6 +250,7 @@ mod tests {
             bytes_per_second: 100,
             byte_burst: 100,
             rest_requests_per_minute: 1,
+            history_retention_days: 7,
         };
         let now = Instant::now();
         let mut buckets = ConnBuckets::new(&limits, now);

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod auth;
 pub mod cluster;
 pub mod events;
+pub mod history;
 pub mod inspect;
 pub mod limits;
 pub(crate) mod meter;
@@ -109,6 +110,42 @@ pub struct RoomsConfig {
     pub group_commit_max: usize,
     /// How often usage is flushed to the store (also at every UTC hour and shutdown).
     pub usage_flush_interval: Duration,
+    /// Updates less than this apart form one version in the history listing.
+    pub version_gap: Duration,
+    /// How long history is kept in rooms whose plan the engine has not seen (no
+    /// connection joined since it loaded); `None` keeps it for ever. A plan's own
+    /// retention, carried by every join and REST write, wins.
+    pub history_retention: Option<Duration>,
+    /// The clock updates are stamped with and retention measured by.
+    pub clock: Clock,
+}
+
+/// Unix milliseconds, as the engine reads them: the system clock, or one a test moves.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> i64 + Send + Sync>);
+
+impl Clock {
+    /// A clock that reads `now`.
+    pub fn from_fn(now: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        Self(Arc::new(now))
+    }
+
+    /// Unix milliseconds now.
+    pub fn now_ms(&self) -> i64 {
+        (self.0)()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::from_fn(crate::store::unix_ms)
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
 }
 
 impl Default for RoomsConfig {
@@ -128,6 +165,9 @@ impl Default for RoomsConfig {
             compact_after_bytes: 1024 * 1024,
             group_commit_max: 1024,
             usage_flush_interval: Duration::from_secs(10),
+            version_gap: Duration::from_secs(5),
+            history_retention: Some(Duration::from_secs(7 * 24 * 3600)),
+            clock: Clock::default(),
         }
     }
 }
@@ -279,6 +319,7 @@ impl Rooms {
             config.group_commit_max,
             config.persist_timeout,
             metrics.clone(),
+            config.clock.clone(),
         );
         let now: meter::Now = Arc::new(crate::store::unix_ms);
         let meter = Arc::new(Meter::new(now, usage.is_some()));

@@ -15,6 +15,7 @@ use super::cluster::Kind;
 use super::identity::{Identity, StateError};
 use super::outbox::OutboxTx;
 use super::{CloseReason, ConnId};
+use crate::store::Attribution;
 
 /// What a connection asks of its room.
 pub(crate) enum RoomMsg {
@@ -82,6 +83,8 @@ pub(crate) enum Open {
 pub(crate) struct RoomLimits {
     pub(crate) connections_per_room: u32,
     pub(crate) max_document_bytes: u64,
+    /// How long version history is kept (`None`: for ever).
+    pub(crate) history_retention: Option<std::time::Duration>,
 }
 
 impl From<&crate::rooms::limits::Limits> for RoomLimits {
@@ -89,6 +92,7 @@ impl From<&crate::rooms::limits::Limits> for RoomLimits {
         Self {
             connections_per_room: limits.connections_per_room,
             max_document_bytes: limits.max_document_bytes,
+            history_retention: limits.history_retention(),
         }
     }
 }
@@ -167,6 +171,13 @@ pub enum RoomError {
     /// it was applied.
     #[error("{0}")]
     DocumentTooLarge(String),
+    /// The time asked for is older than the room's history keeps (retention), or the
+    /// version named is not (or no longer) stored.
+    #[error("{0}")]
+    OutsideHistory(String),
+    /// The room a fork would create already exists.
+    #[error("{0}")]
+    RoomExists(String),
 }
 
 /// Why an update that builds on changes the room lacks is refused (a gap in a client's
@@ -266,7 +277,16 @@ pub(crate) enum AdminMsg {
     ApplyUpdate {
         payload: Bytes,
         max_document_bytes: Option<u64>,
+        author: Arc<Attribution>,
         reply: Reply<()>,
+    },
+    /// Make the document equal to `old` (a full v1 state of an earlier version) with a
+    /// new update; answers with that update's size once it is durable.
+    Restore {
+        old: Vec<u8>,
+        max_document_bytes: Option<u64>,
+        author: Arc<Attribution>,
+        reply: Reply<usize>,
     },
     Presence {
         reply: Reply<Vec<PresenceEntry>>,
@@ -303,6 +323,7 @@ impl AdminMsg {
             AdminMsg::EncodeState { reply, .. } => drop(reply.send(Err(error))),
             AdminMsg::ToJson { reply } => drop(reply.send(Err(error))),
             AdminMsg::ApplyUpdate { reply, .. } => drop(reply.send(Err(error))),
+            AdminMsg::Restore { reply, .. } => drop(reply.send(Err(error))),
             AdminMsg::Presence { reply } => drop(reply.send(Err(error))),
             AdminMsg::Broadcast { reply, .. } => drop(reply.send(Err(error))),
             AdminMsg::Delete { reply } => drop(reply.send(Err(error))),

@@ -20,7 +20,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::metrics::EngineMetrics;
-use crate::store::{Append, RoomId, Seq, SharedDocStore};
+use super::Clock;
+use crate::store::{Append, Attribution, RoomId, Seq, SharedDocStore};
 
 /// The acknowledgement of one append: its seq once durable, or an error.
 pub(crate) type Ack = oneshot::Receiver<Result<Seq, ()>>;
@@ -43,17 +44,35 @@ impl Persister {
         max_batch: usize,
         persist_timeout: Duration,
         metrics: Arc<EngineMetrics>,
+        clock: Clock,
     ) -> Self {
         let (tx, rx) = mpsc::channel(max_batch.max(1) * 4);
-        tokio::spawn(run(store, rx, max_batch.max(1), persist_timeout, metrics));
+        tokio::spawn(run(
+            store,
+            rx,
+            max_batch.max(1),
+            persist_timeout,
+            metrics,
+            clock,
+        ));
         Self { tx }
     }
 
     /// Queues an update; waits while the queue is full (backpressure to the room).
-    pub(crate) async fn append(&self, room_id: RoomId, data: Bytes) -> Ack {
+    pub(crate) async fn append(
+        &self,
+        room_id: RoomId,
+        data: Bytes,
+        author: Arc<Attribution>,
+    ) -> Ack {
         let (ack, rx) = oneshot::channel();
         let request = Request {
-            append: Append { room_id, data },
+            append: Append {
+                room_id,
+                data,
+                author,
+                written_at: 0,
+            },
             ack,
         };
         // If the writer is gone the request (and its ack sender) is dropped, which the
@@ -69,10 +88,19 @@ async fn run(
     max_batch: usize,
     persist_timeout: Duration,
     metrics: Arc<EngineMetrics>,
+    clock: Clock,
 ) {
     let mut batch: Vec<Request> = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
-        let appends: Vec<Append> = batch.iter().map(|r| r.append.clone()).collect();
+        // One time for the batch: what history calls "when it was written".
+        let written_at = clock.now_ms();
+        let appends: Vec<Append> = batch
+            .iter()
+            .map(|r| Append {
+                written_at,
+                ..r.append.clone()
+            })
+            .collect();
         let started = Instant::now();
         let results = write_batch(&store, &appends, persist_timeout).await;
         let ok = results.iter().all(Result::is_ok);

@@ -53,6 +53,16 @@ pub(crate) trait Dialect {
         seqs: &[Seq],
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
+    /// Copies the log rows `seqs` of `room_id` into `room_history` with `checkpoint`
+    /// (inside a compaction's transaction, before they are deleted). SQLite: `IN (…)`
+    /// chunks; Postgres: `= ANY($3)`.
+    fn archive_log_rows(
+        conn: &mut Conn<Self>,
+        room_id: RoomId,
+        seqs: &[Seq],
+        checkpoint: Seq,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
     /// Adds a usage flush's rows to the hourly, project and monthly-user tables (inside
     /// the flush's transaction, after its id was recorded). SQLite: multi-row `VALUES`
     /// chunks; Postgres: one `UNNEST` statement per table. The upserts' arithmetic is

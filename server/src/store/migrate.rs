@@ -52,6 +52,11 @@ pub const SQLITE: &[Migration] = &[
         sql: include_str!("../../migrations/sqlite/0005_webhooks.sql"),
     },
     Migration {
+        version: 7,
+        name: "0007_history.sql",
+        sql: include_str!("../../migrations/sqlite/0007_history.sql"),
+    },
+    Migration {
         version: 8,
         name: "0008_security.sql",
         sql: include_str!("../../migrations/sqlite/0008_security.sql"),
@@ -89,6 +94,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 5,
         name: "0005_webhooks.sql",
         sql: include_str!("../../migrations/postgres/0005_webhooks.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "0007_history.sql",
+        sql: include_str!("../../migrations/postgres/0007_history.sql"),
     },
     Migration {
         version: 8,

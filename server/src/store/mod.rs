@@ -12,6 +12,7 @@ pub mod copy;
 pub(crate) mod dialect;
 pub mod events;
 pub mod export;
+pub mod history;
 pub mod invitations;
 pub mod migrate;
 mod open;
@@ -99,12 +100,66 @@ impl StoredDoc {
 }
 
 /// One update to append to a room's log.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Append {
     /// The room.
     pub room_id: RoomId,
     /// A v1 Yjs update, already validated and applied in memory.
     pub data: Bytes,
+    /// Who wrote it (shared by every update of one connection).
+    pub author: Arc<Attribution>,
+    /// When the group commit wrote it, unix milliseconds (the engine's clock).
+    pub written_at: i64,
+}
+
+/// Who wrote an update and through what: stored with every log row, so version history
+/// can say who changed what.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attribution {
+    /// The token's user id (`sub`), if the writer had one.
+    pub user_id: Option<String>,
+    /// The API key: the one a REST call used, or the one that minted the token.
+    pub key_id: Option<String>,
+    /// The WebSocket connection (the engine's id, unique per node run).
+    pub conn_id: Option<i64>,
+    /// The path the update came through.
+    pub via: Via,
+}
+
+/// How an update reached the room.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Via {
+    /// A WebSocket connection.
+    #[default]
+    Socket,
+    /// `POST /v1/rooms/{room}/document/update`.
+    Rest,
+    /// A restore of an earlier version (`POST /v1/rooms/{room}/restore`).
+    Restore,
+    /// The first update of a room forked from another.
+    Fork,
+}
+
+impl Via {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Socket => "socket",
+            Via::Rest => "rest",
+            Via::Restore => "restore",
+            Via::Fork => "fork",
+        }
+    }
+
+    /// The stored name back (unknown names read as a socket write).
+    pub fn parse(name: &str) -> Self {
+        match name {
+            "rest" => Via::Rest,
+            "restore" => Via::Restore,
+            "fork" => Via::Fork,
+            _ => Via::Socket,
+        }
+    }
 }
 
 /// A cheap fingerprint of a room's stored document ([`DocStore::room_version`]), read
@@ -139,9 +194,10 @@ pub struct RoomRow {
     pub read_only: bool,
 }
 
-/// Room documents: a snapshot plus an append-only update log per room.
+/// Room documents: a snapshot plus an append-only update log per room, and the
+/// history compaction keeps ([`history::HistoryStore`]).
 #[async_trait]
-pub trait DocStore: events::EventLog + Send + Sync + 'static {
+pub trait DocStore: events::EventLog + history::HistoryStore + Send + Sync + 'static {
     /// Loads a room (creating its row if new): the snapshot and every log row still
     /// stored, in one read.
     async fn load(&self, project_id: &str, room: &str) -> StoreResult<StoredDoc>;

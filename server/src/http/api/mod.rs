@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod connections;
+pub mod history;
 pub mod invitations;
 pub mod keys;
 pub mod management;
@@ -151,6 +152,7 @@ pub fn router(max_update_bytes: usize, ip_layers: IpLayers) -> OpenApiRouter<App
         .merge(tokens::router())
         .merge(rooms::router(max_update_bytes))
         .merge(connections::router())
+        .merge(history::router())
         .merge(usage::router())
         .merge(webhooks::router())
 }

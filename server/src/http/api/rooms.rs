@@ -276,25 +276,47 @@ async fn delete_room(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Which version of the document.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct AtQuery {
+    /// The document as it was then: an RFC 3339 time or a version id from
+    /// `GET /v1/rooms/{roomId}/versions`. The live document when absent.
+    #[serde(default)]
+    at: Option<String>,
+}
+
 /// The document as JSON: each root type by name (maps as objects, arrays as arrays,
-/// text as strings).
+/// text as strings); with `at`, as it was then.
 #[utoipa::path(
     get, path = "/v1/rooms/{roomId}/document", tag = "rooms", operation_id = "getDocument",
-    params(("roomId" = String, Path, description = "The room name, percent-encoded")),
+    params(("roomId" = String, Path, description = "The room name, percent-encoded"), AtQuery),
     security(("secret_key" = [])),
     responses(
         (status = 200, description = "The document", body = Object),
-        (status = 400, description = "Invalid room name", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid room name or `at`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or revoked key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such room in this project", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`at` is older than the history keeps", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn get_document(
     State(state): State<AppState>,
     SecretKey(auth): SecretKey,
     ApiPath(room): ApiPath<String>,
+    ApiQuery(query): ApiQuery<AtQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let key = room_key(&auth, &room)?;
+    if let Some(at) = &query.at {
+        let at = super::history::parse_at(at, "at")?;
+        let past = state
+            .rooms
+            .document_at(&key, at, auth.limits.history_retention())
+            .await?
+            .ok_or(ControlError::NotFound)?;
+        return Ok(Json(past.to_json()));
+    }
     let doc = state
         .rooms
         .to_json(&key)
@@ -311,6 +333,10 @@ pub struct UpdateQuery {
     /// A Yjs state vector (v1), base64: only what it lacks is sent.
     #[serde(default)]
     state_vector: Option<String>,
+    /// The document as it was then (an RFC 3339 time or a version id), all of it; not
+    /// with `stateVector`.
+    #[serde(default)]
+    at: Option<String>,
 }
 
 /// The document as a Yjs update (v1): all of it, or only what `stateVector` lacks.
@@ -321,9 +347,10 @@ pub struct UpdateQuery {
     security(("secret_key" = [])),
     responses(
         (status = 200, description = "A Yjs v1 update", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 400, description = "Invalid room name, or invalid state vector", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid room name, state vector or `at`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or revoked key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such room in this project", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`at` is older than the history keeps", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn get_update(
@@ -333,6 +360,24 @@ async fn get_update(
     ApiQuery(query): ApiQuery<UpdateQuery>,
 ) -> ApiResult<Response> {
     let key = room_key(&auth, &room)?;
+    let octets = [(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    )];
+    if let Some(at) = &query.at {
+        if query.state_vector.is_some() {
+            return Err(ApiError::BadRequest(
+                "at and stateVector cannot be combined".to_owned(),
+            ));
+        }
+        let at = super::history::parse_at(at, "at")?;
+        let past = state
+            .rooms
+            .document_at(&key, at, auth.limits.history_retention())
+            .await?
+            .ok_or(ControlError::NotFound)?;
+        return Ok((octets, past.encode()).into_response());
+    }
     let sv = match &query.state_vector {
         Some(b64) => Some(
             base64::engine::general_purpose::STANDARD
@@ -347,14 +392,7 @@ async fn get_update(
         .encode_state(&key, sv.as_deref())
         .await?
         .ok_or(ControlError::NotFound)?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        )],
-        update,
-    )
-        .into_response())
+    Ok((octets, update).into_response())
 }
 
 /// Applies a Yjs update (v1) to the document, as if a client had sent it: validated,
@@ -394,7 +432,12 @@ async fn apply_update(
     let body = body.map_err(|e| ApiError::PayloadTooLarge(e.body_text()))?;
     state
         .rooms
-        .apply_update_limited(&key, body, Some(auth.limits.max_document_bytes))
+        .apply_update_as(
+            &key,
+            body,
+            Some(auth.limits.max_document_bytes),
+            super::history::key_author(auth.key_id.as_str(), crate::store::Via::Rest),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -94,6 +94,7 @@ pub fn router(public_url: Option<&str>) -> Router<AppState> {
         )
         .route(&format!("{project}/room/broadcast"), post(rooms::broadcast))
         .route(&format!("{project}/room/delete"), post(rooms::delete))
+        .route(&format!("{project}/room/restore"), post(rooms::restore))
         .route(&format!("{tenant}/usage"), get(usage::page))
         .route(&format!("{tenant}/plan"), get(usage::plan))
         .route(&format!("{tenant}/audit"), get(tenant::audit))
@@ -159,6 +160,7 @@ pub(crate) const STATE_CHANGING: &[&str] = &[
     "/dashboard/t/{tenant}/p/{project}/keys/{key}/revoke",
     "/dashboard/t/{tenant}/p/{project}/room/broadcast?name=r",
     "/dashboard/t/{tenant}/p/{project}/room/delete?name=r",
+    "/dashboard/t/{tenant}/p/{project}/room/restore?name=r",
     "/dashboard/t/{tenant}/team/{user}/role",
     "/dashboard/t/{tenant}/team/{user}/remove",
     "/dashboard/t/{tenant}/leave",

@@ -202,25 +202,25 @@ pub(super) fn people(entries: &[PresenceEntry], now: i64, close: Option<&str>) -
                 r#"<dl class="facts small"><dt>Connection</dt><dd>on another node</dd><dt>Node</dt><dd class="mono">{node}</dd></dl>"#
             );
         } else {
-        let _ = write!(
-            out,
-            r#"<dl class="facts small"><dt>Connection</dt><dd class="mono">{}</dd><dt>Since</dt><dd title="{}">{}</dd><dt>Scopes</dt><dd data-scopes>"#,
-            e.connection_id,
-            esc(&when(e.connected_at)),
-            esc(&ago(e.connected_at, now)),
-        );
-        for scope in e.rights.scopes() {
-            let _ = write!(out, r#"<span class="badge">{scope}</span> "#);
-        }
-        let _ = write!(
-            out,
-            r#"</dd><dt>Key</dt><dd class="mono" data-key-id>{}</dd>"#,
-            esc(e.key_id.as_deref().unwrap_or("none (anonymous)"))
-        );
-        if !node.is_empty() {
-            let _ = write!(out, r#"<dt>Node</dt><dd class="mono">{node}</dd>"#);
-        }
-        out.push_str("</dl>");
+            let _ = write!(
+                out,
+                r#"<dl class="facts small"><dt>Connection</dt><dd class="mono">{}</dd><dt>Since</dt><dd title="{}">{}</dd><dt>Scopes</dt><dd data-scopes>"#,
+                e.connection_id,
+                esc(&when(e.connected_at)),
+                esc(&ago(e.connected_at, now)),
+            );
+            for scope in e.rights.scopes() {
+                let _ = write!(out, r#"<span class="badge">{scope}</span> "#);
+            }
+            let _ = write!(
+                out,
+                r#"</dd><dt>Key</dt><dd class="mono" data-key-id>{}</dd>"#,
+                esc(e.key_id.as_deref().unwrap_or("none (anonymous)"))
+            );
+            if !node.is_empty() {
+                let _ = write!(out, r#"<dt>Node</dt><dd class="mono">{node}</dd>"#);
+            }
+            out.push_str("</dl>");
         }
         for (client, state) in &e.states {
             let pretty = serde_json::to_string_pretty(state).unwrap_or_default();

@@ -196,6 +196,46 @@ pub(super) struct RoomPage {
     action_base: String,
     can_write: bool,
     read_only: bool,
+    /// The newest versions, for the timeline.
+    versions: Vec<VersionRow>,
+}
+
+/// One version on the room's timeline.
+struct VersionRow {
+    id: String,
+    at: String,
+    updates: u64,
+    authors: String,
+    via: String,
+    names: String,
+}
+
+/// The room's newest versions (an empty timeline when history cannot be read).
+async fn timeline(state: &AppState, key: &RoomKey) -> Vec<VersionRow> {
+    let Ok(Some(page)) = state.rooms.versions(key, None, 20, None).await else {
+        return Vec::new();
+    };
+    page.versions
+        .into_iter()
+        .map(|v| VersionRow {
+            at: crate::http::api::views::time(v.at_ms),
+            updates: v.updates,
+            authors: v
+                .authors
+                .iter()
+                .map(|a| {
+                    a.user_id
+                        .clone()
+                        .or(a.key_id.clone())
+                        .unwrap_or_else(|| "anonymous".to_owned())
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            via: v.via.join(", "),
+            names: v.names.join(", "),
+            id: v.id,
+        })
+        .collect()
 }
 
 #[derive(Debug, Deserialize)]
@@ -237,7 +277,9 @@ pub(super) async fn room_page(state: &AppState, mut ctx: Ctx, name: &str) -> Das
     });
     ctx.crumb(name);
     let action_base = format!("{}/p/{}/room", ctx.base(), row.id);
+    let versions = timeline(state, &key).await;
     Ok(RoomPage {
+        versions,
         live_href: format!("{action_base}/live?name={}", query_value(name)),
         action_base,
         project_id: row.id.to_string(),
@@ -366,4 +408,71 @@ pub(super) async fn delete(
             Ok(render_status(status, &page))
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct RestoreForm {
+    at: String,
+}
+
+/// Restores the room to a version of its timeline (admin): a new update every connected
+/// client receives live, itself a version (restore an earlier one to undo it).
+pub(super) async fn restore(
+    State(state): State<AppState>,
+    DashUser(auth): DashUser,
+    Meta(meta): Meta,
+    Path((tenant, project)): Path<(String, String)>,
+    Query(query): Query<RoomQuery>,
+    Form(form): Form<RestoreForm>,
+) -> DashResult {
+    let ctx = Ctx::load(&state, auth, &tenant, Some(&project), "rooms").await?;
+    let row = ctx.project()?;
+    let result = async {
+        let access = state
+            .control
+            .tenant_access(&ctx.auth, &ctx.access.tenant_id, Role::Admin)
+            .await?;
+        let at = crate::rooms::history::At::parse_version(&form.at)
+            .ok_or_else(|| ControlError::Invalid("pick a version of the timeline".to_owned()))?;
+        let key = room_key(row.id.as_str(), &query.name)?;
+        // Written by the dashboard user (no key, no connection).
+        let author = crate::store::Attribution {
+            user_id: Some(access.actor.clone()),
+            ..Default::default()
+        };
+        let restored = state
+            .rooms
+            .restore(&key, at, None, author, None)
+            .await?
+            .ok_or(ControlError::NotFound)?;
+        state
+            .control
+            .audit_room_action(
+                (&access.tenant_id, &row.id),
+                &access.actor,
+                "room.restored",
+                &query.name,
+                serde_json::json!({ "at": form.at, "updateBytes": restored.update_bytes }),
+                &meta,
+            )
+            .await;
+        Ok::<_, DashError>(())
+    }
+    .await;
+    let (status, notice, error) = match result {
+        Ok(()) => (
+            axum::http::StatusCode::OK,
+            Some(format!("Restored to {}.", form.at)),
+            None,
+        ),
+        Err(DashError::SignIn) => return Err(DashError::SignIn),
+        Err(e) => {
+            let (status, detail) = e.detail();
+            (status, None, Some(detail))
+        }
+    };
+    let mut page = room_page(&state, ctx, &query.name).await?;
+    page.chrome.notice = notice;
+    page.chrome.error = error;
+    Ok(render_status(status, &page))
 }

@@ -14,6 +14,7 @@ use super::{vacate, Deferred, Flow, Refused, RoomActor};
 use crate::rooms::msg::RoomMsg;
 use crate::rooms::msg::{AdminMsg, PresenceEntry, Reply, RoomError, MISSING_DEPS};
 use crate::rooms::{doc, json, CloseReason, ConnId, Engine, RoomKey};
+use crate::store::Attribution;
 
 impl RoomActor {
     pub(super) async fn on_admin(&mut self, msg: AdminMsg) -> Flow {
@@ -31,10 +32,34 @@ impl RoomActor {
             AdminMsg::ApplyUpdate {
                 payload,
                 max_document_bytes,
+                author,
                 reply,
             } => {
+                let done: Done = Box::new(move |result| drop(reply.send(result)));
                 return self
-                    .apply_from_api(payload, max_document_bytes, reply)
+                    .apply_from_api(payload, max_document_bytes, author, done)
+                    .await;
+            }
+            AdminMsg::Restore {
+                old,
+                max_document_bytes,
+                author,
+                reply,
+            } => {
+                self.touch();
+                // The update that takes the live document back to `old`, computed
+                // against the live document (so nothing applied before it is lost).
+                let revert = match crate::rooms::history::revert::revert_to(&self.doc, &old) {
+                    Ok(revert) => Bytes::from(revert),
+                    Err(reason) => {
+                        let _ = reply.send(Err(RoomError::InvalidUpdate(reason)));
+                        return Flow::Continue;
+                    }
+                };
+                let len = revert.len();
+                let done: Done = Box::new(move |result| drop(reply.send(result.map(|()| len))));
+                return self
+                    .apply_from_api(revert, max_document_bytes, author, done)
                     .await;
             }
             AdminMsg::Presence { reply } => {
@@ -113,13 +138,14 @@ impl RoomActor {
         &mut self,
         payload: Bytes,
         max_document_bytes: Option<u64>,
-        reply: Reply<()>,
+        author: Arc<Attribution>,
+        reply: Done,
     ) -> Flow {
         self.touch();
         if let Some(max) = max_document_bytes {
             let after = self.stored_bytes().saturating_add(payload.len() as u64);
             if after > max {
-                let _ = reply.send(Err(RoomError::DocumentTooLarge(format!(
+                reply(Err(RoomError::DocumentTooLarge(format!(
                     "document size limit: {max} bytes (this update would make it {after})"
                 ))));
                 return Flow::Continue;
@@ -129,12 +155,12 @@ impl RoomActor {
             Ok(update) => update,
             Err(error) => {
                 let reason = error.trim_start_matches("invalid update: ").to_owned();
-                let _ = reply.send(Err(RoomError::InvalidUpdate(reason)));
+                reply(Err(RoomError::InvalidUpdate(reason)));
                 return Flow::Continue;
             }
         };
         if update.is_empty() {
-            self.reply_when_durable(reply, ());
+            self.send_when_durable(Deferred::Reply(reply));
             return Flow::Continue;
         }
         match self.check_and_apply(update, &payload) {
@@ -152,22 +178,23 @@ impl RoomActor {
                 // (of this node) has it queued.
                 let then = std::iter::once(relay)
                     .chain(publish)
-                    .chain([reply_with(reply, ())]);
-                self.persist(payload, then).await;
+                    .chain([Deferred::Reply(reply)]);
+                self.persist(payload, author, then).await;
                 Flow::Continue
             }
             // No client to ask for the missing part: the caller has to send it.
             Err(Refused::Dependencies(_)) => {
-                let _ = reply.send(Err(RoomError::InvalidUpdate(MISSING_DEPS.to_owned())));
+                reply(Err(RoomError::InvalidUpdate(MISSING_DEPS.to_owned())));
                 Flow::Continue
             }
             Err(Refused::Invalid(reason)) => {
-                let _ = reply.send(Err(RoomError::InvalidUpdate(reason)));
+                reply(Err(RoomError::InvalidUpdate(reason)));
                 Flow::Continue
             }
             Err(Refused::Panicked) => {
-                let reason = "yrs could not apply it".to_owned();
-                let _ = reply.send(Err(RoomError::InvalidUpdate(reason)));
+                reply(Err(RoomError::InvalidUpdate(
+                    "yrs could not apply it".to_owned(),
+                )));
                 self.rebuild().await
             }
         }
@@ -289,6 +316,9 @@ impl RoomActor {
         result
     }
 }
+
+/// Called once with the outcome of a write (after it is durable, or with why not).
+type Done = Box<dyn FnOnce(Result<(), RoomError>) + Send>;
 
 fn reply_with<T: Send + 'static>(reply: Reply<T>, value: T) -> Deferred {
     Deferred::Reply(Box::new(move |result: Result<(), RoomError>| {

@@ -62,6 +62,12 @@ impl RoomActor {
                     user_id: identity.user_id.clone(),
                 },
             );
+            let author = Arc::new(crate::store::Attribution {
+                user_id: identity.user_id.clone(),
+                key_id: identity.key_id.clone(),
+                conn_id: i64::try_from(conn).ok(),
+                via: crate::store::Via::Socket,
+            });
             self.conns.insert(
                 conn,
                 Conn {
@@ -70,6 +76,7 @@ impl RoomActor {
                     identity,
                     info,
                     told_read_only: false,
+                    author,
                 },
             );
             self.publish_connections();

@@ -10,13 +10,14 @@
 //! update.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tandem_protocol::Message;
 
 use super::{storage_unavailable, Deferred, Flow, Inflight, RoomActor};
 use crate::rooms::msg::RoomError;
-use crate::store::Seq;
+use crate::store::{Attribution, Seq};
 
 impl RoomActor {
     /// Hands an applied update to the group-commit writer; `then` goes out once it is
@@ -24,11 +25,16 @@ impl RoomActor {
     pub(super) async fn persist(
         &mut self,
         payload: Bytes,
+        author: Arc<Attribution>,
         then: impl IntoIterator<Item = Deferred>,
     ) {
         self.applied += 1;
         let bytes = payload.len();
-        let ack = self.engine.persister.append(self.room_id, payload).await;
+        let ack = self
+            .engine
+            .persister
+            .append(self.room_id, payload, author)
+            .await;
         self.inflight.push_back(Inflight { ack, bytes });
         self.inflight_bytes += bytes;
         for deferred in then {

@@ -37,7 +37,9 @@ impl RoomActor {
         self.inbox.close();
         while self.inbox.try_recv().is_ok() {}
         if self.log_updates > 0 {
-            let result = compaction::compact(&self.engine, self.room_id, self.last_seq).await;
+            let retention = self.retention();
+            let result =
+                compaction::compact(&self.engine, self.room_id, self.last_seq, retention).await;
             if let Err(error) = result {
                 tracing::warn!(%error, "compaction before unload failed; the log stays");
             }

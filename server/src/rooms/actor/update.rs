@@ -37,6 +37,7 @@ impl RoomActor {
             }
             return Flow::Continue;
         }
+        let author = c.author.clone();
         if let Err(reason) = self.check_document_size(payload.len()) {
             self.remove_conn(conn, Some(reason));
             return Flow::Continue;
@@ -82,8 +83,12 @@ impl RoomActor {
             .and_then(|c| c.identity.user_id.clone());
         self.tally.wrote(writer.as_deref());
         let saved = saved.map(|upto| Deferred::Saved { conn, upto });
-        self.persist(payload, std::iter::once(relay).chain(publish).chain(saved))
-            .await;
+        self.persist(
+            payload,
+            author,
+            std::iter::once(relay).chain(publish).chain(saved),
+        )
+        .await;
         Flow::Continue
     }
 

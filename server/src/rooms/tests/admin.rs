@@ -90,6 +90,7 @@ async fn a_room_only_in_the_store_is_loaded_to_be_read() {
         .append(&[crate::store::Append {
             room_id: stored.room_id,
             data: author.type_text("t", "from disk"),
+            ..Default::default()
         }])
         .await
         .unwrap();

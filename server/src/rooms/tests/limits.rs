@@ -21,6 +21,7 @@ fn limits() -> Limits {
         bytes_per_second: u64::MAX / 2,
         byte_burst: u64::MAX / 2,
         rest_requests_per_minute: 1_000,
+        history_retention_days: 7,
     }
 }
 

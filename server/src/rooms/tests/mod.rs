@@ -3,6 +3,7 @@
 
 mod admin;
 mod harness;
+mod history;
 mod hostile_presence;
 mod inspect;
 mod limits;

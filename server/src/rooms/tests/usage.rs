@@ -133,6 +133,7 @@ async fn refused_connections_are_not_metered() {
         bytes_per_second: u64::MAX / 2,
         byte_burst: u64::MAX / 2,
         rest_requests_per_minute: 1_000,
+        history_retention_days: 7,
     };
     let limited = |id: &str| Grant {
         limits: Some(one),

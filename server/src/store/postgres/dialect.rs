@@ -27,9 +27,13 @@ const APPEND_SQL: &str = "
             FROM generate_series(1, cardinality($1::BIGINT[]))
         ) AS drawn
     )
-    INSERT INTO room_updates (seq, room_id, data)
-    SELECT allocated.seqs[u.n], u.room_id, u.data
-    FROM allocated, UNNEST($1::BIGINT[], $2::BYTEA[]) WITH ORDINALITY AS u (room_id, data, n)
+    INSERT INTO room_updates (seq, room_id, data, written_at, author, key_id, conn_id, via)
+    SELECT allocated.seqs[u.n], u.room_id, u.data, u.written_at, u.author, u.key_id,
+           u.conn_id, u.via
+    FROM allocated,
+         UNNEST($1::BIGINT[], $2::BYTEA[], $3::BIGINT[], $4::TEXT[], $5::TEXT[],
+                $6::BIGINT[], $7::TEXT[])
+             WITH ORDINALITY AS u (room_id, data, written_at, author, key_id, conn_id, via, n)
     RETURNING seq";
 
 const ROOM_UPSERT: &str = "
@@ -136,10 +140,21 @@ impl Dialect for PostgresStore {
         }
         let room_ids: Vec<RoomId> = batch.iter().map(|item| item.room_id).collect();
         let data: Vec<&[u8]> = batch.iter().map(|item| item.data.as_ref()).collect();
+        let written_at: Vec<i64> = batch.iter().map(|item| item.written_at).collect();
+        let authors: Vec<Option<&str>> =
+            batch.iter().map(|i| i.author.user_id.as_deref()).collect();
+        let keys: Vec<Option<&str>> = batch.iter().map(|i| i.author.key_id.as_deref()).collect();
+        let conns: Vec<Option<i64>> = batch.iter().map(|i| i.author.conn_id).collect();
+        let via: Vec<&str> = batch.iter().map(|i| i.author.via.as_str()).collect();
         // One statement is one transaction: all rows or none.
         let mut seqs = sqlx::query(APPEND_SQL)
             .bind(&room_ids)
             .bind(&data)
+            .bind(&written_at)
+            .bind(&authors)
+            .bind(&keys)
+            .bind(&conns)
+            .bind(&via)
             .fetch_all(&self.pool)
             .await?
             .iter()
@@ -160,6 +175,26 @@ impl Dialect for PostgresStore {
             .bind(seqs)
             .execute(conn)
             .await?;
+        Ok(())
+    }
+
+    async fn archive_log_rows(
+        conn: &mut PgConnection,
+        room_id: RoomId,
+        seqs: &[Seq],
+        checkpoint: Seq,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO room_history
+                 (seq, room_id, checkpoint, written_at, author, key_id, conn_id, via, data)
+             SELECT seq, room_id, $3, written_at, author, key_id, conn_id, via, data
+             FROM room_updates WHERE room_id = $1 AND seq = ANY($2::BIGINT[])",
+        )
+        .bind(room_id)
+        .bind(seqs)
+        .bind(checkpoint)
+        .execute(conn)
+        .await?;
         Ok(())
     }
 

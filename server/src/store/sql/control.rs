@@ -365,6 +365,9 @@ impl ControlStore for Store {
         }
         for sql in [
             "DELETE FROM room_updates WHERE room_id IN (SELECT id FROM rooms WHERE project_id = $1)",
+            "DELETE FROM room_history WHERE room_id IN (SELECT id FROM rooms WHERE project_id = $1)",
+            "DELETE FROM room_checkpoints WHERE room_id IN (SELECT id FROM rooms WHERE project_id = $1)",
+            "DELETE FROM room_version_names WHERE room_id IN (SELECT id FROM rooms WHERE project_id = $1)",
             "DELETE FROM room_snapshots WHERE room_id IN (SELECT id FROM rooms WHERE project_id = $1)",
             "DELETE FROM rooms WHERE project_id = $1",
         ] {

@@ -111,6 +111,63 @@ async fn read_doc(conn: &mut Conn<Store>, room_id: RoomId, upto: Seq) -> StoreRe
     })
 }
 
+/// Keeps the snapshot just written as a checkpoint of the room's history (inside the
+/// swap's transaction, after the folded rows moved to `room_history` with `checkpoint =
+/// upto`). It holds exactly the rows with `checkpoint <= upto`; `low_seq` bounds the seqs
+/// of the rows it does not hold (the live log's, and `upto + 1`); `max_at` is the newest
+/// write it holds. Rows folded now below an earlier checkpoint's `upto_seq` committed
+/// late (Postgres): those earlier checkpoints do not hold them, so their `low_seq` moves
+/// down to reach them.
+async fn write_checkpoint(
+    tx: &mut Transaction<'static, Db>,
+    room_id: RoomId,
+    upto: Seq,
+    folded: &[Seq],
+    data: &[u8],
+) -> StoreResult<()> {
+    if let Some(&lowest) = folded.iter().min() {
+        sqlx::query(
+            "UPDATE room_checkpoints SET low_seq = $2
+             WHERE room_id = $1 AND upto_seq > $2 AND low_seq > $2",
+        )
+        .bind(room_id)
+        .bind(lowest)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let row = sqlx::query(
+        "SELECT
+            (SELECT MAX(written_at) FROM room_history WHERE room_id = $1 AND checkpoint = $2)
+                AS folded_at,
+            (SELECT MAX(max_at) FROM room_checkpoints WHERE room_id = $1) AS prev_at,
+            (SELECT MIN(seq) FROM room_updates WHERE room_id = $1) AS live_low",
+    )
+    .bind(room_id)
+    .bind(upto)
+    .fetch_one(&mut **tx)
+    .await?;
+    let max_at = row
+        .try_get::<Option<i64>, _>("folded_at")?
+        .max(row.try_get::<Option<i64>, _>("prev_at")?)
+        .unwrap_or(0);
+    let low = row
+        .try_get::<Option<Seq>, _>("live_low")?
+        .map_or(upto + 1, |live| live.min(upto + 1));
+    sqlx::query(
+        "INSERT INTO room_checkpoints (room_id, upto_seq, low_seq, max_at, base, data, created_at)
+         VALUES ($1, $2, $3, $4, 0, $5, $6)",
+    )
+    .bind(room_id)
+    .bind(upto)
+    .bind(low)
+    .bind(max_at)
+    .bind(data)
+    .bind(unix_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl DocStore for Store {
     async fn load(&self, project_id: &str, room: &str) -> StoreResult<StoredDoc> {
@@ -173,8 +230,11 @@ impl DocStore for Store {
             return Ok(false);
         }
         // Exactly the rows folded, not `seq <= upto`: a row below `upto` that committed
-        // after the compaction's read is not in `data` and must stay.
+        // after the compaction's read is not in `data` and must stay. They move to the
+        // history (kept for the retention window) rather than vanish.
+        Store::archive_log_rows(&mut *tx, room_id, folded, upto).await?;
         Store::delete_log_rows(&mut *tx, room_id, folded).await?;
+        write_checkpoint(&mut tx, room_id, upto, folded, data).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -282,6 +342,9 @@ impl DocStore for Store {
         let mut tx = self.pool.begin().await?;
         for sql in [
             "DELETE FROM room_updates WHERE room_id = $1",
+            "DELETE FROM room_history WHERE room_id = $1",
+            "DELETE FROM room_checkpoints WHERE room_id = $1",
+            "DELETE FROM room_version_names WHERE room_id = $1",
             "DELETE FROM room_snapshots WHERE room_id = $1",
             "DELETE FROM rooms WHERE id = $1",
         ] {

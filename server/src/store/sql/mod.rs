@@ -22,6 +22,7 @@ mod control;
 mod docs;
 mod events;
 mod export;
+mod history;
 mod inserts;
 mod invitations;
 mod rows;

@@ -44,12 +44,30 @@ fn by_size(all: &'static BySize, rows: usize, build: fn(usize) -> String) -> &'s
     &all[rows.ilog2() as usize]
 }
 
-/// `INSERT ... VALUES (?, ?), ... RETURNING seq` for `rows` rows.
+/// `INSERT ... VALUES (?, ?, ...), ... RETURNING seq` for `rows` rows: the update and its
+/// attribution, in the one statement.
 fn insert_sql(rows: usize) -> &'static str {
     static SQL: BySize = BySize::new();
     by_size(&SQL, rows, |n| {
-        let values = vec!["(?, ?)"; n].join(", ");
-        format!("INSERT INTO room_updates (room_id, data) VALUES {values} RETURNING seq")
+        let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; n].join(", ");
+        format!(
+            "INSERT INTO room_updates (room_id, data, written_at, author, key_id, conn_id, via) \
+             VALUES {values} RETURNING seq"
+        )
+    })
+}
+
+/// Copies `rows` folded log rows into the history.
+fn archive_sql(rows: usize) -> &'static str {
+    static SQL: BySize = BySize::new();
+    by_size(&SQL, rows, |n| {
+        let seqs = vec!["?"; n].join(", ");
+        format!(
+            "INSERT INTO room_history \
+                 (seq, room_id, checkpoint, written_at, author, key_id, conn_id, via, data) \
+             SELECT seq, room_id, ?, written_at, author, key_id, conn_id, via, data \
+             FROM room_updates WHERE room_id = ? AND seq IN ({seqs})"
+        )
     })
 }
 
@@ -157,7 +175,15 @@ impl Dialect for SqliteStore {
         for chunk in chunks(batch, MAX_LOG_ROWS) {
             let mut query = sqlx::query(insert_sql(chunk.len()));
             for item in chunk {
-                query = query.bind(item.room_id).bind(item.data.as_ref());
+                let author = &*item.author;
+                query = query
+                    .bind(item.room_id)
+                    .bind(item.data.as_ref())
+                    .bind(item.written_at)
+                    .bind(author.user_id.as_deref())
+                    .bind(author.key_id.as_deref())
+                    .bind(author.conn_id)
+                    .bind(author.via.as_str());
             }
             let mut chunk_seqs = query
                 .fetch_all(&mut *tx)
@@ -182,6 +208,24 @@ impl Dialect for SqliteStore {
     ) -> StoreResult<()> {
         for chunk in chunks(seqs, MAX_LOG_ROWS) {
             let mut query = sqlx::query(delete_sql(chunk.len())).bind(room_id);
+            for seq in chunk {
+                query = query.bind(seq);
+            }
+            query.execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    async fn archive_log_rows(
+        conn: &mut SqliteConnection,
+        room_id: RoomId,
+        seqs: &[Seq],
+        checkpoint: Seq,
+    ) -> StoreResult<()> {
+        for chunk in chunks(seqs, MAX_LOG_ROWS) {
+            let mut query = sqlx::query(archive_sql(chunk.len()))
+                .bind(checkpoint)
+                .bind(room_id);
             for seq in chunk {
                 query = query.bind(seq);
             }

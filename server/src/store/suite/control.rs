@@ -423,6 +423,7 @@ pub(super) async fn project_story(test: TestStore) {
     let batch = [room, room, other].map(|room_id| Append {
         room_id,
         data: Bytes::from_static(b"u"),
+        ..Default::default()
     });
     let seqs = test.docs().append(&batch).await.unwrap();
     assert!(test

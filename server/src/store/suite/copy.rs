@@ -213,6 +213,7 @@ async fn populate(source: &TestStore) -> Populated {
             docs.append(&[Append {
                 room_id: main.room_id,
                 data: update,
+                ..Default::default()
             }])
             .await
             .unwrap(),
@@ -242,6 +243,7 @@ async fn populate(source: &TestStore) -> Populated {
     docs.append(&[Append {
         room_id: odd.room_id,
         data: update,
+        ..Default::default()
     }])
     .await
     .unwrap();
@@ -255,6 +257,7 @@ async fn populate(source: &TestStore) -> Populated {
     docs.append(&[Append {
         room_id: gone.room_id,
         data: edit(&yrs::Doc::new(), "x"),
+        ..Default::default()
     }])
     .await
     .unwrap();
@@ -269,6 +272,7 @@ async fn populate(source: &TestStore) -> Populated {
             docs.append(&[Append {
                 room_id: compacted.room_id,
                 data: update,
+                ..Default::default()
             }])
             .await
             .unwrap(),
@@ -462,6 +466,7 @@ pub(super) async fn copy_story(dest: TestStore) {
         .append(&[Append {
             room_id: compacted,
             data: edit(&yrs::Doc::new(), "more"),
+            ..Default::default()
         }])
         .await
         .unwrap()[0];
@@ -630,6 +635,7 @@ pub(super) async fn verify_catches_a_difference(dest: TestStore) {
     let extra = Append {
         room_id: notes,
         data: edit(&yrs::Doc::new(), "?"),
+        ..Default::default()
     };
     dest.docs()
         .append(std::slice::from_ref(&extra))
@@ -709,11 +715,13 @@ pub(super) async fn verify_catches_a_difference(dest: TestStore) {
     let appended = [Append {
         room_id: odd,
         data: data.clone(),
+        ..Default::default()
     }];
     dest.docs().append(&appended).await.unwrap();
     let elsewhere = [Append {
         room_id: notes,
         data,
+        ..Default::default()
     }];
     source.docs().append(&elsewhere).await.unwrap();
     mismatch(

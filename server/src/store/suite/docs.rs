@@ -10,6 +10,7 @@ fn append(room_id: RoomId, data: &'static [u8]) -> Append {
     Append {
         room_id,
         data: Bytes::from_static(data),
+        ..Default::default()
     }
 }
 
@@ -115,6 +116,7 @@ pub(super) async fn a_large_batch_gets_seqs_in_order(store: TestStore) {
         .map(|i| Append {
             room_id: if i % 3 == 0 { b } else { a },
             data: Bytes::from(i.to_le_bytes().to_vec()),
+            ..Default::default()
         })
         .collect();
     let seqs = docs.append(&batch).await.unwrap();
@@ -332,6 +334,7 @@ pub(super) async fn a_row_committed_late_survives_compaction(store: TestStore) {
         let batch = [Append {
             room_id: room,
             data: data.clone(),
+            ..Default::default()
         }];
         seqs.extend(docs.append(&batch).await.unwrap());
     }
@@ -362,6 +365,7 @@ pub(super) async fn a_row_committed_late_survives_compaction(store: TestStore) {
         .append(&[Append {
             room_id: room,
             data: d.clone(),
+            ..Default::default()
         }])
         .await
         .unwrap()[0];

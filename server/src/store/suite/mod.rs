@@ -13,6 +13,8 @@ mod control;
 mod copy;
 mod docs;
 mod events;
+mod history;
+mod history_bench;
 mod invitations;
 mod migrations;
 pub(crate) mod pg;
@@ -136,6 +138,8 @@ macro_rules! stories {
             docs::a_row_committed_late_survives_compaction,
             docs::room_version_story,
             docs::read_only_setting_story,
+            history::history_story,
+            history::history_keeps_a_late_row,
             control::account_story,
             control::session_story,
             control::member_story,
