@@ -123,7 +123,12 @@ fn the_types_match_the_committed_openapi_spec() {
     matches_schema::<User>(&spec, "User");
     matches_schema::<Me>(&spec, "Me");
     assert_eq!(
-        serialized(&[Scope::Read, Scope::Write, Scope::PresenceWrite]),
+        serialized(&[
+            Scope::Read,
+            Scope::Write,
+            Scope::PresenceWrite,
+            Scope::Admin
+        ]),
         enum_values(&spec, "ScopeView")
     );
     assert_eq!(

@@ -45,6 +45,9 @@ pub enum Scope {
     /// `room:presence:write`: set presence and send events.
     #[serde(rename = "room:presence:write")]
     PresenceWrite,
+    /// `room:admin`: write even while the room is read-only.
+    #[serde(rename = "room:admin")]
+    Admin,
 }
 
 /// A minted client token (`POST /v1/tokens`).
@@ -71,8 +74,10 @@ pub struct Room {
     pub name: String,
     /// When it was first opened.
     pub created_at: String,
-    /// Live WebSocket connections on the server that answered.
+    /// Live WebSocket connections (in a cluster, on every node).
     pub connections: u64,
+    /// Whether only `room:admin` tokens (and REST) may change the document.
+    pub read_only: bool,
 }
 
 /// A page of rooms, by name.
@@ -91,8 +96,18 @@ pub struct RoomPage {
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct ActiveUser {
-    /// The connection.
+    /// The connection; 0 for a connection on another node of a cluster (one presence
+    /// state, and no key, scopes or time).
     pub connection_id: u64,
+    /// When it connected (`None` for a connection on another node).
+    pub connected_at: Option<String>,
+    /// The API key that minted its token.
+    pub key_id: Option<String>,
+    /// The cluster node it is connected to, as 16 hex digits (`None` on a single
+    /// server).
+    pub node: Option<String>,
+    /// What its token allows in this room (`room:read` always).
+    pub scopes: Vec<String>,
     /// Its presence states.
     pub presence: Vec<PresenceState>,
     /// The token's user id.
@@ -419,6 +434,11 @@ pub struct Project {
     pub name: String,
     /// Whether publishable keys may mint client tokens.
     pub public_access: bool,
+    /// The rooms publishable-key tokens may name: an exact room or `prefix*`.
+    pub public_rooms: String,
+    /// The scopes they may carry, space-separated (`room:read`, `room:presence:write`,
+    /// `room:write`).
+    pub public_scopes: String,
     /// When it was created.
     pub created_at: String,
 }
