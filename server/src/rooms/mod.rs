@@ -141,6 +141,9 @@ pub(crate) struct Engine {
     next_conn: AtomicU64,
     /// Live connections per project, for the plan's cap.
     pub(crate) project_connections: Arc<limits::ProjectConnections>,
+    /// The plan limits each project's live sessions enforce (a plan change updates
+    /// them in place).
+    pub(crate) live_limits: limits::LiveLimits,
     /// Counters and histograms for `/metrics`.
     pub(crate) metrics: Arc<metrics::EngineMetrics>,
     /// Usage counted per connection and room.
@@ -206,19 +209,23 @@ impl Rooms {
         );
         let engine = Arc::downgrade(&rooms.engine);
         cluster.on_control(move |event| {
-            let cluster::ControlEvent::Close {
-                project_id,
-                filter,
-                code,
-                reason,
-            } = event
-            else {
-                return;
-            };
             let Some(engine) = engine.upgrade() else {
                 return;
             };
             let rooms = Rooms { engine };
+            let (project_id, filter, code, reason) = match event {
+                cluster::ControlEvent::Close {
+                    project_id,
+                    filter,
+                    code,
+                    reason,
+                } => (project_id, filter, code, reason),
+                cluster::ControlEvent::Limits { project_id, limits } => {
+                    rooms.set_project_limits_local(project_id, *limits);
+                    return;
+                }
+                cluster::ControlEvent::SigningKeysChanged => return,
+            };
             let (project_id, filter) = (project_id.clone(), CloseFilter::from(filter.clone()));
             let reason = CloseReason::new(*code, reason.clone());
             tokio::spawn(async move {
@@ -269,6 +276,7 @@ impl Rooms {
                 tracker: TaskTracker::new(),
                 next_conn: AtomicU64::new(1),
                 project_connections,
+                live_limits: limits::LiveLimits::default(),
                 metrics,
                 meter,
                 cluster,

@@ -220,6 +220,11 @@ pub(crate) enum AdminMsg {
         reason: CloseReason,
         reply: Reply<usize>,
     },
+    /// The project's plan changed: enforce these limits from now on.
+    SetLimits {
+        limits: RoomLimits,
+        reply: Reply<()>,
+    },
 }
 
 impl AdminMsg {
@@ -233,6 +238,7 @@ impl AdminMsg {
             AdminMsg::Broadcast { reply, .. } => drop(reply.send(Err(error))),
             AdminMsg::Delete { reply } => drop(reply.send(Err(error))),
             AdminMsg::Close { reply, .. } => drop(reply.send(Err(error))),
+            AdminMsg::SetLimits { reply, .. } => drop(reply.send(Err(error))),
         }
     }
 }

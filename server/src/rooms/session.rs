@@ -158,6 +158,9 @@ where
         });
         let mut told_read_only = false;
         let mut buckets = limits.map(|l| ConnBuckets::new(&l, tokio::time::Instant::now()));
+        // The project's limits on this node: a plan change updates them in place.
+        let live = limits.map(|l| rooms.engine().live_limits.cell(&key.project_id, l));
+        let mut live_version = live.as_ref().map_or(0, |cell| cell.version());
         let reason: Option<CloseReason> = loop {
             tokio::select! {
                 biased;
@@ -185,7 +188,15 @@ where
                         // limit, it is refused and the connection closed, while all it
                         // sent before is already with the room.
                         if let Some(buckets) = &mut buckets {
-                            if let Err(reason) = buckets.charge(frame.len(), tokio::time::Instant::now()) {
+                            let now = tokio::time::Instant::now();
+                            if let Some(cell) = &live {
+                                let version = cell.version();
+                                if version != live_version {
+                                    live_version = version;
+                                    buckets.set_limits(&cell.get(), now);
+                                }
+                            }
+                            if let Err(reason) = buckets.charge(frame.len(), now) {
                                 break Some(reason);
                             }
                         }

@@ -46,6 +46,11 @@ pub const SQLITE: &[Migration] = &[
         name: "0004_invitations.sql",
         sql: include_str!("../../migrations/sqlite/0004_invitations.sql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_billing.sql",
+        sql: include_str!("../../migrations/sqlite/0006_billing.sql"),
+    },
 ];
 
 /// The Postgres migrations, in order (same numbers as [`SQLITE`]).
@@ -69,6 +74,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 4,
         name: "0004_invitations.sql",
         sql: include_str!("../../migrations/postgres/0004_invitations.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "0006_billing.sql",
+        sql: include_str!("../../migrations/postgres/0006_billing.sql"),
     },
 ];
 

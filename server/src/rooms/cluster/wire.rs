@@ -101,6 +101,14 @@ pub enum ControlEvent {
     },
     /// The token signing keys changed: reload them now.
     SigningKeysChanged,
+    /// The project's plan changed: its live connections and rooms enforce these
+    /// limits from now on.
+    Limits {
+        /// The project.
+        project_id: String,
+        /// The new plan's limits.
+        limits: crate::rooms::limits::Limits,
+    },
 }
 
 pub(crate) fn encode_control(node: u64, event: &ControlEvent) -> Vec<u8> {
