@@ -113,7 +113,10 @@ mod tests {
     #[test]
     fn a_signed_body_verifies_with_any_configured_secret() {
         let h = header(BODY, b"whsec_new", 1_000);
-        assert_eq!(verify(BODY, &h, &["whsec_old", "whsec_new"], 1_000, 300), Ok(1_000));
+        assert_eq!(
+            verify(BODY, &h, &["whsec_old", "whsec_new"], 1_000, 300),
+            Ok(1_000)
+        );
         assert_eq!(
             verify(BODY, &h, &["whsec_old"], 1_000, 300),
             Err(SignatureError::Mismatch)

@@ -118,8 +118,11 @@ impl ConnBuckets {
             f64::from(limits.message_burst),
             now,
         );
-        self.bytes
-            .reconfigure(limits.bytes_per_second as f64, limits.byte_burst as f64, now);
+        self.bytes.reconfigure(
+            limits.bytes_per_second as f64,
+            limits.byte_burst as f64,
+            now,
+        );
         self.limits = (limits.messages_per_second, limits.bytes_per_second);
     }
 
@@ -391,7 +394,10 @@ mod tests {
         assert!(buckets.charge(1, now).is_ok());
         assert!(buckets.charge(1, now).is_err(), "the slow plan allows one");
         assert!(live.set("prj_a", fast));
-        assert!(!live.set("prj_a", fast), "unchanged limits are not a change");
+        assert!(
+            !live.set("prj_a", fast),
+            "unchanged limits are not a change"
+        );
         assert!(!live.set("prj_b", fast), "no sessions there");
         assert_ne!(cell.version(), seen);
         let later = now + Duration::from_millis(500);

@@ -187,8 +187,10 @@ pub trait BillingStore: Send + Sync + 'static {
     ) -> StoreResult<Option<BillingAccountRow>>;
     /// Stores `account` unless the tenant already has one; returns the stored one (the
     /// first customer remembered wins).
-    async fn remember_customer(&self, account: &BillingAccountRow)
-        -> StoreResult<BillingAccountRow>;
+    async fn remember_customer(
+        &self,
+        account: &BillingAccountRow,
+    ) -> StoreResult<BillingAccountRow>;
     /// Applies `change` and records the event id, in one transaction, unless the event
     /// was recorded before: `false` then, and nothing changes.
     async fn apply_stripe_event(

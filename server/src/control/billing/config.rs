@@ -112,10 +112,15 @@ pub fn parse_plans(
     for (name, event) in file.meters {
         let quantity = Quantity::parse(&name).ok_or_else(|| {
             let known: Vec<_> = Quantity::ALL.iter().map(|q| q.as_str()).collect();
-            format!("meters: unknown quantity {name} (known: {})", known.join(", "))
+            format!(
+                "meters: unknown quantity {name} (known: {})",
+                known.join(", ")
+            )
         })?;
         if event.is_empty() || event.len() > 100 {
-            return Err(format!("meters: {name} needs an event name of 1-100 characters"));
+            return Err(format!(
+                "meters: {name} needs an event name of 1-100 characters"
+            ));
         }
         meters.push((quantity, event));
     }

@@ -83,7 +83,9 @@ impl Billing {
             {
                 Ok(Some(n)) => queued += n,
                 Ok(None) => {}
-                Err(error) => tracing::warn!(%error, tenant = %account.tenant_id, "queueing meter events failed"),
+                Err(error) => {
+                    tracing::warn!(%error, tenant = %account.tenant_id, "queueing meter events failed")
+                }
             }
         }
         queued
@@ -164,8 +166,12 @@ impl Billing {
     async fn refresh_gauges(&self) {
         if let Ok(stats) = self.inner.store.meter_stats(None).await {
             let metrics = &self.inner.metrics;
-            metrics.meter_pending.store(stats.pending, Ordering::Relaxed);
-            metrics.meter_failing.store(stats.failing, Ordering::Relaxed);
+            metrics
+                .meter_pending
+                .store(stats.pending, Ordering::Relaxed);
+            metrics
+                .meter_failing
+                .store(stats.failing, Ordering::Relaxed);
         }
     }
 }

@@ -241,8 +241,7 @@ impl Billing {
             .await?
             .ok_or_else(|| {
                 ControlError::Conflict(
-                    "this tenant has no Stripe customer yet: upgrade through checkout first"
-                        .into(),
+                    "this tenant has no Stripe customer yet: upgrade through checkout first".into(),
                 )
             })?;
         let session = self

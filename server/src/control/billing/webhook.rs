@@ -45,7 +45,13 @@ fn paying(status: &str) -> bool {
     matches!(status, "active" | "trialing" | "past_due")
 }
 
-fn audit(tenant: &TenantId, action: &str, target: Option<&str>, details: serde_json::Value, at: i64) -> AuditRow {
+fn audit(
+    tenant: &TenantId,
+    action: &str,
+    target: Option<&str>,
+    details: serde_json::Value,
+    at: i64,
+) -> AuditRow {
     AuditRow {
         id: 0,
         tenant_id: tenant.clone(),
@@ -106,7 +112,11 @@ pub fn decide(
                 serde_json::json!({ "subscription": done.subscription_id, "plan": done.plan }),
                 now,
             ));
-            if let Some(bought) = done.plan.as_deref().filter(|p| config.prices.contains_key(*p)) {
+            if let Some(bought) = done
+                .plan
+                .as_deref()
+                .filter(|p| config.prices.contains_key(*p))
+            {
                 set_plan(bought, "checkout completed", &mut audits);
             }
         }

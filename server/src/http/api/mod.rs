@@ -3,6 +3,7 @@
 //! the spec cannot list a route the server does not serve (or miss one).
 
 pub mod auth;
+pub mod billing;
 pub mod invitations;
 pub mod keys;
 pub mod management;
@@ -38,6 +39,7 @@ use crate::control::ControlError;
         (name = "project", description = "Client tokens, keys and usage (project secret key)"),
         (name = "rooms", description = "Rooms and their documents (project secret key)"),
         (name = "realtime", description = "The WebSocket endpoint (y-websocket protocol)"),
+        (name = "billing", description = "Stripe's webhook (when billing is configured)"),
     )
 )]
 struct ApiDoc;
@@ -146,6 +148,7 @@ pub fn router(max_update_bytes: usize, ip_layers: IpLayers) -> OpenApiRouter<App
         .merge(tokens::router())
         .merge(rooms::router(max_update_bytes))
         .merge(usage::router())
+        .merge(billing::router())
 }
 
 /// The routes and the finished spec.

@@ -67,6 +67,11 @@ pub fn router(public_url: Option<&str>) -> Router<AppState> {
         .route(&format!("{project}/room/delete"), post(rooms::delete))
         .route(&format!("{tenant}/usage"), get(usage::page))
         .route(&format!("{tenant}/plan"), get(usage::plan))
+        .route(
+            &format!("{tenant}/plan/checkout"),
+            post(usage::plan_checkout),
+        )
+        .route(&format!("{tenant}/plan/portal"), post(usage::plan_portal))
         .route(&format!("{tenant}/audit"), get(tenant::audit))
         .route(&format!("{tenant}/team"), get(tenant::team))
         .route(
@@ -122,6 +127,8 @@ pub(crate) const STATE_CHANGING: &[&str] = &[
     "/dashboard/invitations/accept",
     "/dashboard/t/{tenant}/tokens",
     "/dashboard/t/{tenant}/tokens/{key}/revoke",
+    "/dashboard/t/{tenant}/plan/checkout",
+    "/dashboard/t/{tenant}/plan/portal",
 ];
 
 /// Pages may not be framed, and load nothing from other origins.

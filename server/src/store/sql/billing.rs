@@ -348,7 +348,11 @@ impl BillingStore for Store {
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $8, NULL, NULL)
                      ON CONFLICT (identifier) DO NOTHING"
                 ))
-                .bind(meter_identifier(&hour.project_id, hour.hour_start, *quantity))
+                .bind(meter_identifier(
+                    &hour.project_id,
+                    hour.hour_start,
+                    *quantity,
+                ))
                 .bind(tenant_id.as_str())
                 .bind(&customer)
                 .bind(event_name)
