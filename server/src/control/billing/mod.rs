@@ -10,6 +10,9 @@ pub mod config;
 pub mod meter;
 pub mod webhook;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 

@@ -101,10 +101,8 @@ pub fn decide(
             if next.subscription_status.is_none() {
                 next.subscription_status = Some("active".into());
             }
+            // Metering starts with the subscription's own event, which has its start.
             next.state_event_at = event.created;
-            if next.metered_through.is_none() {
-                next.metered_through = Some(hour_start(now));
-            }
             audits.push(audit(
                 tenant,
                 "billing.checkout_completed",

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use super::export::Table;
 use super::Stores;
 
+mod billing;
 mod control;
 mod copy;
 mod docs;
@@ -148,6 +149,7 @@ macro_rules! stories {
             copy::copy_refuses_a_destination_with_only_usage,
             copy::verify_catches_a_difference,
             usage::usage_story,
+            billing::billing_story,
         );
     };
     (@each $open:path; $($module:ident :: $story:ident),* $(,)?) => {
