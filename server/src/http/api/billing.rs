@@ -28,8 +28,13 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(stripe_webhook))
 }
 
+/// The service, or 404 when billing is not configured (the route exists, so the
+/// answer is the plain "not found", not "no such route").
 fn billing(state: &AppState) -> ApiResult<&Billing> {
-    state.billing.as_ref().ok_or(ApiError::NoRoute)
+    state
+        .billing
+        .as_ref()
+        .ok_or(ApiError::Control(ControlError::NotFound))
 }
 
 /// This server's address as the user reaches it: `--public-url`, else the request's

@@ -182,5 +182,11 @@ mod tests {
         let (_, back) =
             decode_control(&encode_control(7, &ControlEvent::SigningKeysChanged)).unwrap();
         assert_eq!(back, ControlEvent::SigningKeysChanged);
+        let limits = ControlEvent::Limits {
+            project_id: "prj_1".into(),
+            limits: crate::control::plans::Plans::default().limits("pro"),
+        };
+        let (_, back) = decode_control(&encode_control(7, &limits)).unwrap();
+        assert_eq!(back, limits);
     }
 }
