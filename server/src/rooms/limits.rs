@@ -194,8 +194,11 @@ impl LimitCell {
 /// one of the project's sessions holds it.
 #[derive(Debug, Default)]
 pub(crate) struct LiveLimits {
-    cells: Mutex<(HashMap<Arc<str>, Weak<LimitCell>>, usize)>,
+    /// The cells, and how many were ever inserted (dead ones are pruned every 1024).
+    cells: Mutex<(CellMap, usize)>,
 }
+
+type CellMap = HashMap<Arc<str>, Weak<LimitCell>>;
 
 impl LiveLimits {
     /// The project's cell for a session joining with `granted` limits. The grant was

@@ -74,6 +74,9 @@ impl BillingConfig {
     }
 }
 
+/// Plan → Stripe price, and each metered quantity's meter event name.
+pub type PricesAndMeters = (BTreeMap<String, String>, Vec<(Quantity, String)>);
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PlansFile {
@@ -84,10 +87,7 @@ struct PlansFile {
 }
 
 /// Prices and meters from a Stripe plans file's text, checked against `plans`.
-pub fn parse_plans(
-    text: &str,
-    plans: &Plans,
-) -> Result<(BTreeMap<String, String>, Vec<(Quantity, String)>), String> {
+pub fn parse_plans(text: &str, plans: &Plans) -> Result<PricesAndMeters, String> {
     let file: PlansFile = toml::from_str(text).map_err(|e| e.to_string())?;
     for (plan, price) in &file.prices {
         if plan == DEFAULT_PLAN {
@@ -131,10 +131,7 @@ pub fn parse_plans(
 }
 
 /// Reads a Stripe plans file (see [`parse_plans`]).
-pub fn load_plans(
-    path: &Path,
-    plans: &Plans,
-) -> Result<(BTreeMap<String, String>, Vec<(Quantity, String)>), String> {
+pub fn load_plans(path: &Path, plans: &Plans) -> Result<PricesAndMeters, String> {
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     parse_plans(&text, plans).map_err(|e| format!("{}: {e}", path.display()))

@@ -24,13 +24,15 @@ use crate::store::usage::{RoomHour, UsageBatch, UsageStore};
 
 const SECRET: &str = "whsec_unit";
 
+type Changes = Arc<Mutex<Vec<(Vec<ProjectId>, Limits)>>>;
+
 struct Setup {
     billing: Billing,
     plane: ControlPlane,
     stripe: Arc<RecordingStripe>,
     clock: Arc<ManualClock>,
     store: Arc<SqliteStore>,
-    changes: Arc<Mutex<Vec<(Vec<ProjectId>, Limits)>>>,
+    changes: Changes,
     _dir: tempfile::TempDir,
 }
 
