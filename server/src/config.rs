@@ -264,6 +264,61 @@ pub struct ServeOptions {
     /// this many bytes (0: never; consumers fetch documentUrl) [default: 0]
     #[arg(long, env = "TANDEM_WEBHOOK_DOCUMENT_JSON_BYTES", value_name = "BYTES")]
     pub webhook_document_json_bytes: Option<usize>,
+
+    /// Stripe secret API key: turns billing on (needs --stripe-webhook-secret and
+    /// --stripe-plans) [default: none, no billing]
+    #[arg(
+        long,
+        env = "TANDEM_STRIPE_SECRET_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub stripe_secret_key: Option<String>,
+
+    /// Signing secret(s) of the Stripe webhook endpoint (`whsec_…`), comma-separated
+    /// while rolling: a delivery signed with any of them is accepted [default: none]
+    #[arg(
+        long,
+        env = "TANDEM_STRIPE_WEBHOOK_SECRET",
+        value_name = "SECRET,…",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub stripe_webhook_secret: Option<Vec<String>>,
+
+    /// TOML file mapping plans to Stripe prices (`[prices]` pro = "price_…") and
+    /// metered quantities to Stripe meter event names (`[meters]` connection-minutes,
+    /// messages, messages-in, messages-out, bytes, bytes-in, bytes-out,
+    /// peak-connections = "event_name") [default: none]
+    #[arg(long, env = "TANDEM_STRIPE_PLANS", value_name = "FILE")]
+    pub stripe_plans: Option<PathBuf>,
+
+    /// How long a tenant whose payment failed keeps its paid plan before it drops to
+    /// free [default: 7days]
+    #[arg(long, env = "TANDEM_BILLING_GRACE_PERIOD", value_name = "DURATION")]
+    pub billing_grace_period: Option<HumanDuration>,
+
+    /// Stripe API base URL instead of https://api.stripe.com/ (tests: a local fake)
+    #[arg(long, env = "TANDEM_STRIPE_API_BASE", value_name = "URL", hide = true)]
+    pub stripe_api_base: Option<String>,
+
+    /// How often the meter outbox is worked on [default: 10s]
+    #[arg(
+        long,
+        env = "TANDEM_STRIPE_METER_INTERVAL",
+        value_name = "DURATION",
+        hide = true
+    )]
+    pub stripe_meter_interval: Option<HumanDuration>,
+
+    /// How long after an hour ends its usage is final and reported [default: 5m]
+    #[arg(
+        long,
+        env = "TANDEM_STRIPE_METER_SETTLE",
+        value_name = "DURATION",
+        hide = true
+    )]
+    pub stripe_meter_settle: Option<HumanDuration>,
 }
 
 /// The webhook settings from the options.
@@ -368,6 +423,8 @@ pub struct Config {
     pub auth_requests_per_minute: u32,
     /// Proxies whose X-Forwarded-For is believed.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Stripe billing, when configured.
+    pub billing: Option<crate::control::billing::BillingConfig>,
 }
 
 impl Config {
@@ -392,6 +449,7 @@ impl Config {
 
     fn merge(cli: ServeOptions, file: ServeOptions) -> Result<Self, ConfigError> {
         let webhooks = webhook_options(&cli, &file)?;
+        let stripe = (StripeOptions::from(&cli), StripeOptions::from(&file));
         let d = RoomsConfig::default();
         let dur = |a: Option<HumanDuration>, b: Option<HumanDuration>, default: Duration| {
             a.or(b).map_or(default, |h| h.0)
@@ -546,6 +604,7 @@ impl Config {
                 "auth-requests-per-minute must be at least 1".into(),
             ));
         }
+        let billing = billing_config(stripe.0, stripe.1, &control.plans)?;
         let database_url = cli.database_url.or(file.database_url);
         let cluster = match cli.redis_url.or(file.redis_url) {
             None => None,
@@ -601,6 +660,7 @@ impl Config {
         Ok(Self {
             tls,
             cluster,
+            billing,
             auth_requests_per_minute,
             trusted_proxies: cli
                 .trusted_proxies
@@ -629,6 +689,104 @@ impl Config {
             ),
         })
     }
+}
+
+/// Billing from the `--stripe-*` options: all of key, webhook secret and plans file, or
+/// none of them.
+struct StripeOptions {
+    stripe_secret_key: Option<String>,
+    stripe_webhook_secret: Option<Vec<String>>,
+    stripe_plans: Option<PathBuf>,
+    billing_grace_period: Option<HumanDuration>,
+    stripe_api_base: Option<String>,
+    stripe_meter_interval: Option<HumanDuration>,
+    stripe_meter_settle: Option<HumanDuration>,
+}
+
+impl From<&ServeOptions> for StripeOptions {
+    fn from(o: &ServeOptions) -> Self {
+        Self {
+            stripe_secret_key: o.stripe_secret_key.clone(),
+            stripe_webhook_secret: o.stripe_webhook_secret.clone(),
+            stripe_plans: o.stripe_plans.clone(),
+            billing_grace_period: o.billing_grace_period,
+            stripe_api_base: o.stripe_api_base.clone(),
+            stripe_meter_interval: o.stripe_meter_interval,
+            stripe_meter_settle: o.stripe_meter_settle,
+        }
+    }
+}
+
+fn billing_config(
+    cli: StripeOptions,
+    file: StripeOptions,
+    plans: &crate::control::plans::Plans,
+) -> Result<Option<crate::control::billing::BillingConfig>, ConfigError> {
+    use crate::control::billing::{config, meter, webhook, BillingConfig, Secret};
+    let key = cli.stripe_secret_key.or(file.stripe_secret_key);
+    let secrets = cli
+        .stripe_webhook_secret
+        .or(file.stripe_webhook_secret)
+        .unwrap_or_default();
+    let secrets: Vec<Secret> = secrets
+        .into_iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .map(Secret::new)
+        .collect();
+    let plans_file = cli.stripe_plans.or(file.stripe_plans);
+    let Some(key) = key.filter(|k| !k.is_empty()) else {
+        if !secrets.is_empty() || plans_file.is_some() {
+            return Err(ConfigError::Invalid(
+                "--stripe-webhook-secret and --stripe-plans need --stripe-secret-key".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    if secrets.is_empty() {
+        return Err(ConfigError::Invalid(
+            "--stripe-secret-key needs --stripe-webhook-secret (the endpoint's signing secret)"
+                .into(),
+        ));
+    }
+    let Some(path) = plans_file else {
+        return Err(ConfigError::Invalid(
+            "--stripe-secret-key needs --stripe-plans (plans to prices, quantities to meters)"
+                .into(),
+        ));
+    };
+    let (prices, meters) = config::load_plans(&path, plans).map_err(ConfigError::Invalid)?;
+    let dur = |a: Option<HumanDuration>, b: Option<HumanDuration>, default: Duration| {
+        a.or(b).map_or(default, |h| h.0)
+    };
+    let config = BillingConfig {
+        secret_key: Secret::new(key),
+        webhook_secrets: secrets,
+        prices,
+        meters,
+        api_base: cli.stripe_api_base.or(file.stripe_api_base),
+        grace_period: dur(
+            cli.billing_grace_period,
+            file.billing_grace_period,
+            webhook::DEFAULT_GRACE,
+        ),
+        meter_interval: dur(
+            cli.stripe_meter_interval,
+            file.stripe_meter_interval,
+            meter::DEFAULT_INTERVAL,
+        ),
+        meter_settle: dur(
+            cli.stripe_meter_settle,
+            file.stripe_meter_settle,
+            meter::DEFAULT_SETTLE,
+        ),
+    };
+    if config.meter_interval.is_zero() {
+        return Err(ConfigError::Invalid(
+            "stripe-meter-interval must be more than zero".into(),
+        ));
+    }
+    Ok(Some(config))
 }
 
 /// The KEKs from `--kek-file` (or the key itself in the env var `TANDEM_KEK`) and
@@ -685,6 +843,49 @@ mod tests {
         assert_eq!(c.rooms.usage_flush_interval, Duration::from_secs(1));
         let zero: ServeOptions = toml::from_str("usage-flush-interval = \"0s\"").unwrap();
         assert!(Config::merge(ServeOptions::default(), zero).is_err());
+    }
+
+    #[test]
+    fn billing_needs_key_secret_and_plans_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let plans = dir.path().join("stripe.toml");
+        std::fs::write(
+            &plans,
+            "[prices]\npro = \"price_pro\"\n[meters]\nmessages = \"msgs\"\n",
+        )
+        .unwrap();
+        let none = Config::merge(ServeOptions::default(), ServeOptions::default()).unwrap();
+        assert!(none.billing.is_none(), "off unless configured");
+        let all = ServeOptions {
+            stripe_secret_key: Some("sk_test_1".into()),
+            stripe_webhook_secret: Some(vec!["whsec_a".into(), "whsec_b".into()]),
+            stripe_plans: Some(plans.clone()),
+            ..Default::default()
+        };
+        let billing = Config::merge(all.clone(), ServeOptions::default())
+            .unwrap()
+            .billing
+            .unwrap();
+        assert_eq!(billing.webhook_secrets.len(), 2);
+        assert_eq!(billing.prices["pro"], "price_pro");
+        assert_eq!(billing.plan_of_price("price_pro"), Some("pro"));
+        assert!(!format!("{billing:?}").contains("sk_test_1"));
+        for missing in [
+            ServeOptions {
+                stripe_webhook_secret: None,
+                ..all.clone()
+            },
+            ServeOptions {
+                stripe_plans: None,
+                ..all.clone()
+            },
+            ServeOptions {
+                stripe_secret_key: None,
+                ..all.clone()
+            },
+        ] {
+            assert!(Config::merge(missing, ServeOptions::default()).is_err());
+        }
     }
 
     #[test]

@@ -156,12 +156,17 @@ pub async fn serve(
     } else {
         Arc::new(tokens)
     };
+    let billing = match &config.billing {
+        Some(billing) => Some(start_billing(billing, &store, &control, &rooms)?),
+        None => None,
+    };
     let app = build_app(AppState {
         rooms: rooms.clone(),
         docs: store.docs.clone(),
         usage: store.usage.clone(),
         control,
         authorizer,
+        billing,
         key_limits: Arc::default(),
         ip_limits: Some(crate::http::IpLimits {
             per_minute: config.auth_requests_per_minute,
@@ -215,4 +220,39 @@ pub async fn serve(
     served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts Stripe billing: the real client, plan changes applied to live connections on
+/// every node, and the meter outbox worker.
+fn start_billing(
+    config: &crate::control::billing::BillingConfig,
+    store: &Stores,
+    control: &ControlPlane,
+    rooms: &Rooms,
+) -> anyhow::Result<crate::control::billing::Billing> {
+    let client =
+        tandem_billing::StripeClient::new(config.secret_key.expose(), config.api_base.as_deref())
+            .map_err(|e| anyhow::anyhow!("the Stripe client: {e}"))?;
+    let billing = crate::control::billing::Billing::new(
+        config.clone(),
+        Arc::new(client),
+        store.billing.clone(),
+        control.clone(),
+    );
+    let live = rooms.clone();
+    billing.on_plan_change(Arc::new(move |projects, limits| {
+        for project in projects {
+            let live = live.clone();
+            let project = project.as_str().to_owned();
+            tokio::spawn(async move { live.set_project_limits(&project, limits).await });
+        }
+    }));
+    tracing::info!(
+        plans = ?config.prices.keys().collect::<Vec<_>>(),
+        meters = config.meters.len(),
+        "Stripe billing on (API version {})",
+        tandem_billing::API_VERSION
+    );
+    tokio::spawn(billing.clone().run());
+    Ok(billing)
 }

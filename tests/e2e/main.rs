@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bad_input;
+mod billing;
+mod billing_support;
 mod cluster;
 mod cluster_inspector;
 mod cluster_support;

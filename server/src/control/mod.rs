@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod apikey;
+pub mod billing;
 pub mod clock;
 pub mod error;
 pub mod events;

@@ -194,6 +194,11 @@ impl Plans {
         Ok(plans)
     }
 
+    /// Whether a plan of this name exists.
+    pub fn contains(&self, plan: &str) -> bool {
+        self.plans.contains_key(plan)
+    }
+
     /// The limits of `plan` (the free plan's for an unknown name, logged).
     pub fn limits(&self, plan: &str) -> Limits {
         match self.plans.get(plan) {

@@ -122,6 +122,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
         "1 while the server drains for shutdown.",
         if rooms.is_shutting_down() { 1.0 } else { 0.0 },
     );
+    if let Some(billing) = &state.billing {
+        render_billing(&mut out, billing.metrics());
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -130,6 +133,63 @@ async fn metrics(State(state): State<AppState>) -> Response {
         out,
     )
         .into_response()
+}
+
+fn render_billing(out: &mut String, b: &crate::control::billing::BillingMetrics) {
+    for (name, help, value) in [
+        (
+            "tandem_billing_webhook_events_total",
+            "Stripe webhook events applied.",
+            &b.webhook_applied,
+        ),
+        (
+            "tandem_billing_webhook_duplicates_total",
+            "Stripe webhook deliveries of events applied before (nothing changed).",
+            &b.webhook_duplicates,
+        ),
+        (
+            "tandem_billing_webhook_rejected_total",
+            "Stripe webhook deliveries refused (bad or stale signature, not an event).",
+            &b.webhook_rejected,
+        ),
+        (
+            "tandem_billing_meter_events_sent_total",
+            "Billing meter events Stripe accepted.",
+            &b.meter_sent,
+        ),
+        (
+            "tandem_billing_meter_failures_total",
+            "Billing meter event attempts that failed (retried with backoff).",
+            &b.meter_failures,
+        ),
+        (
+            "tandem_billing_plan_changes_total",
+            "Plan changes applied (Stripe events and ended grace periods).",
+            &b.plan_changes,
+        ),
+    ] {
+        render_value(
+            out,
+            name,
+            "counter",
+            help,
+            value.load(Ordering::Relaxed) as f64,
+        );
+    }
+    render_value(
+        out,
+        "tandem_billing_meter_pending",
+        "gauge",
+        "Meter events waiting to be sent (as of the outbox's last round).",
+        b.meter_pending.load(Ordering::Relaxed) as f64,
+    );
+    render_value(
+        out,
+        "tandem_billing_meter_failing",
+        "gauge",
+        "Waiting meter events that have failed at least once.",
+        b.meter_failing.load(Ordering::Relaxed) as f64,
+    );
 }
 
 fn render_cluster(out: &mut String, cluster: &crate::rooms::cluster::Cluster) {

@@ -45,6 +45,8 @@ pub struct AppState {
     pub key_limits: Arc<limits::KeyLimits>,
     /// The per-IP limit on signup, login and token minting (`None`: off).
     pub ip_limits: Option<IpLimits>,
+    /// Stripe billing (`None`: not configured).
+    pub billing: Option<crate::control::billing::Billing>,
 }
 
 /// The per-IP limit of the public routes.

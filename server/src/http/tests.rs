@@ -34,6 +34,7 @@ async fn app(dir: &tempfile::TempDir) -> Router {
         control,
         authorizer,
         key_limits: Arc::default(),
+        billing: None,
         ip_limits: None,
     })
 }
@@ -220,6 +221,7 @@ async fn keyed_requests_carry_the_ratelimit_fields() {
         )),
         control,
         key_limits: Arc::default(),
+        billing: None,
         ip_limits: None,
     });
     let request = Request::builder()
@@ -362,6 +364,7 @@ async fn proxied_app(dir: &tempfile::TempDir) -> (Router, crate::control::accoun
         )),
         control,
         key_limits: Arc::default(),
+        billing: None,
         ip_limits: Some(IpLimits {
             per_minute: 10_000,
             peer: limits::PeerIp::new(vec!["10.0.0.1".parse().unwrap()]),

@@ -22,7 +22,8 @@ use tandem_protocol::Message;
 use tokio::sync::oneshot;
 use yrs::StateVector;
 
-use super::msg::{AdminMsg, Open, Reply, RoomMsg};
+use super::limits::Limits;
+use super::msg::{AdminMsg, Open, Reply, RoomLimits, RoomMsg};
 pub use super::msg::{CloseFilter, PresenceEntry, RoomError, MISSING_DEPS};
 use super::registry::RoomHandle;
 use super::{doc, validate};
@@ -339,6 +340,39 @@ impl Rooms {
                 .await;
         }
         self.close_where_local(project_id, filter, reason).await
+    }
+
+    /// Applies a plan change to the project's live connections (message and byte
+    /// rates) and loaded rooms (document and room connection caps) at once, on this node
+    /// and (in a cluster) on every other. New connections get the new limits from their
+    /// grant anyway.
+    pub async fn set_project_limits(&self, project_id: &str, limits: Limits) {
+        self.set_project_limits_local(project_id, limits);
+        if let Some(cluster) = &self.engine().cluster {
+            // Durable, like closes: a node that misses the Redis message reads it from
+            // the event log.
+            cluster
+                .publish_durable(&crate::rooms::cluster::ControlEvent::Limits {
+                    project_id: project_id.to_owned(),
+                    limits,
+                })
+                .await;
+        }
+    }
+
+    /// [`Self::set_project_limits`] on this node only.
+    pub(crate) fn set_project_limits_local(&self, project_id: &str, limits: Limits) {
+        self.engine().live_limits.set(project_id, limits);
+        let room_limits = RoomLimits::from(&limits);
+        for handle in self.engine().registry.in_project(project_id) {
+            let (reply, _answer) = oneshot::channel();
+            let msg = RoomMsg::Admin(AdminMsg::SetLimits {
+                limits: room_limits,
+                reply,
+            });
+            // A full inbox: the room's next join brings the new limits anyway.
+            let _ = handle.tx.try_send(msg);
+        }
     }
 
     /// [`Self::close_where`] on this node only (what a node does when another asks).

@@ -9,7 +9,8 @@
 //! node's share, mirrored into Redis by [`super::cluster`], which admits against the sum.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tandem_protocol::close;
@@ -18,7 +19,7 @@ use tokio::time::Instant;
 use super::CloseReason;
 
 /// One plan's numbers, as the engine and the HTTP layer use them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// Concurrent connections in one project (across the cluster).
     pub connections_per_project: u32,
@@ -70,6 +71,17 @@ impl Bucket {
         }
     }
 
+    /// Changes the rate and burst (a plan change), keeping what was used of the
+    /// burst: a larger burst adds its difference, a smaller one takes it away.
+    pub(crate) fn reconfigure(&mut self, rate: f64, burst: f64, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        let tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.tokens = (tokens + burst - self.burst).clamp(0.0, burst);
+        self.last = now;
+        self.rate = rate;
+        self.burst = burst;
+    }
+
     /// Takes `n` tokens, or says how long until they would be there.
     pub(crate) fn take(&mut self, n: f64, now: Instant) -> Result<(), Duration> {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
@@ -110,6 +122,21 @@ impl ConnBuckets {
         }
     }
 
+    /// Applies new limits to a live connection (the plan changed).
+    pub(crate) fn set_limits(&mut self, limits: &Limits, now: Instant) {
+        self.messages.reconfigure(
+            f64::from(limits.messages_per_second),
+            f64::from(limits.message_burst),
+            now,
+        );
+        self.bytes.reconfigure(
+            limits.bytes_per_second as f64,
+            limits.byte_burst as f64,
+            now,
+        );
+        self.limits = (limits.messages_per_second, limits.bytes_per_second);
+    }
+
     /// Charges one message of `len` bytes; over either limit, the close to send.
     pub(crate) fn charge(&mut self, len: usize, now: Instant) -> Result<(), CloseReason> {
         if let Err(wait) = self.messages.take(1.0, now) {
@@ -133,6 +160,85 @@ impl ConnBuckets {
 pub(crate) fn rate_limited(what: &str, wait: Duration) -> CloseReason {
     let secs = Duration::from_secs(wait.as_secs_f64().ceil().max(1.0) as u64);
     CloseReason::new(close::RATE_LIMITED, close::with_retry_after(what, secs))
+}
+
+/// The limits in force for one project's live connections on this node, shared by
+/// its sessions: a plan change stores new limits and bumps the version, and each
+/// session notices the version on its next frame (one relaxed load per frame).
+#[derive(Debug)]
+pub(crate) struct LimitCell {
+    version: AtomicU64,
+    limits: Mutex<Limits>,
+}
+
+impl LimitCell {
+    fn new(limits: Limits) -> Self {
+        Self {
+            version: AtomicU64::new(0),
+            limits: Mutex::new(limits),
+        }
+    }
+
+    /// Changes with every [`Self::set`].
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// The limits now.
+    pub(crate) fn get(&self) -> Limits {
+        *self.limits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores `limits` if they differ; whether they did.
+    pub(crate) fn set(&self, limits: Limits) -> bool {
+        let mut current = self.limits.lock().unwrap_or_else(|e| e.into_inner());
+        if *current == limits {
+            return false;
+        }
+        *current = limits;
+        self.version.fetch_add(1, Ordering::AcqRel);
+        true
+    }
+}
+
+/// Every project's [`LimitCell`] on this node, held weakly: a cell lives as long as
+/// one of the project's sessions holds it.
+#[derive(Debug, Default)]
+pub(crate) struct LiveLimits {
+    /// The cells, and how many were ever inserted (dead ones are pruned every 1024).
+    cells: Mutex<(CellMap, usize)>,
+}
+
+type CellMap = HashMap<Arc<str>, Weak<LimitCell>>;
+
+impl LiveLimits {
+    /// The project's cell for a session joining with `granted` limits. The grant was
+    /// just read from the store, so it is the newest word: the latest join's limits
+    /// win (as for rooms), which also repairs a plan change this node missed.
+    pub(crate) fn cell(&self, project: &Arc<str>, granted: Limits) -> Arc<LimitCell> {
+        let mut guard = self.cells.lock().unwrap_or_else(|e| e.into_inner());
+        let (cells, inserts) = &mut *guard;
+        if let Some(cell) = cells.get(project).and_then(Weak::upgrade) {
+            cell.set(granted);
+            return cell;
+        }
+        let cell = Arc::new(LimitCell::new(granted));
+        cells.insert(project.clone(), Arc::downgrade(&cell));
+        *inserts += 1;
+        if *inserts % 1024 == 0 {
+            cells.retain(|_, cell| cell.strong_count() > 0);
+        }
+        cell
+    }
+
+    /// Applies `limits` to the project's live sessions, if it has any here.
+    pub(crate) fn set(&self, project: &str, limits: Limits) -> bool {
+        let cell = {
+            let guard = self.cells.lock().unwrap_or_else(|e| e.into_inner());
+            guard.0.get(project).and_then(Weak::upgrade)
+        };
+        cell.is_some_and(|cell| cell.set(limits))
+    }
 }
 
 /// Live connections per project on this node.
@@ -274,6 +380,51 @@ mod tests {
             "{}",
             refused.reason
         );
+    }
+
+    #[test]
+    fn new_limits_reach_a_live_connection_through_its_cell() {
+        let slow = Limits {
+            connections_per_project: 1,
+            connections_per_room: 1,
+            rooms_per_project: 1,
+            max_document_bytes: 1,
+            messages_per_second: 1,
+            message_burst: 1,
+            bytes_per_second: 1000,
+            byte_burst: 1000,
+            rest_requests_per_minute: 1,
+            history_retention_days: 1,
+        };
+        let fast = Limits {
+            messages_per_second: 100,
+            message_burst: 100,
+            ..slow
+        };
+        let live = LiveLimits::default();
+        let project: Arc<str> = "prj_a".into();
+        let cell = live.cell(&project, slow);
+        let seen = cell.version();
+        let now = Instant::now();
+        let mut buckets = ConnBuckets::new(&cell.get(), now);
+        assert!(buckets.charge(1, now).is_ok());
+        assert!(buckets.charge(1, now).is_err(), "the slow plan allows one");
+        assert!(live.set("prj_a", fast));
+        assert!(
+            !live.set("prj_a", fast),
+            "unchanged limits are not a change"
+        );
+        assert!(!live.set("prj_b", fast), "no sessions there");
+        assert_ne!(cell.version(), seen);
+        let later = now + Duration::from_millis(500);
+        buckets.set_limits(&cell.get(), later);
+        for _ in 0..40 {
+            assert!(buckets.charge(1, later).is_ok(), "the fast plan's rate");
+        }
+        // A second session of the project shares the cell.
+        assert!(Arc::ptr_eq(&cell, &live.cell(&project, fast)));
+        drop(cell);
+        assert!(!live.set("prj_a", slow), "the cell died with its sessions");
     }
 
     #[test]

@@ -183,6 +183,9 @@ pub(crate) struct Engine {
     next_conn: AtomicU64,
     /// Live connections per project, for the plan's cap.
     pub(crate) project_connections: Arc<limits::ProjectConnections>,
+    /// The plan limits each project's live sessions enforce (a plan change updates
+    /// them in place).
+    pub(crate) live_limits: limits::LiveLimits,
     /// Counters and histograms for `/metrics`.
     pub(crate) metrics: Arc<metrics::EngineMetrics>,
     /// Usage counted per connection and room.
@@ -289,6 +292,9 @@ impl Rooms {
                     };
                     tokio::spawn(async move { rooms.reload_settings(&key).await });
                 }
+                cluster::ControlEvent::Limits { project_id, limits } => {
+                    rooms.set_project_limits_local(project_id, *limits);
+                }
                 // Handled by the cluster layer itself (the room catches up).
                 cluster::ControlEvent::RoomDeleted { .. } => {}
                 cluster::ControlEvent::SigningKeysChanged => {}
@@ -339,6 +345,7 @@ impl Rooms {
                 tracker: TaskTracker::new(),
                 next_conn: AtomicU64::new(1),
                 project_connections,
+                live_limits: limits::LiveLimits::default(),
                 metrics,
                 meter,
                 cluster,

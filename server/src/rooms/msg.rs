@@ -314,6 +314,11 @@ pub(crate) enum AdminMsg {
     Watch {
         reply: Reply<tokio::sync::watch::Receiver<u64>>,
     },
+    /// The project's plan changed: enforce these limits from now on.
+    SetLimits {
+        limits: RoomLimits,
+        reply: Reply<()>,
+    },
 }
 
 impl AdminMsg {
@@ -330,6 +335,7 @@ impl AdminMsg {
             AdminMsg::Close { reply, .. } => drop(reply.send(Err(error))),
             AdminMsg::SetReadOnly { reply, .. } => drop(reply.send(Err(error))),
             AdminMsg::Watch { reply } => drop(reply.send(Err(error))),
+            AdminMsg::SetLimits { reply, .. } => drop(reply.send(Err(error))),
         }
     }
 }

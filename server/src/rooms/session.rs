@@ -224,6 +224,9 @@ where
         let mut updates: u64 = 0;
         let mut refused_some = false;
         let mut buckets = limits.map(|l| ConnBuckets::new(&l, tokio::time::Instant::now()));
+        // The project's limits on this node: a plan change updates them in place.
+        let live = limits.map(|l| rooms.engine().live_limits.cell(&key.project_id, l));
+        let mut live_version = live.as_ref().map_or(0, |cell| cell.version());
         let reason: Option<CloseReason> = loop {
             tokio::select! {
                 biased;
@@ -251,7 +254,15 @@ where
                         // limit, it is refused and the connection closed, while all it
                         // sent before is already with the room.
                         if let Some(buckets) = &mut buckets {
-                            if let Err(reason) = buckets.charge(frame.len(), tokio::time::Instant::now()) {
+                            let now = tokio::time::Instant::now();
+                            if let Some(cell) = &live {
+                                let version = cell.version();
+                                if version != live_version {
+                                    live_version = version;
+                                    buckets.set_limits(&cell.get(), now);
+                                }
+                            }
+                            if let Err(reason) = buckets.charge(frame.len(), now) {
                                 break Some(reason);
                             }
                         }

@@ -52,6 +52,11 @@ pub const SQLITE: &[Migration] = &[
         sql: include_str!("../../migrations/sqlite/0005_webhooks.sql"),
     },
     Migration {
+        version: 6,
+        name: "0006_billing.sql",
+        sql: include_str!("../../migrations/sqlite/0006_billing.sql"),
+    },
+    Migration {
         version: 7,
         name: "0007_history.sql",
         sql: include_str!("../../migrations/sqlite/0007_history.sql"),
@@ -94,6 +99,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 5,
         name: "0005_webhooks.sql",
         sql: include_str!("../../migrations/postgres/0005_webhooks.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "0006_billing.sql",
+        sql: include_str!("../../migrations/postgres/0006_billing.sql"),
     },
     Migration {
         version: 7,

@@ -1,5 +1,5 @@
 //! Durable storage. One trait per concern ([`DocStore`] for room documents,
-//! [`control::ControlStore`] for the control plane, [`usage::UsageStore`] for metering,
+//! [`control::ControlStore`] for the control plane, [`usage::UsageStore`] for metering, [`billing::BillingStore`] for Stripe billing,
 //! [`export::Export`] for copying a whole installation), two backends implementing all of
 //! them ([`sqlite`], embedded, the default; [`postgres`], for many nodes on one database)
 //! with one query set (`store/sql/`, compiled once per backend; what differs between
@@ -7,6 +7,7 @@
 //! and the choice between them ([`Stores::open`]). All SQL lives under this folder; the
 //! rest of the server sees rows and ids.
 
+pub mod billing;
 pub mod control;
 pub mod copy;
 pub(crate) mod dialect;

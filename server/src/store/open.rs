@@ -88,6 +88,8 @@ pub struct Stores {
     pub export: Arc<dyn Export>,
     /// Usage metering.
     pub usage: SharedUsageStore,
+    /// Stripe billing state and the meter outbox.
+    pub billing: super::billing::SharedBillingStore,
 }
 
 impl std::fmt::Debug for Stores {
@@ -120,13 +122,14 @@ impl Stores {
 
     fn from_store<S>(store: S) -> Self
     where
-        S: super::DocStore + ControlStore + Export + UsageStore,
+        S: super::DocStore + ControlStore + Export + UsageStore + super::billing::BillingStore,
     {
         let store = Arc::new(store);
         Self {
             docs: store.clone(),
             control: store.clone(),
             export: store.clone(),
+            billing: store.clone(),
             usage: store,
         }
     }

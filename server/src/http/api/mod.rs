@@ -3,6 +3,7 @@
 //! the spec cannot list a route the server does not serve (or miss one).
 
 pub mod auth;
+pub mod billing;
 pub mod connections;
 pub mod history;
 pub mod invitations;
@@ -43,6 +44,7 @@ use crate::control::ControlError;
         (name = "rooms", description = "Rooms and their documents (project secret key)"),
         (name = "realtime", description = "The WebSocket endpoint (y-websocket protocol)"),
         (name = "webhooks", description = "Webhook endpoints (Standard Webhooks signatures), their deliveries, and the project's change feed (project secret key)"),
+        (name = "billing", description = "Stripe's webhook (when billing is configured)"),
     )
 )]
 struct ApiDoc;
@@ -155,6 +157,7 @@ pub fn router(max_update_bytes: usize, ip_layers: IpLayers) -> OpenApiRouter<App
         .merge(history::router())
         .merge(usage::router())
         .merge(webhooks::router())
+        .merge(billing::router())
 }
 
 /// The routes and the finished spec.

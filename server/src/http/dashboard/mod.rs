@@ -97,6 +97,11 @@ pub fn router(public_url: Option<&str>) -> Router<AppState> {
         .route(&format!("{project}/room/restore"), post(rooms::restore))
         .route(&format!("{tenant}/usage"), get(usage::page))
         .route(&format!("{tenant}/plan"), get(usage::plan))
+        .route(
+            &format!("{tenant}/plan/checkout"),
+            post(usage::plan_checkout),
+        )
+        .route(&format!("{tenant}/plan/portal"), post(usage::plan_portal))
         .route(&format!("{tenant}/audit"), get(tenant::audit))
         .route(&format!("{tenant}/team"), get(tenant::team))
         .route(
@@ -178,6 +183,8 @@ pub(crate) const STATE_CHANGING: &[&str] = &[
     "/dashboard/t/{tenant}/p/{project}/webhooks/whk_000000000000000000000000/delete",
     "/dashboard/t/{tenant}/p/{project}/webhooks/whk_000000000000000000000000/test",
     "/dashboard/t/{tenant}/p/{project}/webhooks/whk_000000000000000000000000/deliveries/dlv_000000000000000000000000/retry",
+    "/dashboard/t/{tenant}/plan/checkout",
+    "/dashboard/t/{tenant}/plan/portal",
 ];
 
 /// Pages may not be framed, load nothing from other origins, and are never stored by

@@ -34,6 +34,7 @@ async fn app(dir: &tempfile::TempDir, config: ControlConfig) -> (Router, Control
         control: control.clone(),
         authorizer,
         key_limits: Arc::default(),
+        billing: None,
         ip_limits: None,
     });
     (app, control)

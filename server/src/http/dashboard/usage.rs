@@ -9,14 +9,19 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::Form;
 use serde::Deserialize;
 
 use super::chart::{bars, ChartSpec, Series};
 use super::error::{render, DashResult};
-use super::render::{bytes, query_value};
+use super::render::{bytes, query_value, when};
 use super::session::{Chrome, Ctx, DashUser};
 use crate::control::usage::{Figures, Granularity, UsageRange, UsageReport};
+use crate::control::ControlError;
+use crate::http::extract::Meta;
 use crate::http::AppState;
+use crate::store::control::Role;
 use crate::store::usage::{DAY_MS, HOUR_MS};
 
 struct Tab {
@@ -457,6 +462,159 @@ struct PlanPage {
     chrome: Chrome,
     plan: String,
     limits: Vec<LimitRow>,
+    /// `None`: billing is not configured on this server.
+    billing: Option<BillingView>,
+    base: String,
+}
+
+/// The billing part of the plan page.
+struct BillingView {
+    owner: bool,
+    /// Plans that can be bought (not the current one).
+    buy: Vec<String>,
+    has_customer: bool,
+    subscription: String,
+    renewal: String,
+    payment: String,
+    pending: i64,
+    pending_value: i64,
+    failing: i64,
+    sent: i64,
+    last_error: String,
+    next_attempt: String,
+    recent: Vec<MeterLine>,
+}
+
+struct MeterLine {
+    hour: String,
+    project: String,
+    event: String,
+    value: i64,
+    state: String,
+}
+
+async fn billing_view(state: &AppState, ctx: &Ctx) -> DashResult<Option<BillingView>> {
+    let Some(billing) = &state.billing else {
+        return Ok(None);
+    };
+    let status = billing.status(&ctx.access).await?;
+    let account = status.account.as_ref();
+    let subscription = match account.and_then(|a| a.subscription_status.as_deref()) {
+        Some(s) => {
+            let cancelling = account.is_some_and(|a| a.cancel_at_period_end);
+            format!(
+                "{s}{}",
+                if cancelling {
+                    " (cancels at the period's end)"
+                } else {
+                    ""
+                }
+            )
+        }
+        None => "none".to_owned(),
+    };
+    let renewal = account
+        .and_then(|a| a.current_period_end)
+        .map_or_else(|| "—".to_owned(), when);
+    let payment = match account.and_then(|a| a.grace_until) {
+        Some(until) => format!(
+            "payment failed; the plan drops to free on {} unless it is paid",
+            when(until)
+        ),
+        None if account.is_some_and(|a| a.subscription_id.is_some()) => "paid".to_owned(),
+        None => "—".to_owned(),
+    };
+    let recent = status
+        .recent
+        .iter()
+        .map(|r| MeterLine {
+            hour: when(r.hour_start),
+            project: r.project_id.clone(),
+            event: r.event_name.clone(),
+            value: r.value,
+            state: match (r.sent_at, &r.last_error) {
+                (Some(at), _) => format!("reported {}", when(at)),
+                (None, Some(error)) => format!(
+                    "failed {} time(s), next try {}: {error}",
+                    r.attempts,
+                    when(r.next_attempt_at)
+                ),
+                (None, None) => "waiting".to_owned(),
+            },
+        })
+        .collect();
+    Ok(Some(BillingView {
+        owner: ctx.access.role == Role::Owner,
+        buy: status
+            .purchasable
+            .into_iter()
+            .filter(|p| *p != status.plan)
+            .collect(),
+        has_customer: account.is_some(),
+        subscription,
+        renewal,
+        payment,
+        pending: status.meter.pending,
+        pending_value: status.meter.pending_value,
+        failing: status.meter.failing,
+        sent: status.meter.sent,
+        last_error: status.meter.last_error.unwrap_or_default(),
+        next_attempt: status.meter.next_attempt_at.map(when).unwrap_or_default(),
+        recent,
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "stripe_redirect.html")]
+struct StripeRedirect {
+    chrome: Chrome,
+    url: String,
+}
+
+/// Which plan to buy.
+#[derive(Debug, Deserialize)]
+pub(super) struct CheckoutForm {
+    plan: String,
+}
+
+/// Opens a Stripe Checkout session and sends the owner there (a page that moves on at
+/// once: the pages' CSP keeps form posts on this origin, redirects included).
+pub(super) async fn plan_checkout(
+    State(state): State<AppState>,
+    DashUser(auth): DashUser,
+    Meta(meta): Meta,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<CheckoutForm>,
+) -> DashResult {
+    let ctx = Ctx::load(&state, auth, &tenant, None, "plan").await?;
+    let billing = state.billing.as_ref().ok_or(ControlError::NotFound)?;
+    let base = crate::http::api::billing::base_url(&state, &headers);
+    let session = billing
+        .checkout(&ctx.access, &form.plan, &base, &meta)
+        .await?;
+    Ok(render(&StripeRedirect {
+        chrome: ctx.chrome,
+        url: session.url,
+    }))
+}
+
+/// Opens a Stripe customer-portal session and sends the owner there.
+pub(super) async fn plan_portal(
+    State(state): State<AppState>,
+    DashUser(auth): DashUser,
+    Meta(meta): Meta,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> DashResult {
+    let ctx = Ctx::load(&state, auth, &tenant, None, "plan").await?;
+    let billing = state.billing.as_ref().ok_or(ControlError::NotFound)?;
+    let base = crate::http::api::billing::base_url(&state, &headers);
+    let session = billing.portal(&ctx.access, &base, &meta).await?;
+    Ok(render(&StripeRedirect {
+        chrome: ctx.chrome,
+        url: session.url,
+    }))
 }
 
 /// The plan, its limits, and current use against them.
@@ -535,9 +693,12 @@ pub(super) async fn plan(
             hint: "enforced per key (429)",
         },
     ];
+    let billing = billing_view(&state, &ctx).await?;
     Ok(render(&PlanPage {
         plan: ctx.tenant.plan.clone(),
+        base: format!("/dashboard/t/{}", ctx.access.tenant_id),
         chrome: ctx.chrome,
         limits: rows,
+        billing,
     }))
 }

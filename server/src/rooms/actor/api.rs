@@ -109,6 +109,12 @@ impl RoomActor {
             AdminMsg::Watch { reply } => {
                 let _ = reply.send(Ok(self.changes.subscribe()));
             }
+            AdminMsg::SetLimits { limits, reply } => {
+                // The plan changed: the document cap and the room's connection cap
+                // apply from the next update or join on.
+                self.limits = Some(limits);
+                let _ = reply.send(Ok(()));
+            }
             AdminMsg::Delete { reply } => {
                 let deleted = self.delete().await;
                 // Only now that the store has erased the room does the slot open; whoever

@@ -126,6 +126,14 @@ pub enum ControlEvent {
         /// The room's name.
         room: String,
     },
+    /// The project's plan changed: its live connections and rooms enforce these
+    /// limits from now on.
+    Limits {
+        /// The project.
+        project_id: String,
+        /// The new plan's limits.
+        limits: crate::rooms::limits::Limits,
+    },
 }
 
 /// A control message: the event, and its id in the durable event log when it was
@@ -273,5 +281,11 @@ mod tests {
             let (_, _, back) = decode_control(&encode_control(7, None, &event)).unwrap();
             assert_eq!(back, event);
         }
+        let limits = ControlEvent::Limits {
+            project_id: "prj_1".into(),
+            limits: crate::control::plans::Plans::default().limits("pro"),
+        };
+        let (_, _, back) = decode_control(&encode_control(7, None, &limits)).unwrap();
+        assert_eq!(back, limits);
     }
 }

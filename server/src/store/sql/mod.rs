@@ -1,5 +1,5 @@
-//! The one query set of both backends: every trait impl of the store (`control`, `docs`,
-//! `events`, `export`, `usage`) and the row decoders (`rows`), written once with `$n` placeholders,
+//! The one query set of both backends: every trait impl of the store (`billing`,
+//! `control`, `docs`, `events`, `export`, `usage`) and the row decoders (`rows`), written once with `$n` placeholders,
 //! which Postgres and sqlx's SQLite driver both bind by number.
 //!
 //! This folder is compiled once per backend: `store/sqlite/mod.rs` and
@@ -18,6 +18,7 @@
 
 use super::{Db, DbRow, Store};
 
+mod billing;
 mod control;
 mod docs;
 mod events;

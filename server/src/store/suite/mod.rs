@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use super::export::Table;
 use super::Stores;
 
+mod billing;
 mod control;
 mod copy;
 mod docs;
@@ -157,6 +158,7 @@ macro_rules! stories {
             copy::verify_catches_a_difference,
             usage::usage_story,
             webhooks::webhook_story,
+            billing::billing_story,
         );
     };
     (@each $open:path; $($module:ident :: $story:ident),* $(,)?) => {

@@ -1,0 +1,56 @@
+-- Stripe billing (off unless configured). Times are unix milliseconds.
+--
+-- billing_accounts: a tenant's Stripe customer, created once and remembered, and the
+-- subscription state the webhook last applied (with the Stripe `created` time of that
+-- event, so an older event delivered late does not undo a newer one). While an invoice
+-- is unpaid, grace_until is when the tenant drops to the free plan. metered_through:
+-- every usage hour before it is in the meter outbox.
+--
+-- stripe_events: every webhook event applied, by Stripe's event id, written in the same
+-- transaction as its effects: a replayed delivery changes nothing.
+--
+-- meter_outbox: usage waiting to be reported as Stripe billing meter events. One row per
+-- project, hour and metered quantity; its identifier (the primary key) is derived from
+-- those and sent to Stripe, which counts an identifier once, so a retry or a restart
+-- never double-counts. No foreign keys: usage outlives its projects.
+
+CREATE TABLE billing_accounts (
+    tenant_id            TEXT    COLLATE "C" PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
+    customer_id          TEXT    NOT NULL UNIQUE,          -- cus_…
+    subscription_id      TEXT,                             -- sub_…
+    subscription_status  TEXT,                             -- Stripe's (active, past_due, canceled, …)
+    price_id             TEXT,
+    current_period_end   BIGINT,                          -- the renewal date
+    cancel_at_period_end BOOLEAN NOT NULL DEFAULT FALSE,
+    payment_failed_at    BIGINT,
+    grace_until          BIGINT,
+    metered_through      BIGINT,                          -- an hour boundary
+    state_event_at       BIGINT  NOT NULL DEFAULT 0,       -- Stripe `created` (seconds)
+    created_at           BIGINT  NOT NULL,
+    updated_at           BIGINT  NOT NULL
+);
+
+CREATE TABLE stripe_events (
+    event_id     TEXT    COLLATE "C" PRIMARY KEY,                      -- evt_…
+    event_type   TEXT    NOT NULL,
+    tenant_id    TEXT,
+    received_at  BIGINT  NOT NULL
+);
+
+CREATE TABLE meter_outbox (
+    identifier       TEXT    COLLATE "C" PRIMARY KEY,
+    tenant_id        TEXT    NOT NULL,
+    customer_id      TEXT    NOT NULL,
+    event_name       TEXT    NOT NULL,
+    project_id       TEXT    NOT NULL,
+    hour_start       BIGINT  NOT NULL,
+    value            BIGINT  NOT NULL,
+    created_at       BIGINT  NOT NULL,
+    attempts         BIGINT  NOT NULL DEFAULT 0,
+    next_attempt_at  BIGINT  NOT NULL,
+    last_error       TEXT,
+    sent_at          BIGINT
+);
+
+CREATE INDEX meter_outbox_due ON meter_outbox (sent_at, next_attempt_at);
+CREATE INDEX meter_outbox_by_tenant ON meter_outbox (tenant_id, hour_start);
