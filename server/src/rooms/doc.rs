@@ -50,14 +50,15 @@ pub(crate) fn decode_state_vector(bytes: &[u8]) -> Result<StateVector, String> {
     }
 }
 
-/// Applies an update to the room's document.
-pub(crate) fn apply(doc: &Doc, update: Update) -> Result<(), ApplyError> {
+/// Applies an update to the room's document; `true` if it changed anything (inserted
+/// or deleted something the document did not have).
+pub(crate) fn apply(doc: &Doc, update: Update) -> Result<bool, ApplyError> {
     let result = catch_unwind(AssertUnwindSafe(|| {
         let mut txn = doc.transact_mut();
-        txn.apply_update(update)
+        txn.apply_update(update).map(|()| txn.has_changes())
     }));
     match result {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(changed)) => Ok(changed),
         Ok(Err(e)) => Err(ApplyError::Invalid(e.to_string())),
         Err(panic) => {
             tracing::error!(panic = %panic_message(&*panic), "yrs panicked applying an update");

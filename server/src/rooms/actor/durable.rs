@@ -38,6 +38,9 @@ impl RoomActor {
             Ok(seq) => {
                 self.persisted += 1;
                 self.last_seq = self.last_seq.max(seq);
+                if self.link.is_some() {
+                    self.seen.insert(seq);
+                }
                 self.log_updates += 1;
                 self.log_bytes += done.bytes;
                 self.release();

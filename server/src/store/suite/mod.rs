@@ -134,6 +134,7 @@ macro_rules! stories {
             docs::racing_compactions_story,
             docs::a_row_committed_late_survives_compaction,
             docs::room_version_story,
+            docs::read_unseen_story,
             control::account_story,
             control::session_story,
             control::member_story,
