@@ -627,6 +627,60 @@ mod tests {
         }
     }
 
+    /// A real late commit: on Postgres another node's append takes its seq, this node
+    /// sees a later row commit first, and the earlier row becomes visible after that.
+    #[tokio::test]
+    async fn a_row_visible_only_after_a_later_one_is_still_read_postgres() {
+        use sqlx::Connection;
+        let Some(store) = TestStore::postgres().await else {
+            return;
+        };
+        let docs = store.docs();
+        let room_id = docs.load("prj", "doc").await.unwrap().room_id;
+        let (one, two) = (yrs::Doc::new(), yrs::Doc::new());
+        let a = edit(&one, "hello");
+        let b = edit(&two, "late");
+        let c = edit(&one, " world");
+        let a_seq = append(docs, room_id, &a).await;
+        let room = yrs::Doc::new();
+        doc::apply(&room, doc::decode_update(&a).unwrap()).unwrap();
+        let mut known = Known {
+            version: None,
+            snapshot: None,
+            seen: BTreeSet::from([a_seq]),
+        };
+
+        let mut late = sqlx::PgConnection::connect(store.postgres_url().unwrap())
+            .await
+            .unwrap();
+        let mut tx = late.begin().await.unwrap();
+        let b_seq: Seq = sqlx::query_scalar(
+            "INSERT INTO room_updates (room_id, data) VALUES ($1, $2) RETURNING seq",
+        )
+        .bind(room_id)
+        .bind(b.to_vec())
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        let c_seq = append(docs, room_id, &c).await;
+        assert!(b_seq < c_seq);
+        let done = catch_up(docs, &key(), room_id, known.clone())
+            .await
+            .unwrap();
+        assert_eq!(take(&room, &mut known, done), (false, 1), "C only");
+        assert_eq!(known.seen, BTreeSet::from([a_seq, c_seq]));
+
+        tx.commit().await.unwrap();
+        let done = catch_up(docs, &key(), room_id, known.clone())
+            .await
+            .unwrap();
+        assert_eq!(take(&room, &mut known, done), (false, 1), "B, below C");
+        assert_eq!(known.seen, BTreeSet::from([a_seq, b_seq, c_seq]));
+        assert_eq!(text(&room), replayed(&[&a, &b, &c]));
+        late.close().await.unwrap();
+        store.stores.close().await;
+    }
+
     #[test]
     fn the_catch_up_interval_is_jittered_within_half_either_way() {
         let interval = std::time::Duration::from_secs(10);

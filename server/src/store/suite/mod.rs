@@ -51,6 +51,14 @@ impl TestStore {
         })
     }
 
+    /// The database's URL when on Postgres (for a test that needs its own connection).
+    pub fn postgres_url(&self) -> Option<&str> {
+        match &self.place {
+            Place::Postgres(db) => Some(&db.url),
+            Place::Sqlite(_) => None,
+        }
+    }
+
     pub fn docs(&self) -> &dyn super::DocStore {
         &*self.stores.docs
     }
