@@ -98,8 +98,8 @@ pub struct ServeOptions {
     pub cluster_prefix: Option<String>,
 
     /// How often each node compares its loaded rooms with the database, to repair
-    /// anything Redis failed to deliver (it also does after every Redis reconnect)
-    /// [default: 10s]
+    /// anything Redis failed to deliver (it also does after every Redis reconnect);
+    /// each room's interval is randomised by up to half either way [default: 10s]
     #[arg(long, env = "TANDEM_CLUSTER_CATCHUP_INTERVAL", value_name = "DURATION")]
     pub cluster_catchup_interval: Option<HumanDuration>,
 

@@ -172,6 +172,14 @@ pub(crate) struct RoomActor {
     /// Durable updates and their writers since the last report to the events sink
     /// (reported at most once a tick, never per update).
     tally: super::events::ChangeTally,
+    /// In a cluster, when the next periodic catch-up is due after the last one began:
+    /// the interval jittered afresh each time, so rooms' catch-ups spread out.
+    catchup_every: Option<Duration>,
+    /// In a cluster: the seqs of the log rows this document holds (read from the store or
+    /// acknowledged for this node's own appends), and the `upto_seq` of the snapshot it
+    /// holds, so that a catch-up reads only what is new (see `remote.rs`).
+    seen: std::collections::BTreeSet<Seq>,
+    known_snapshot: Option<Seq>,
 }
 
 impl RoomActor {
@@ -305,6 +313,9 @@ impl RoomActor {
             read_only,
             changes: tokio::sync::watch::Sender::new(0),
             tally: Default::default(),
+            catchup_every: None,
+            seen: stored.updates.iter().map(|(seq, _)| *seq).collect(),
+            known_snapshot: stored.snapshot.as_ref().map(|(seq, _)| *seq),
         }
     }
 

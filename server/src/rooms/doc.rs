@@ -50,14 +50,15 @@ pub(crate) fn decode_state_vector(bytes: &[u8]) -> Result<StateVector, String> {
     }
 }
 
-/// Applies an update to the room's document.
-pub(crate) fn apply(doc: &Doc, update: Update) -> Result<(), ApplyError> {
+/// Applies an update to the room's document; `true` if it changed anything (inserted
+/// or deleted something the document did not have).
+pub(crate) fn apply(doc: &Doc, update: Update) -> Result<bool, ApplyError> {
     let result = catch_unwind(AssertUnwindSafe(|| {
         let mut txn = doc.transact_mut();
-        txn.apply_update(update)
+        txn.apply_update(update).map(|()| txn.has_changes())
     }));
     match result {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(changed)) => Ok(changed),
         Ok(Err(e)) => Err(ApplyError::Invalid(e.to_string())),
         Err(panic) => {
             tracing::error!(panic = %panic_message(&*panic), "yrs panicked applying an update");
@@ -117,6 +118,55 @@ mod tests {
         let mut txn = doc.transact_mut();
         text.insert(&mut txn, at, s);
         txn.encode_update_v1()
+    }
+
+    /// What decides whether a remote update is relayed: one that brings nothing new
+    /// (a catch-up applied it first) is `false`, also when it deletes something (every
+    /// map overwrite does), so local clients never get it twice.
+    #[test]
+    fn apply_tells_whether_an_update_changed_anything() {
+        use yrs::Map;
+        let writer = Doc::new();
+        let map = writer.get_or_insert_map("m");
+        let first = {
+            let mut txn = writer.transact_mut();
+            map.insert(&mut txn, "k", 1);
+            txn.encode_update_v1()
+        };
+        let overwrite = {
+            let mut txn = writer.transact_mut();
+            map.insert(&mut txn, "k", 2);
+            txn.encode_update_v1()
+        };
+        let overwrite_update = decode_update(&overwrite).unwrap();
+        assert!(
+            !overwrite_update.delete_set().is_empty(),
+            "an overwrite deletes"
+        );
+
+        let room = Doc::new();
+        assert!(apply(&room, decode_update(&first).unwrap()).unwrap());
+        assert!(apply(&room, overwrite_update).unwrap());
+        // The same updates again (from Redis after a catch-up brought them): nothing.
+        assert!(!apply(&room, decode_update(&overwrite).unwrap()).unwrap());
+        assert!(!apply(&room, decode_update(&first).unwrap()).unwrap());
+        // A whole state holding them adds nothing either; a delete-only update that
+        // deletes something new does.
+        let whole = merge(&StoredDoc {
+            room_id: 1,
+            snapshot: None,
+            updates: vec![(1, Bytes::from(first)), (2, Bytes::from(overwrite))],
+            read_only: false,
+            created: false,
+        });
+        assert!(!apply(&room, decode_update(&whole).unwrap()).unwrap());
+        let removal = {
+            let mut txn = writer.transact_mut();
+            map.remove(&mut txn, "k");
+            txn.encode_update_v1()
+        };
+        assert!(apply(&room, decode_update(&removal).unwrap()).unwrap());
+        assert!(!apply(&room, decode_update(&removal).unwrap()).unwrap());
     }
 
     #[test]

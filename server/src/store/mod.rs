@@ -21,7 +21,7 @@ pub mod postgres;
 pub(crate) mod rows;
 pub mod sqlite;
 #[cfg(test)]
-mod suite;
+pub(crate) mod suite;
 pub mod usage;
 pub mod webhooks;
 
@@ -182,6 +182,18 @@ pub struct RoomVersion {
     pub log_seq_sum: i64,
 }
 
+/// What a catch-up reads of a room's log ([`DocStore::read_unseen`]), from one snapshot
+/// of the database.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogTail {
+    /// The snapshot's `upto_seq` and size in bytes, `None` when the room has none.
+    pub snapshot: Option<(Seq, usize)>,
+    /// Every log row still stored: its seq and size in bytes, in seq order.
+    pub rows: Vec<(Seq, usize)>,
+    /// The data of the rows whose seq the reader had not seen, in seq order.
+    pub updates: Vec<(Seq, Bytes)>,
+}
+
 /// A room as listed by [`DocStore::list_rooms`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoomRow {
@@ -229,6 +241,21 @@ pub trait DocStore: events::EventLog + history::HistoryStore + Send + Sync + 'st
         folded: &[Seq],
         data: &[u8],
     ) -> StoreResult<bool>;
+
+    /// What a node that holds the log rows `seen` (and the snapshot it loaded or last
+    /// read) lacks, from one snapshot of the database: the snapshot's `upto_seq`, the
+    /// seqs of every stored log row, and the data of those not in `seen`. Rows are
+    /// compared by seq, not by position, so a row that committed late with a seq below
+    /// rows already seen is read too. It reads the data of the rows from the lowest
+    /// unseen seq on (those seen among them are dropped here), so it costs what changed
+    /// since, not the document. Rows a compaction folded are gone from the log: the
+    /// caller compares the snapshot's `upto_seq` with the one it holds and reads the
+    /// whole document when it changed.
+    async fn read_unseen(
+        &self,
+        room_id: RoomId,
+        seen: &std::collections::BTreeSet<Seq>,
+    ) -> StoreResult<LogTail>;
 
     /// The room's [`RoomVersion`] in one query, `None` when the room does not exist
     /// (never created, or deleted).

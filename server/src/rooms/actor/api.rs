@@ -170,7 +170,7 @@ impl RoomActor {
             return Flow::Continue;
         }
         match self.check_and_apply(update, &payload) {
-            Ok(()) => {
+            Ok(_) => {
                 let frame = Bytes::from(Message::Update(&payload).encode());
                 let publish = self.link.is_some().then(|| Deferred::Publish {
                     kind: crate::rooms::cluster::Kind::Update,

@@ -72,6 +72,9 @@ impl RoomActor {
                 self.persisted += 1;
                 self.last_seq = self.last_seq.max(seq);
                 self.tally.stored(seq);
+                if self.link.is_some() {
+                    self.seen.insert(seq);
+                }
                 self.log_updates += 1;
                 self.log_bytes += done.bytes;
                 self.release();

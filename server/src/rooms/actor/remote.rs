@@ -3,10 +3,14 @@
 //! when something may have been missed.
 //!
 //! Remote updates were durable before they were published, so they are applied and
-//! relayed to local connections at once and never stored again here. An update that
-//! does not fit the document (it builds on something this node missed) is not applied;
-//! the room catches up instead: it reads the room's version and, if that changed since
-//! the last look, the whole stored document, and applies it (yrs skips what it has).
+//! relayed to local connections at once and never stored again here; one that adds
+//! nothing (a catch-up brought it first) is not relayed again. An update that does not
+//! fit the document (it builds on something this node missed) is not applied; the room
+//! catches up instead: it reads the room's version and, if that changed since the last
+//! look, the log rows it does not hold (by seq, so a late commit below rows already
+//! seen is read too), or the whole stored document when the snapshot changed since the
+//! one it holds (a compaction may have folded rows it never saw), and applies them
+//! (yrs skips what it has).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -17,13 +21,12 @@ use tandem_protocol::json::{self, JsonLimits};
 use tandem_protocol::{close, Message};
 use tokio::time::Instant;
 use tracing::Instrument;
-use yrs::{ReadTxn, Transact};
 
 use super::{vacate, Flow, Owner, Refused, RoomActor};
 use crate::rooms::cluster::Kind;
 use crate::rooms::msg::Remote;
-use crate::rooms::{doc, validate, CloseReason, Engine, RoomKey};
-use crate::store::{RoomId, RoomVersion, StoreError};
+use crate::rooms::{doc, validate, CloseReason, RoomKey};
+use crate::store::{DocStore, RoomId, RoomVersion, Seq, StoreError, StoredDoc};
 
 /// The least time between two catch-ups of a room (doubled after each failure, up to
 /// 32 times).
@@ -35,11 +38,16 @@ pub(super) enum CaughtUp {
     Unchanged,
     /// The room is gone from the database (deleted on another node).
     Gone,
-    /// The stored document as one update, with the version it was read at and the
-    /// sizes the actor accounts for.
+    /// What the room lacked as updates (none: only rows it holds), with
+    /// the version it was read at, what the document then holds (the snapshot's
+    /// `upto_seq`, every log row's seq) and the sizes the actor accounts for.
     Changed {
         version: RoomVersion,
-        state: Vec<u8>,
+        updates: Vec<Bytes>,
+        snapshot_upto: Option<Seq>,
+        rows: Vec<Seq>,
+        /// Whether the whole document was read (the snapshot changed).
+        whole: bool,
         snapshot_bytes: usize,
         log_bytes: usize,
         log_updates: usize,
@@ -94,12 +102,10 @@ impl RoomActor {
         };
         // A catch-up may have brought this update already (it was in flight on Redis
         // when the database was read): then it adds nothing and is not relayed again.
-        let deletes = !update.delete_set().is_empty();
-        let before = doc::state_vector_of(&self.doc);
         match self.check_and_apply(update, payload) {
-            Ok(()) => {
+            Ok(changed) => {
                 self.remote_bytes += payload.len();
-                if deletes || doc::state_vector_of(&self.doc) != before {
+                if changed {
                     self.broadcast(None, &frame);
                 }
             }
@@ -231,7 +237,10 @@ impl RoomActor {
         if link.missed.swap(false, Ordering::Relaxed) {
             self.catchup_due = true;
         }
-        if self.last_catchup.elapsed() >= link.cluster().catchup_interval() {
+        let every = *self
+            .catchup_every
+            .get_or_insert_with(|| jittered(link.cluster().catchup_interval()));
+        if self.last_catchup.elapsed() >= every {
             self.catchup_due = true;
         }
         // Spaced out, more so after failures (the database may be down).
@@ -241,12 +250,17 @@ impl RoomActor {
         }
         self.catchup_due = false;
         self.last_catchup = Instant::now();
+        self.catchup_every = None;
         let engine = self.engine.clone();
-        let (key, room_id, known) = (self.key.clone(), self.room_id, self.version);
-        self.catchup =
-            Some(self.engine.tracker.spawn(
-                async move { catch_up(&engine, &key, room_id, known).await }.in_current_span(),
-            ));
+        let (key, room_id) = (self.key.clone(), self.room_id);
+        let known = Known {
+            version: self.version,
+            snapshot: self.known_snapshot,
+            seen: self.seen.clone(),
+        };
+        self.catchup = Some(self.engine.tracker.spawn(
+            async move { catch_up(&*engine.store, &key, room_id, known).await }.in_current_span(),
+        ));
     }
 
     /// Applies what a catch-up found; `Stop` if the room is gone.
@@ -265,42 +279,60 @@ impl RoomActor {
             }
             Ok(CaughtUp::Changed {
                 version,
-                state,
+                updates,
+                snapshot_upto,
+                rows,
+                whole,
                 snapshot_bytes,
                 log_bytes,
                 log_updates,
             }) => {
                 self.catchup_failures = 0;
+                if !updates.is_empty() {
+                    let before = doc::state_vector_of(&self.doc);
+                    let mut changed = false;
+                    // In seq order; one that builds on a later one waits in yrs for it.
+                    for update in &updates {
+                        match doc::decode_update(update)
+                            .and_then(|u| doc::apply(&self.doc, u).map_err(|e| e.to_string()))
+                        {
+                            Ok(applied) => changed |= applied,
+                            Err(error) => {
+                                // Nothing is taken as held: the next catch-up reads it
+                                // again.
+                                tracing::error!(%error, "a stored update does not apply");
+                                return Flow::Continue;
+                            }
+                        }
+                    }
+                    if changed {
+                        // Something was missed: send local connections what they lack.
+                        if let Some(metrics) = self.link.as_ref().map(|l| l.cluster().metrics()) {
+                            metrics.catchup_repairs.fetch_add(1, Ordering::Relaxed);
+                        }
+                        tracing::info!(whole, "caught up with updates missed from other nodes");
+                        let diff = doc::diff(&self.doc, &before);
+                        let frame = Bytes::from(Message::Update(&diff).encode());
+                        self.broadcast(None, &frame);
+                    }
+                }
                 self.version = Some(version);
+                self.known_snapshot = snapshot_upto;
+                // The rows read and held, and this node's appends acknowledged since the
+                // read (above every row it saw); a row folded since is no longer listed.
+                let newest = rows.last().copied().max(snapshot_upto);
+                let later = self
+                    .seen
+                    .iter()
+                    .copied()
+                    .filter(|seq| newest.is_none_or(|newest| *seq > newest));
+                self.seen = rows.iter().copied().chain(later).collect();
                 self.snapshot_bytes = snapshot_bytes;
                 self.log_bytes = log_bytes;
                 self.log_updates = log_updates;
                 self.remote_bytes = 0;
-                if let Some(seq) = version.log_max {
+                if let Some(seq) = newest {
                     self.last_seq = self.last_seq.max(seq);
-                }
-                let before = self.doc.transact().snapshot();
-                let update = match doc::decode_update(&state) {
-                    Ok(update) => update,
-                    Err(error) => {
-                        tracing::error!(%error, "the stored document does not decode");
-                        return Flow::Continue;
-                    }
-                };
-                if let Err(error) = doc::apply(&self.doc, update) {
-                    tracing::error!(?error, "the stored document does not apply");
-                    return Flow::Continue;
-                }
-                let after = self.doc.transact().snapshot();
-                if before != after {
-                    // Something was missed: send local connections what they lack.
-                    if let Some(metrics) = self.link.as_ref().map(|l| l.cluster().metrics()) {
-                        metrics.catchup_repairs.fetch_add(1, Ordering::Relaxed);
-                    }
-                    tracing::info!("caught up with updates missed from other nodes");
-                    let diff = doc::diff(&self.doc, &before.state_map);
-                    let frame = Bytes::from(Message::Update(&diff).encode());
-                    self.broadcast(None, &frame);
                 }
                 self.maybe_compact();
             }
@@ -316,41 +348,93 @@ impl RoomActor {
     }
 }
 
-/// Compares the room with the database and reads it if it changed since `known`.
+/// What the room holds when a catch-up starts.
+#[derive(Debug, Clone, Default)]
+struct Known {
+    /// The version it last read.
+    version: Option<RoomVersion>,
+    /// The `upto_seq` of the snapshot it holds.
+    snapshot: Option<Seq>,
+    /// The log rows it holds.
+    seen: std::collections::BTreeSet<Seq>,
+}
+
+/// Compares the room with the database and, if it changed since `known`, reads what the
+/// room lacks: the log rows it has not seen, or everything when the snapshot changed.
+///
+/// A compaction deletes the rows it folds from the log, so rows this node never saw may
+/// be in a new snapshot and nowhere else: then only the whole document is safe. While
+/// the snapshot stays the one the room holds, every row not in it is still in the log,
+/// and comparing seqs finds each one this node lacks, however late it committed.
 async fn catch_up(
-    engine: &Engine,
+    store: &dyn DocStore,
     key: &RoomKey,
     room_id: RoomId,
-    known: Option<RoomVersion>,
+    known: Known,
 ) -> CatchUpResult {
-    let store = &engine.store;
     let Some(version) = store.room_version(room_id).await? else {
         return Ok(CaughtUp::Gone);
     };
-    if known == Some(version) {
+    if known.version == Some(version) {
         return Ok(CaughtUp::Unchanged);
     }
     // Deleted and re-created under the same name: ours is the old document.
     if store.find_room(&key.project_id, &key.name).await? != Some(room_id) {
         return Ok(CaughtUp::Gone);
     }
-    let stored = store.read_upto(room_id, crate::store::Seq::MAX).await?;
-    // The version read before the document: if rows landed in between, the next look
-    // sees a different version and reads again (applying twice is harmless).
+    // The version read before the rows: if rows landed in between, the next look sees
+    // a different version and reads again (what it holds, it skips).
+    let tail = store.read_unseen(room_id, &known.seen).await?;
+    let snapshot_upto = tail.snapshot.map(|(seq, _)| seq);
+    if snapshot_upto == known.snapshot {
+        let rows: Vec<Seq> = tail.rows.iter().map(|(seq, _)| *seq).collect();
+        return Ok(CaughtUp::Changed {
+            version,
+            updates: tail.updates.into_iter().map(|(_, data)| data).collect(),
+            snapshot_upto,
+            rows,
+            whole: false,
+            snapshot_bytes: tail.snapshot.map_or(0, |(_, bytes)| bytes),
+            log_bytes: tail.rows.iter().map(|(_, bytes)| bytes).sum(),
+            log_updates: tail.rows.len(),
+        });
+    }
+    let stored = store.read_upto(room_id, Seq::MAX).await?;
     let snapshot_bytes = stored.snapshot.as_ref().map_or(0, |(_, b)| b.len());
     let log_bytes = stored.log_bytes();
     let log_updates = stored.updates.len();
-    let stored = Arc::new(stored);
-    let state = tokio::task::spawn_blocking(move || doc::merge(&stored))
-        .await
-        .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?;
+    let snapshot_upto = stored.snapshot.as_ref().map(|(seq, _)| *seq);
+    let rows = stored.updates.iter().map(|(seq, _)| *seq).collect();
     Ok(CaughtUp::Changed {
         version,
-        state,
+        updates: vec![Bytes::from(merge(stored).await?)],
+        snapshot_upto,
+        rows,
+        whole: true,
         snapshot_bytes,
         log_bytes,
         log_updates,
     })
+}
+
+/// `stored` merged into one update, off the room's task.
+async fn merge(stored: StoredDoc) -> Result<Vec<u8>, StoreError> {
+    let stored = Arc::new(stored);
+    tokio::task::spawn_blocking(move || doc::merge(&stored))
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))
+}
+
+/// `interval` times a random factor in [0.5, 1.5), so that rooms loaded together do not
+/// catch up together.
+pub(super) fn jittered(interval: std::time::Duration) -> std::time::Duration {
+    let mut random = [0u8; 4];
+    // Without randomness, the interval as it is (still correct, only less spread).
+    if getrandom::fill(&mut random).is_err() {
+        return interval;
+    }
+    let unit = f64::from(u32::from_le_bytes(random)) / (f64::from(u32::MAX) + 1.0);
+    interval.mul_f64(0.5 + unit)
 }
 
 /// The running catch-up's result (pending forever when none runs, for `select!`).
@@ -362,5 +446,253 @@ pub(super) async fn join(
             .await
             .unwrap_or_else(|e| Err(StoreError::Io(std::io::Error::other(e.to_string())))),
         None => std::future::pending().await,
+    }
+}
+
+/// The catch-up's reads against every backend (SQLite, and the real Postgres of the
+/// storage suite): what another node appended, a row that committed late below rows
+/// already seen, and a compaction folding rows this node never saw.
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use bytes::Bytes;
+    use yrs::{GetString, Text, Transact};
+
+    use super::{catch_up, doc, CaughtUp, Known};
+    use crate::rooms::RoomKey;
+    use crate::store::suite::TestStore;
+    use crate::store::{Append, DocStore, RoomId, Seq};
+
+    fn key() -> RoomKey {
+        RoomKey {
+            project_id: "prj".into(),
+            name: "doc".into(),
+        }
+    }
+
+    /// An update inserting `s` at the end of the text `t` of `writer`.
+    fn edit(writer: &yrs::Doc, s: &str) -> Bytes {
+        let text = writer.get_or_insert_text("t");
+        let mut txn = writer.transact_mut();
+        let len = text.len(&txn);
+        text.insert(&mut txn, len, s);
+        Bytes::from(txn.encode_update_v1())
+    }
+
+    fn text(of: &yrs::Doc) -> String {
+        let text = of.get_or_insert_text("t");
+        let txn = of.transact();
+        text.get_string(&txn)
+    }
+
+    async fn append(docs: &dyn DocStore, room_id: RoomId, data: &Bytes) -> Seq {
+        docs.append(&[Append {
+            room_id,
+            data: data.clone(),
+            ..Default::default()
+        }])
+        .await
+        .unwrap()[0]
+    }
+
+    /// What the room does with a catch-up's result: applies its updates, takes its rows
+    /// as held. Returns whether the whole document was read and how many updates came.
+    fn take(room: &yrs::Doc, known: &mut Known, done: CaughtUp) -> (bool, usize) {
+        let CaughtUp::Changed {
+            version,
+            updates,
+            snapshot_upto,
+            rows,
+            whole,
+            ..
+        } = done
+        else {
+            panic!("the room changed");
+        };
+        for update in &updates {
+            doc::apply(room, doc::decode_update(update).unwrap()).unwrap();
+        }
+        known.version = Some(version);
+        known.snapshot = snapshot_upto;
+        known.seen = rows.into_iter().collect();
+        (whole, updates.len())
+    }
+
+    async fn late_commit_and_unseen_compaction(store: TestStore) {
+        let docs = store.docs();
+        let room_id = docs.load("prj", "doc").await.unwrap().room_id;
+        let (one, two) = (yrs::Doc::new(), yrs::Doc::new());
+        // This node holds A and C; B, from another node, got a smaller seq than C but
+        // committed after this node saw C (Postgres: visibility out of seq order).
+        let a = edit(&one, "hello");
+        let b = edit(&two, "late");
+        let c = edit(&one, " world");
+        let seqs = [
+            append(docs, room_id, &a).await,
+            append(docs, room_id, &b).await,
+            append(docs, room_id, &c).await,
+        ];
+        let room = yrs::Doc::new();
+        for update in [&a, &c] {
+            doc::apply(&room, doc::decode_update(update).unwrap()).unwrap();
+        }
+        let mut known = Known {
+            version: None,
+            snapshot: None,
+            seen: BTreeSet::from([seqs[0], seqs[2]]),
+        };
+        let done = catch_up(docs, &key(), room_id, known.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            take(&room, &mut known, done),
+            (false, 1),
+            "only the late row is read"
+        );
+        assert_eq!(text(&room), replayed(&[&a, &b, &c]));
+        assert_eq!(known.seen, BTreeSet::from(seqs));
+        // Nothing new: the same version, nothing read.
+        let done = catch_up(docs, &key(), room_id, known.clone())
+            .await
+            .unwrap();
+        assert!(matches!(done, CaughtUp::Unchanged));
+
+        // Another node appends D and E and compacts everything before this node looks:
+        // D and E are only in the snapshot now, so the whole document is read.
+        let d = edit(&two, "!");
+        let e = edit(&one, "?");
+        let d_seq = append(docs, room_id, &d).await;
+        let e_seq = append(docs, room_id, &e).await;
+        let stored = docs.read_upto(room_id, e_seq).await.unwrap();
+        let folded: Vec<Seq> = stored.updates.iter().map(|(seq, _)| *seq).collect();
+        assert_eq!(folded, [seqs[0], seqs[1], seqs[2], d_seq, e_seq]);
+        let snapshot = doc::merge(&stored);
+        assert!(docs
+            .replace_snapshot(room_id, None, e_seq, &folded, &snapshot)
+            .await
+            .unwrap());
+        let done = catch_up(docs, &key(), room_id, known.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            take(&room, &mut known, done),
+            (true, 1),
+            "the whole document"
+        );
+        let all = [&a, &b, &c, &d, &e];
+        assert_eq!(text(&room), replayed(&all));
+        assert_eq!(known.snapshot, Some(e_seq));
+        assert!(known.seen.is_empty());
+
+        // With that snapshot held, a new row is read alone again.
+        let f = edit(&two, "#");
+        let f_seq = append(docs, room_id, &f).await;
+        let done = catch_up(docs, &key(), room_id, known.clone())
+            .await
+            .unwrap();
+        assert_eq!(take(&room, &mut known, done), (false, 1));
+        assert_eq!(known.seen, BTreeSet::from([f_seq]));
+        let all = [&a, &b, &c, &d, &e, &f];
+        assert_eq!(text(&room), replayed(&all));
+
+        // Deleted on another node: gone.
+        docs.delete_room(room_id).await.unwrap();
+        let done = catch_up(docs, &key(), room_id, known.clone())
+            .await
+            .unwrap();
+        assert!(matches!(done, CaughtUp::Gone));
+        store.stores.close().await;
+    }
+
+    /// The text of a fresh document with `updates` applied (what every node converges
+    /// to).
+    fn replayed(updates: &[&Bytes]) -> String {
+        let fresh = yrs::Doc::new();
+        for update in updates {
+            doc::apply(&fresh, doc::decode_update(update).unwrap()).unwrap();
+        }
+        text(&fresh)
+    }
+
+    #[tokio::test]
+    async fn catch_up_reads_late_rows_and_falls_back_after_unseen_compaction_sqlite() {
+        if let Some(store) = TestStore::sqlite().await {
+            late_commit_and_unseen_compaction(store).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn catch_up_reads_late_rows_and_falls_back_after_unseen_compaction_postgres() {
+        if let Some(store) = TestStore::postgres().await {
+            late_commit_and_unseen_compaction(store).await;
+        }
+    }
+
+    /// A real late commit: on Postgres another node's append takes its seq, this node
+    /// sees a later row commit first, and the earlier row becomes visible after that.
+    #[tokio::test]
+    async fn a_row_visible_only_after_a_later_one_is_still_read_postgres() {
+        use sqlx::Connection;
+        let Some(store) = TestStore::postgres().await else {
+            return;
+        };
+        let docs = store.docs();
+        let room_id = docs.load("prj", "doc").await.unwrap().room_id;
+        let (one, two) = (yrs::Doc::new(), yrs::Doc::new());
+        let a = edit(&one, "hello");
+        let b = edit(&two, "late");
+        let c = edit(&one, " world");
+        let a_seq = append(docs, room_id, &a).await;
+        let room = yrs::Doc::new();
+        doc::apply(&room, doc::decode_update(&a).unwrap()).unwrap();
+        let mut known = Known {
+            version: None,
+            snapshot: None,
+            seen: BTreeSet::from([a_seq]),
+        };
+
+        let mut late = sqlx::PgConnection::connect(store.postgres_url().unwrap())
+            .await
+            .unwrap();
+        let mut tx = late.begin().await.unwrap();
+        let b_seq: Seq = sqlx::query_scalar(
+            "INSERT INTO room_updates (room_id, data) VALUES ($1, $2) RETURNING seq",
+        )
+        .bind(room_id)
+        .bind(b.to_vec())
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        let c_seq = append(docs, room_id, &c).await;
+        assert!(b_seq < c_seq);
+        let done = catch_up(docs, &key(), room_id, known.clone())
+            .await
+            .unwrap();
+        assert_eq!(take(&room, &mut known, done), (false, 1), "C only");
+        assert_eq!(known.seen, BTreeSet::from([a_seq, c_seq]));
+
+        tx.commit().await.unwrap();
+        let done = catch_up(docs, &key(), room_id, known.clone())
+            .await
+            .unwrap();
+        assert_eq!(take(&room, &mut known, done), (false, 1), "B, below C");
+        assert_eq!(known.seen, BTreeSet::from([a_seq, b_seq, c_seq]));
+        assert_eq!(text(&room), replayed(&[&a, &b, &c]));
+        late.close().await.unwrap();
+        store.stores.close().await;
+    }
+
+    #[test]
+    fn the_catch_up_interval_is_jittered_within_half_either_way() {
+        let interval = std::time::Duration::from_secs(10);
+        let draws: Vec<_> = (0..200).map(|_| super::jittered(interval)).collect();
+        assert!(draws
+            .iter()
+            .all(|d| *d >= interval / 2 && *d < interval * 3 / 2));
+        // Spread out, not one value: 200 draws all in one tenth of the range would take
+        // a broken source of randomness.
+        let (min, max) = (draws.iter().min().unwrap(), draws.iter().max().unwrap());
+        assert!(*max - *min > interval / 10, "{min:?}..{max:?}");
     }
 }

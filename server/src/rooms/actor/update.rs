@@ -43,7 +43,7 @@ impl RoomActor {
             return Flow::Continue;
         }
         match self.check_and_apply(update, &payload) {
-            Ok(()) => {}
+            Ok(_) => {}
             Err(Refused::Dependencies(sv)) => {
                 // An honest client only builds on what it received from us; if it did
                 // not, it gets our state vector and answers with a complete diff.
@@ -134,7 +134,7 @@ impl RoomActor {
         &mut self,
         update: Update,
         payload: &[u8],
-    ) -> Result<(), Refused> {
+    ) -> Result<bool, Refused> {
         let sv = doc::state_vector_of(&self.doc);
         let checked =
             validate::check_against_doc(payload, &validate::Limits::default(), &|client| {
@@ -148,7 +148,7 @@ impl RoomActor {
             Err(error) => return Err(Refused::Invalid(error.to_string())),
         }
         match doc::apply(&self.doc, update) {
-            Ok(()) => Ok(()),
+            Ok(changed) => Ok(changed),
             Err(ApplyError::Invalid(reason)) => Err(Refused::Invalid(reason)),
             Err(ApplyError::Panicked) => Err(Refused::Panicked),
         }
@@ -172,6 +172,8 @@ impl RoomActor {
         {
             Ok(stored) => {
                 self.doc = doc::build(&stored);
+                self.seen = stored.updates.iter().map(|(seq, _)| *seq).collect();
+                self.known_snapshot = stored.snapshot.as_ref().map(|(seq, _)| *seq);
                 self.last_seq = stored.updates.last().map_or(self.last_seq, |(s, _)| *s);
                 tracing::warn!("document rebuilt from the store after a rejected update");
                 Flow::Continue

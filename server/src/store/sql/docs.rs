@@ -10,7 +10,7 @@ use sqlx::{Row, Transaction};
 use super::{Db, Store};
 use crate::store::dialect::{Conn, Dialect};
 use crate::store::{
-    unix_ms, Append, DocStore, RoomId, RoomRow, RoomVersion, Seq, StoreResult, StoredDoc,
+    unix_ms, Append, DocStore, LogTail, RoomId, RoomRow, RoomVersion, Seq, StoreResult, StoredDoc,
 };
 
 impl Store {
@@ -168,6 +168,62 @@ async fn write_checkpoint(
     Ok(())
 }
 
+/// A catch-up's read ([`DocStore::read_unseen`]) with `conn` (which the caller makes a
+/// consistent snapshot): sizes and seqs first (no data), then the data of the rows from
+/// the lowest seq `seen` lacks.
+async fn read_tail(
+    conn: &mut Conn<Store>,
+    room_id: RoomId,
+    seen: &std::collections::BTreeSet<Seq>,
+) -> StoreResult<LogTail> {
+    let snapshot = sqlx::query(
+        "SELECT upto_seq, CAST(LENGTH(data) AS BIGINT) AS bytes
+         FROM room_snapshots WHERE room_id = $1",
+    )
+    .bind(room_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .map(|row| -> StoreResult<(Seq, usize)> {
+        Ok((row.try_get("upto_seq")?, size(row.try_get("bytes")?)))
+    })
+    .transpose()?;
+    let rows = sqlx::query(
+        "SELECT seq, CAST(LENGTH(data) AS BIGINT) AS bytes
+         FROM room_updates WHERE room_id = $1 ORDER BY seq",
+    )
+    .bind(room_id)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|row| Ok((row.try_get("seq")?, size(row.try_get("bytes")?))))
+    .collect::<StoreResult<Vec<(Seq, usize)>>>()?;
+    let mut updates = Vec::new();
+    if let Some(&(from, _)) = rows.iter().find(|(seq, _)| !seen.contains(seq)) {
+        let read = sqlx::query(
+            "SELECT seq, data FROM room_updates WHERE room_id = $1 AND seq >= $2 ORDER BY seq",
+        )
+        .bind(room_id)
+        .bind(from)
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in read {
+            let seq: Seq = row.try_get("seq")?;
+            if !seen.contains(&seq) {
+                updates.push((seq, Bytes::from(row.try_get::<Vec<u8>, _>("data")?)));
+            }
+        }
+    }
+    Ok(LogTail {
+        snapshot,
+        rows,
+        updates,
+    })
+}
+
+fn size(bytes: i64) -> usize {
+    usize::try_from(bytes).unwrap_or(0)
+}
+
 #[async_trait]
 impl DocStore for Store {
     async fn load(&self, project_id: &str, room: &str) -> StoreResult<StoredDoc> {
@@ -237,6 +293,17 @@ impl DocStore for Store {
         write_checkpoint(&mut tx, room_id, upto, folded, data).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn read_unseen(
+        &self,
+        room_id: RoomId,
+        seen: &std::collections::BTreeSet<Seq>,
+    ) -> StoreResult<LogTail> {
+        let mut tx = self.begin_snapshot().await?;
+        let tail = read_tail(&mut tx, room_id, seen).await?;
+        tx.commit().await?;
+        Ok(tail)
     }
 
     async fn room_version(&self, room_id: RoomId) -> StoreResult<Option<RoomVersion>> {

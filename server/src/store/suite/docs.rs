@@ -506,3 +506,62 @@ pub(super) async fn read_only_setting_story(store: TestStore) {
     assert_eq!(docs.read_only("prj", "doc").await.unwrap(), None);
     assert!(!docs.load("prj", "doc").await.unwrap().read_only);
 }
+
+/// A catch-up's read: the snapshot's `upto_seq`, every log row's seq and size, and the
+/// data of exactly the rows the reader has not seen, compared by seq (a row that
+/// committed late below rows already seen is read; rows seen above it are not returned).
+pub(super) async fn read_unseen_story(store: TestStore) {
+    use std::collections::BTreeSet;
+
+    use crate::store::LogTail;
+    let docs = store.docs();
+    let room = docs.load("prj", "doc").await.unwrap().room_id;
+    let other = docs.load("prj", "other").await.unwrap().room_id;
+    assert_eq!(
+        docs.read_unseen(room, &BTreeSet::new()).await.unwrap(),
+        LogTail::default()
+    );
+    let mut seqs = Vec::new();
+    for data in [&b"a"[..], b"bb", b"ccc"] {
+        seqs.extend(docs.append(&[append(room, data)]).await.unwrap());
+    }
+    docs.append(&[append(other, b"x")]).await.unwrap();
+    let rows = vec![(seqs[0], 1), (seqs[1], 2), (seqs[2], 3)];
+
+    // Nothing seen: everything, in seq order.
+    let tail = docs.read_unseen(room, &BTreeSet::new()).await.unwrap();
+    assert_eq!(tail.snapshot, None);
+    assert_eq!(tail.rows, rows);
+    let data: Vec<&[u8]> = tail.updates.iter().map(|(_, d)| d.as_ref()).collect();
+    assert_eq!(data, [&b"a"[..], b"bb", b"ccc"]);
+    // The middle row committed after the reader saw the last one: only it is read.
+    let seen = BTreeSet::from([seqs[0], seqs[2]]);
+    let tail = docs.read_unseen(room, &seen).await.unwrap();
+    assert_eq!(tail.rows, rows);
+    assert_eq!(tail.updates, [(seqs[1], Bytes::from_static(b"bb"))]);
+    // Everything seen: no data read, and seqs of rows no longer stored change nothing.
+    let all = BTreeSet::from([seqs[0] - 1, seqs[0], seqs[1], seqs[2]]);
+    let tail = docs.read_unseen(room, &all).await.unwrap();
+    assert_eq!((tail.rows.clone(), tail.updates.len()), (rows.clone(), 0));
+    // A new row past what was seen: only it.
+    let d = docs.append(&[append(room, b"dddd")]).await.unwrap()[0];
+    let tail = docs.read_unseen(room, &all).await.unwrap();
+    assert_eq!(tail.updates, [(d, Bytes::from_static(b"dddd"))]);
+    assert_eq!(tail.rows.last(), Some(&(d, 4)));
+
+    // A compaction folding the first two: the new snapshot is reported (the reader
+    // compares it with the one it holds) and the folded rows are gone from the log.
+    assert!(docs
+        .replace_snapshot(room, None, seqs[1], &seqs[..2], b"SNAP!")
+        .await
+        .unwrap());
+    let tail = docs.read_unseen(room, &all).await.unwrap();
+    assert_eq!(tail.snapshot, Some((seqs[1], 5)));
+    assert_eq!(tail.rows, [(seqs[2], 3), (d, 4)]);
+    assert_eq!(tail.updates, [(d, Bytes::from_static(b"dddd"))]);
+    // Another room's rows are never in it.
+    let tail = docs.read_unseen(other, &BTreeSet::new()).await.unwrap();
+    assert_eq!(tail.rows.len(), 1);
+    assert_eq!(tail.updates[0].1.as_ref(), b"x");
+    store.stores.close().await;
+}

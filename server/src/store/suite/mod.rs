@@ -55,6 +55,14 @@ impl TestStore {
         })
     }
 
+    /// The database's URL when on Postgres (for a test that needs its own connection).
+    pub fn postgres_url(&self) -> Option<&str> {
+        match &self.place {
+            Place::Postgres(db) => Some(&db.url),
+            Place::Sqlite(_) => None,
+        }
+    }
+
     pub fn docs(&self) -> &dyn super::DocStore {
         &*self.stores.docs
     }
@@ -141,6 +149,7 @@ macro_rules! stories {
             docs::read_only_setting_story,
             history::history_story,
             history::history_keeps_a_late_row,
+            docs::read_unseen_story,
             control::account_story,
             control::session_story,
             control::member_story,
