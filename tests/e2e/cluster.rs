@@ -983,8 +983,13 @@ async fn room_counts_presence_and_the_room_cap_are_cluster_wide() {
     );
     assert_eq!(remote["presence"][0]["clientId"], 11, "{remote}");
     assert_eq!(remote["presence"][0]["state"]["cursor"], 1, "{remote}");
+    // The local connection names this node (the one to close it on), not the other.
     let local = users.iter().find(|u| u["userId"] == "bob").unwrap();
-    assert!(local.get("node").is_none(), "{local}");
+    assert!(
+        local["node"].as_str().is_some_and(|n| n.len() == 16),
+        "{local}"
+    );
+    assert_ne!(local["node"], remote["node"], "{local} {remote}");
     assert_ne!(local["connectionId"], 0, "{local}");
 
     // A room with a client on node 2 only: node 1 has not loaded it.

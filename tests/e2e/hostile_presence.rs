@@ -289,19 +289,25 @@ async fn hostile_presence_reaches_no_node() {
         assert_unharmed(&mut c, "cat").await;
         drop(c);
     }
-    // REST presence on each node lists its own connections' states, untouched.
+    // REST presence is cluster-wide: each node lists both states, untouched (its own
+    // connection's and the one the other node sent).
     let deadline = Instant::now() + Duration::from_secs(10);
-    for (node, id, cursor) in [(n0, ida, 1), (n1, idb, 2)] {
-        let states = loop {
+    for node in [n0, n1] {
+        let mut states = loop {
             let states = listed(node, sk, room).await;
             // The late joiners' connections may still be closing.
-            if states.len() == 1 || Instant::now() >= deadline {
+            if states.len() == 2 || Instant::now() >= deadline {
                 break states;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        assert_eq!(states.len(), 1, "{states:?}");
-        assert_eq!(states[0].0, id, "{states:?}");
-        assert_eq!(states[0].1["cursor"], cursor, "{states:?}");
+        states.sort_by_key(|(id, _)| *id);
+        let mut expected = vec![(ida, 1), (idb, 2)];
+        expected.sort_by_key(|(id, _)| *id);
+        assert_eq!(states.len(), 2, "{states:?}");
+        for ((id, state), (want_id, cursor)) in states.iter().zip(expected) {
+            assert_eq!(*id, want_id, "{states:?}");
+            assert_eq!(state["cursor"], cursor, "{states:?}");
+        }
     }
 }
