@@ -4,7 +4,7 @@ import { Tandem } from '@tandem/node';
 
 const tandem = new Tandem({ secretKey: 'sk_x', baseUrl: 'http://x' });
 // @ts-expect-error: not a scope of the API
-void tandem.authorize({ userId: 'u', permissions: { r: ['room:admin'] } });
+void tandem.authorize({ userId: 'u', permissions: { r: ['room:owner'] } });
 // @ts-expect-error: userId is required
 void tandem.authorize({ permissions: {} });
 // @ts-expect-error: a room has no `owner`
