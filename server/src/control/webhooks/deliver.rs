@@ -142,7 +142,7 @@ impl Client {
                     .headers()
                     .get("retry-after")
                     .and_then(|v| v.to_str().ok())
-                    .and_then(parse_retry_after);
+                    .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
                 Attempt::Answered {
                     status,
                     retry_after,
