@@ -444,3 +444,88 @@ fn metric(text: &str, name: &str) -> f64 {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
         .unwrap_or(0.0)
 }
+
+/// A plan change reaches every node at once: the webhook lands on node 1, and a socket
+/// open on node 2 (admitted under free) may then write a document free would refuse,
+/// with no reconnect. Then cancellation, posted to node 2, brings node 1's new socket
+/// back to free (4413 past 2000 bytes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_change_reaches_open_sockets_on_every_node() {
+    use crate::cluster_support::{Cluster, Options};
+    let dir = tempfile::tempdir().unwrap();
+    let stripe = FakeStripe::start().await;
+    let (plans, stripe_plans) = files(&dir);
+    let mut extra = vec!["--plans".to_owned(), plans];
+    extra.extend(stripe.args(&stripe_plans));
+    let Some(cluster) = Cluster::start(
+        "billing::a_plan_change_reaches_open_sockets_on_every_node",
+        Options {
+            nodes: 2,
+            strict: true,
+            extra,
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let (n1, n2) = (cluster.node(0), cluster.node(1));
+    let (account, project) = n1.project().await;
+    checkout(n1, &account).await;
+
+    // On free, node 2's socket may hold at most 2000 bytes: it stays under that.
+    let mut on_n2 = writer(n2, &project.key.key).await;
+    on_n2.text_push(&"a".repeat(1500)).await;
+    on_n2.round_trip().await;
+
+    let start = fake::unix_now() - 60;
+    let created = fake::event(
+        "evt_cluster_sub_created",
+        "customer.subscription.created",
+        fake::subscription("sub_c", "cus_fake1", "active", "price_pro", start),
+    );
+    post_event(n1, &created, &fake::signed(&created, fake::WEBHOOK_SECRET))
+        .await
+        .expect(200);
+    assert_eq!(plan_of(n2, &account).await, "pro");
+
+    // Node 2 enforces pro on the socket it admitted under free. The event reaches it
+    // over Redis at once, or from the durable event log within about a second; wait
+    // past that, then 3000 more bytes are applied, not refused (a refusal closes the
+    // socket with 4413 and the round trip fails).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    on_n2.text_push(&"b".repeat(3000)).await;
+    on_n2.round_trip().await;
+    let doc = n2
+        .call(
+            "GET",
+            "/v1/rooms/doc/document",
+            Cred::Bearer(&project.key.key),
+            None,
+        )
+        .await
+        .expect(200)
+        .json();
+    assert!(doc.to_string().len() > 4000, "{doc}");
+
+    // Cancellation posted to node 2: node 1's socket, admitted under pro, is refused
+    // (4413) on its next write, since the document is past free's 2000 bytes.
+    let mut on_n1 = writer(n1, &project.key.key).await;
+    on_n1.round_trip().await;
+    let deleted = fake::event(
+        "evt_cluster_sub_deleted",
+        "customer.subscription.deleted",
+        fake::subscription("sub_c", "cus_fake1", "canceled", "price_pro", start),
+    );
+    post_event(n2, &deleted, &fake::signed(&deleted, fake::WEBHOOK_SECRET))
+        .await
+        .expect(200);
+    assert_eq!(plan_of(n1, &account).await, "free");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let _ = on_n1.try_text_push("more").await;
+    match on_n1.closed_within(Duration::from_secs(10)).await {
+        Closed::Code(code, _) => assert_eq!(code, close::TOO_LARGE),
+        Closed::Dropped => panic!("dropped without a close frame"),
+    }
+}
