@@ -4,12 +4,11 @@
 //! routes call, and are written to the tenant's audit log.
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::Form;
 use serde::Deserialize;
 
-use super::error::{render_status, DashError, DashResult};
-use super::rooms::{room_key, room_page, RoomQuery};
+use super::error::{DashError, DashResult};
+use super::rooms::{respond, room_key, RoomQuery};
 use super::session::{Ctx, DashUser};
 use crate::control::ControlError;
 use crate::http::api::connections::parse_node;
@@ -131,25 +130,4 @@ pub(super) async fn read_only(
     }
     .await;
     respond(&state, ctx, &query.name, result).await
-}
-
-/// The room page again, with the action's notice or its error.
-async fn respond(
-    state: &AppState,
-    ctx: Ctx,
-    name: &str,
-    result: Result<String, DashError>,
-) -> DashResult {
-    let (status, notice, error) = match result {
-        Ok(notice) => (StatusCode::OK, Some(notice), None),
-        Err(DashError::SignIn) => return Err(DashError::SignIn),
-        Err(e) => {
-            let (status, detail) = e.detail();
-            (status, None, Some(detail))
-        }
-    };
-    let mut page = room_page(state, ctx, name).await?;
-    page.chrome.notice = notice;
-    page.chrome.error = error;
-    Ok(render_status(status, &page))
 }

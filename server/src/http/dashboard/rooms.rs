@@ -331,25 +331,13 @@ pub(super) async fn broadcast(
         Ok::<_, DashError>(state.rooms.broadcast_event(&key, event).await?)
     }
     .await;
-    let (status, notice, error) = match result {
-        Ok(n) => (
-            axum::http::StatusCode::OK,
-            Some(format!(
-                "Event sent to {n} connection{}.",
-                if n == 1 { "" } else { "s" }
-            )),
-            None,
-        ),
-        Err(DashError::SignIn) => return Err(DashError::SignIn),
-        Err(e) => {
-            let (status, detail) = e.detail();
-            (status, None, Some(detail))
-        }
+    let notice = |n: usize| {
+        format!(
+            "Event sent to {n} connection{}.",
+            if n == 1 { "" } else { "s" }
+        )
     };
-    let mut page = room_page(&state, ctx, &query.name).await?;
-    page.chrome.notice = notice;
-    page.chrome.error = error;
-    Ok(render_status(status, &page))
+    respond(&state, ctx, &query.name, result.map(notice)).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -400,13 +388,7 @@ pub(super) async fn delete(
     .await;
     match result {
         Ok(()) => Ok(Redirect::to(&format!("{}/p/{}/rooms", ctx.base(), row.id)).into_response()),
-        Err(DashError::SignIn) => Err(DashError::SignIn),
-        Err(e) => {
-            let (status, detail) = e.detail();
-            let mut page = room_page(&state, ctx, &query.name).await?;
-            page.chrome.error = Some(detail);
-            Ok(render_status(status, &page))
-        }
+        Err(e) => respond(&state, ctx, &query.name, Err(e)).await,
     }
 }
 
@@ -459,19 +441,26 @@ pub(super) async fn restore(
         Ok::<_, DashError>(())
     }
     .await;
+    let notice = |()| format!("Restored to {}.", form.at);
+    respond(&state, ctx, &query.name, result.map(notice)).await
+}
+
+/// The room page again, with the action's notice or its error.
+pub(super) async fn respond(
+    state: &AppState,
+    ctx: Ctx,
+    name: &str,
+    result: Result<String, DashError>,
+) -> DashResult {
     let (status, notice, error) = match result {
-        Ok(()) => (
-            axum::http::StatusCode::OK,
-            Some(format!("Restored to {}.", form.at)),
-            None,
-        ),
+        Ok(notice) => (axum::http::StatusCode::OK, Some(notice), None),
         Err(DashError::SignIn) => return Err(DashError::SignIn),
         Err(e) => {
             let (status, detail) = e.detail();
             (status, None, Some(detail))
         }
     };
-    let mut page = room_page(&state, ctx, &query.name).await?;
+    let mut page = room_page(state, ctx, name).await?;
     page.chrome.notice = notice;
     page.chrome.error = error;
     Ok(render_status(status, &page))
