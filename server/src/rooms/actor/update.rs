@@ -77,11 +77,13 @@ impl RoomActor {
             except: Some(conn),
             frame,
         };
+        // Borrowed, not cloned: this runs once per update (the tally copies a writer
+        // only the first time it sees one).
         let writer = self
             .conns
             .get(&conn)
-            .and_then(|c| c.identity.user_id.clone());
-        self.tally.wrote(writer.as_deref());
+            .and_then(|c| c.identity.user_id.as_deref());
+        self.tally.wrote(writer);
         let saved = saved.map(|upto| Deferred::Saved { conn, upto });
         self.persist(
             payload,
